@@ -1,0 +1,148 @@
+"""Validation and preparation of the finder's array inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ArrayLike = np.ndarray | Tensor
+
+# float16 probabilities of 150 classes sum to 1 only within about 1e-2.
+_SUM_TOLERANCE = 2e-2
+_NEGATIVE_TOLERANCE = 1e-4
+
+
+class PredProbsError(ValueError):
+    """Invalid probabilities of one image of a batch.
+
+    Attributes:
+        image_index: the image's index in the batch.
+    """
+
+    def __init__(self, message: str, image_index: int) -> None:
+        super().__init__(message)
+        self.image_index = image_index
+
+
+def as_tensor(x: ArrayLike, *, device: torch.device | None = None) -> Tensor:
+    """Returns ``x`` as a tensor on ``device`` (default: where it lives)."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, Tensor):
+        raise TypeError(
+            f"expected a numpy array or torch tensor, got {type(x).__name__}"
+        )
+    return x if device is None else x.to(device)
+
+
+def prepare_labels(
+    labels: ArrayLike,
+    num_classes: int,
+    ignore_index: Sequence[int],
+    *,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Validates ``(N, H, W)`` labels; returns int64 with -1 where ignored.
+
+    Mask values without a probability channel (``>= num_classes``, such as
+    255) and values in ``ignore_index`` are never scored.
+    """
+    labels = as_tensor(labels, device=device)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise TypeError(
+            f"labels must be an integer array, got dtype {labels.dtype}"
+        )
+    if labels.ndim != 3:
+        raise ValueError(
+            f"labels must have a shape of (N, H, W), got {tuple(labels.shape)}"
+        )
+    labels = labels.long()
+    ignored = (labels < 0) | (labels >= num_classes)
+    for value in ignore_index:
+        ignored |= labels == value
+    return labels.masked_fill(ignored, -1)
+
+
+def prepare_pred_probs(
+    pred_probs: ArrayLike,
+    labels: Tensor,
+    num_classes: int,
+    *,
+    logits: bool = False,
+) -> Tensor:
+    """Validates ``(N, K, H, W)`` probabilities against prepared labels.
+
+    Returns float32 probabilities on the labels' device, resized
+    (bilinearly) to the labels' ``(H, W)`` when they differ, and softmaxed
+    first when ``logits`` is true.
+
+    Raises:
+        ValueError: on a wrong shape or number of classes.
+        PredProbsError: on NaN or infinite values, negative probabilities
+            or probabilities that do not sum to one, naming the image.
+    """
+    pred_probs = as_tensor(pred_probs, device=labels.device)
+    if not pred_probs.dtype.is_floating_point:
+        raise TypeError(
+            f"pred_probs must be a float array, got dtype {pred_probs.dtype}"
+        )
+    if pred_probs.ndim != 4:
+        raise ValueError(
+            "pred_probs must have a shape of (N, K, H, W), got "
+            f"{tuple(pred_probs.shape)}"
+        )
+    n, k = pred_probs.shape[:2]
+    if n != labels.shape[0]:
+        raise ValueError(
+            f"pred_probs holds {n} images but labels hold {labels.shape[0]}"
+        )
+    if k != num_classes:
+        raise ValueError(
+            f"pred_probs has {k} class channels, expected {num_classes}"
+        )
+    pred_probs = pred_probs.float()
+    _check_finite(pred_probs)
+    if pred_probs.shape[-2:] != labels.shape[-2:]:
+        pred_probs = F.interpolate(
+            pred_probs,
+            size=tuple(labels.shape[-2:]),
+            mode="bilinear",
+            align_corners=False,
+        )
+    if logits:
+        return pred_probs.softmax(dim=1)
+    _check_probabilities(pred_probs)
+    return pred_probs
+
+
+def _check_finite(pred_probs: Tensor) -> None:
+    finite = torch.isfinite(pred_probs).flatten(1).all(dim=1)
+    if not finite.all():
+        i = int((~finite).nonzero()[0])
+        raise PredProbsError(
+            f"pred_probs of image {i} hold NaN or infinite values", i
+        )
+
+
+def _check_probabilities(pred_probs: Tensor) -> None:
+    minimum = pred_probs.amin(dim=(1, 2, 3))
+    if (minimum < -_NEGATIVE_TOLERANCE).any():
+        i = int((minimum < -_NEGATIVE_TOLERANCE).nonzero()[0])
+        raise PredProbsError(
+            f"pred_probs of image {i} hold negative values (min "
+            f"{float(minimum[i]):.3g}); pass logits=True if they are logits",
+            i,
+        )
+    error = (pred_probs.sum(dim=1) - 1).abs().amax(dim=(1, 2))
+    if (error > _SUM_TOLERANCE).any():
+        i = int((error > _SUM_TOLERANCE).nonzero()[0])
+        raise PredProbsError(
+            f"pred_probs of image {i} do not sum to 1 over classes (off by "
+            f"up to {float(error[i]):.3g}); pass logits=True if they are "
+            "logits",
+            i,
+        )

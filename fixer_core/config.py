@@ -1,0 +1,105 @@
+"""Tunable thresholds of the label error finder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+ERROR_TYPES = ("general", "ambiguous", "false_negative")
+
+
+@dataclass(frozen=True)
+class FinderConfig:
+    """Thresholds of :class:`~fixer_core.LabelErrorFinder`.
+
+    Every rule of the finder reads its numbers from here, so a run is fully
+    described by its config (it is stored with each FiftyOne run).
+
+    Args:
+        min_confidence: a predicted class ``j`` counts as confident on a pixel
+            when ``p_j >= min(t_j, min_confidence)``, where ``t_j`` is the
+            class's confident-learning threshold (the mean ``p_j`` over pixels
+            labelled ``j``). The cap keeps classes the model is always sure of
+            from needing near-certain predictions.
+        min_area: smallest patch, in pixels, that is reported.
+        speck_radius: radius of the morphological opening that removes specks
+            and one-pixel threads from pixel-level flags (0 disables it).
+        boundary_width: a patch that touches a region labelled with its
+            suggested class and is nowhere wider than twice this many pixels
+            is a boundary sliver (label noise along the border between two
+            regions) and is not reported (0 disables the rule).
+        score_area_scale: area, in pixels, at which the size factor of a
+            patch's score reaches one half.
+        min_score: patches scoring below this are not reported.
+        fn_max_frequency_ratio: a patch can be a false negative only when its
+            suggested class holds at most this fraction of the pixels of its
+            given class across the dataset.
+        fn_min_inside_share: ... and at least this share of the pixels just
+            outside the patch carry the given class (the patch lies inside a
+            region of it).
+        ambiguous_min_rate: a class pair is confused in both directions when
+            at least this fraction of the interior pixels of each class is
+            confidently predicted as the other.
+        ambiguous_min_given_prob: ... and a patch of that pair is ambiguous
+            when the model still gives its given class at least this mean
+            probability (the model itself is split).
+        min_issue_patches: a recurring pattern becomes a specific issue when
+            it holds at least this many patches ...
+        min_issue_images: ... in at least this many images.
+    """
+
+    min_confidence: float = 0.5
+    min_area: int = 16
+    speck_radius: int = 1
+    boundary_width: int = 2
+    score_area_scale: float = 32.0
+    min_score: float = 0.0
+    fn_max_frequency_ratio: float = 0.3
+    fn_min_inside_share: float = 0.5
+    ambiguous_min_rate: float = 0.01
+    ambiguous_min_given_prob: float = 0.2
+    min_issue_patches: int = 3
+    min_issue_images: int = 3
+
+    def __post_init__(self) -> None:
+        for name in (
+            "min_confidence",
+            "min_score",
+            "fn_min_inside_share",
+            "ambiguous_min_rate",
+            "ambiguous_min_given_prob",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        for name in (
+            "min_area",
+            "speck_radius",
+            "boundary_width",
+            "min_issue_patches",
+            "min_issue_images",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"{name} must be a non-negative integer, got {value!r}"
+                )
+        if self.score_area_scale <= 0:
+            raise ValueError(
+                "score_area_scale must be positive, got "
+                f"{self.score_area_scale}"
+            )
+        if self.fn_max_frequency_ratio < 0:
+            raise ValueError(
+                "fn_max_frequency_ratio must be non-negative, got "
+                f"{self.fn_max_frequency_ratio}"
+            )
+
+    def to_dict(self) -> dict:
+        """Returns the config as a JSON-serializable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FinderConfig:
+        """Builds a config from a dict, ignoring keys that are not fields."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})

@@ -1,0 +1,19 @@
+"""Applying suggested classes to labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .patches import Patch
+
+
+def apply_patches(label: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
+    """Returns a copy of an ``(H, W)`` label map with each patch's pixels
+    set to its suggested class. The input is never modified."""
+    corrected = label.copy()
+    for patch in patches:
+        x, y, w, h = patch.box
+        corrected[y : y + h, x : x + w][patch.mask] = patch.suggested_label
+    return corrected

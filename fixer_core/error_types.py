@@ -1,0 +1,48 @@
+"""Sorting patches into the three error types."""
+
+from __future__ import annotations
+
+from .config import FinderConfig
+from .statistics import ClassStatistics
+
+
+def classify_error(
+    given: int,
+    suggested: int,
+    *,
+    given_prob: float,
+    inside_share: float,
+    statistics: ClassStatistics,
+    config: FinderConfig,
+) -> str:
+    """Returns the error type of a patch.
+
+    The rules, checked in this order:
+
+    - ``"ambiguous"``: the pair is confused in both directions across the
+      dataset (at least ``ambiguous_min_rate`` of the interior pixels of each
+      class are confidently predicted as the other: an inconsistent labelling
+      policy, such as rug vs floor) and the model itself is split on the
+      patch (mean given-class probability at least
+      ``ambiguous_min_given_prob``).
+    - ``"false_negative"``: the suggested class is much rarer than the given
+      one (at most ``fn_max_frequency_ratio`` of its pixels) and the patch
+      lies inside a region of the given class (at least
+      ``fn_min_inside_share`` of its outline): a rare object missed in
+      favour of a common one, such as a cushion labelled couch.
+    - ``"general"``: everything else.
+    """
+    rates = statistics.confusion_rates
+    if (
+        min(rates[given, suggested], rates[suggested, given])
+        >= config.ambiguous_min_rate
+        and given_prob >= config.ambiguous_min_given_prob
+    ):
+        return "ambiguous"
+    counts = statistics.pixel_counts
+    if (
+        counts[suggested] <= config.fn_max_frequency_ratio * counts[given]
+        and inside_share >= config.fn_min_inside_share
+    ):
+        return "false_negative"
+    return "general"

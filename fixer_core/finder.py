@@ -1,0 +1,481 @@
+"""The label error finder: streaming two passes over batches."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._checks import ArrayLike, as_tensor, prepare_labels, prepare_pred_probs
+from .config import ERROR_TYPES, FinderConfig
+from .error_types import classify_error
+from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
+from .patches import Patch, PatchGeometry, find_patch_geometry
+from .regions import LabelRegions, label_regions
+from .statistics import ClassStatistics, ClassStatisticsAccumulator
+
+# Algorithm
+# ---------
+# Pass 1 (``update``) streams the dataset once and accumulates per-class
+# statistics: pixel counts, confident-learning thresholds t_k (mean p_k over
+# pixels labelled k) and the confident joint of given vs predicted classes
+# over region interiors.
+#
+# Pass 2 (``find``) streams it again. A pixel labelled g is flagged with
+# suggestion s when the model's argmax s != g is confident (p_s >=
+# min(t_s, min_confidence)) and g is not (p_g < t_g). Whole connected
+# regions of one label are scored too: when a region's mean probabilities
+# confidently name another class, the whole region is flagged with it,
+# which is far less noisy than single pixels. Flags become patches (see
+# ``find_patch_geometry``), each scored by its mean margin p_s - p_g times
+# a size factor, and typed (see ``classify_error``).
+#
+# ``summary`` groups recurring (given, suggested, type) patterns into named
+# specific issues.
+
+
+@dataclass(frozen=True)
+class FinderSummary:
+    """What a finished pass 2 found.
+
+    Attributes:
+        issues: specific issues, largest first.
+        totals: ``{error_type: {"patches": n, "pixels": n}}``.
+        num_images: images scored.
+        num_pixels: scored pixels.
+        issue_share: share of flagged pixels that lie in specific issues.
+    """
+
+    issues: list[SpecificIssue]
+    totals: dict[str, dict[str, int]]
+    num_images: int
+    num_pixels: int
+    issue_share: float
+
+    def issue_of(self, patch: Patch) -> str | None:
+        """Returns the name of the specific issue a patch belongs to."""
+        key = issue_key(
+            patch.given_label, patch.suggested_label, patch.error_type
+        )
+        return self._lookup.get(key)
+
+    @property
+    def _lookup(self) -> dict:
+        return issue_lookup(self.issues)
+
+    @property
+    def flagged_pixels(self) -> int:
+        """Pixels in all reported patches."""
+        return sum(t["pixels"] for t in self.totals.values())
+
+    def to_dict(self) -> dict:
+        """Returns the summary as JSON-serializable data."""
+        return {
+            "issues": [i.to_dict() for i in self.issues],
+            "totals": {t: self.totals.get(t, {}) for t in ERROR_TYPES},
+            "num_images": self.num_images,
+            "num_pixels": self.num_pixels,
+            "flagged_pixels": self.flagged_pixels,
+            "issue_share": self.issue_share,
+        }
+
+
+class LabelErrorFinder:
+    """Finds label errors in a stream of batches, in two passes.
+
+    N - number of images in a batch, K - number of classes, H, W - mask size.
+    Channel ``k`` of the probabilities is the class whose mask value is
+    ``k``; mask values without a channel and values in ``ignore_index`` are
+    never scored or flagged. Memory is bounded by one batch: nothing of a
+    batch is kept but its patches.
+
+    Args:
+        class_names: the K class names, in channel order.
+        ignore_index: mask values that are never scored.
+        logits: whether ``pred_probs`` are logits (softmaxed here) rather
+            than probabilities (validated to be non-negative, summing to 1).
+        config: the finder's thresholds.
+        device: where to compute; ``None`` computes where the inputs live.
+
+    Example:
+        >>> from fixer_core.synthetic import make_scenes
+        >>> scenes = make_scenes(8, seed=0)
+        >>> finder = LabelErrorFinder(scenes.class_names, ignore_index=[255])
+        >>> finder.update(scenes.labels, scenes.pred_probs)
+        >>> patches = finder.find(scenes.labels, scenes.pred_probs)
+        >>> len(patches)
+        8
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        *,
+        ignore_index: Sequence[int] = (),
+        logits: bool = False,
+        config: FinderConfig | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if len(class_names) < 2:
+            raise ValueError("at least two classes are needed")
+        self.class_names = tuple(class_names)
+        self.num_classes = len(self.class_names)
+        self.ignore_index = tuple(int(i) for i in ignore_index)
+        self.logits = logits
+        self.config = config or FinderConfig()
+        self.device = None if device is None else torch.device(device)
+        self._accumulator: ClassStatisticsAccumulator | None = None
+        self._statistics: ClassStatistics | None = None
+        self._tally = IssueTally()
+        self._num_scored = 0
+        self._num_pixels = 0
+
+    # -- pass 1 -----------------------------------------------------------
+
+    def update(self, labels: ArrayLike, pred_probs: ArrayLike) -> None:
+        """Pass 1: adds ``(N, H, W)`` labels and ``(N, K, H, W)``
+        probabilities to the class statistics."""
+        if self._statistics is not None:
+            raise RuntimeError(
+                "statistics are final once find() has run; start a new "
+                "finder for a new dataset"
+            )
+        labels, pred_probs = self._prepare(labels, pred_probs)
+        if self._accumulator is None:
+            self._accumulator = ClassStatisticsAccumulator(
+                self.num_classes,
+                boundary_width=self.config.boundary_width,
+                min_confidence=self.config.min_confidence,
+                device=labels.device,
+            )
+        self._accumulator.update(labels, pred_probs)
+
+    @property
+    def statistics(self) -> ClassStatistics:
+        """The statistics of pass 1; reading them ends pass 1."""
+        if self._statistics is None:
+            if self._accumulator is None:
+                raise RuntimeError("call update() on the data before find()")
+            self._statistics = self._accumulator.compute()
+        return self._statistics
+
+    # -- pass 2 -----------------------------------------------------------
+
+    def find(
+        self,
+        labels: ArrayLike,
+        pred_probs: ArrayLike,
+        *,
+        image_indices: Sequence[int] | None = None,
+    ) -> list[list[Patch]]:
+        """Pass 2: returns the typed patches of each image of a batch.
+
+        Args:
+            labels: ``(N, H, W)`` integer labels.
+            pred_probs: ``(N, K, H, W)`` probabilities (or logits).
+            image_indices: the images' indices, stored in each patch
+                (default: a running count over all batches).
+        """
+        stats = self.statistics
+        labels, pred_probs = self._prepare(labels, pred_probs)
+        n = labels.shape[0]
+        if image_indices is None:
+            image_indices = range(self._num_scored, self._num_scored + n)
+        elif len(image_indices) != n:
+            raise ValueError(
+                f"got {len(image_indices)} image_indices for {n} images"
+            )
+        thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
+        suggested = _pixel_suggestions(
+            labels, pred_probs, thresholds, self.config.min_confidence
+        )
+        labels_np = labels.cpu().numpy()
+        regions = [label_regions(label) for label in labels_np]
+        rows = pred_probs.permute(0, 2, 3, 1).reshape(-1, self.num_classes)
+        suggested, region_flagged = _apply_region_suggestions(
+            suggested, rows, regions, thresholds, self.config.min_confidence
+        )
+        suggested_np = suggested.cpu().numpy()
+        region_flagged_np = region_flagged.cpu().numpy()
+
+        geometry = [
+            find_patch_geometry(
+                labels_np[i],
+                suggested_np[i],
+                region_flagged_np[i],
+                regions[i],
+                self.config,
+            )
+            for i in range(n)
+        ]
+        means = _mean_rows(
+            rows, [ids for ids, _ in geometry], device=labels.device
+        )
+        out, offset = [], 0
+        for i, (_, shapes) in enumerate(geometry):
+            image_means = means[offset : offset + len(shapes)]
+            offset += len(shapes)
+            out.append(
+                self._make_patches(
+                    int(image_indices[i]),
+                    tuple(labels_np.shape[1:]),
+                    shapes,
+                    image_means,
+                    stats,
+                )
+            )
+        self._num_scored += n
+        self._num_pixels += int((labels >= 0).sum())
+        return out
+
+    def summary(self) -> FinderSummary:
+        """Groups the patches found so far into specific issues."""
+        totals = self._tally.totals()
+        issues = self._tally.issues(
+            self.class_names,
+            min_patches=self.config.min_issue_patches,
+            min_images=self.config.min_issue_images,
+        )
+        flagged = sum(t["pixels"] for t in totals.values())
+        in_issues = sum(i.num_pixels for i in issues)
+        return FinderSummary(
+            issues=issues,
+            totals=totals,
+            num_images=self._num_scored,
+            num_pixels=self._num_pixels,
+            issue_share=in_issues / flagged if flagged else 0.0,
+        )
+
+    # -- helpers ----------------------------------------------------------
+
+    def _prepare(
+        self, labels: ArrayLike, pred_probs: ArrayLike
+    ) -> tuple[Tensor, Tensor]:
+        device = self.device
+        if device is None and isinstance(pred_probs, Tensor):
+            device = pred_probs.device
+        labels = prepare_labels(
+            labels, self.num_classes, self.ignore_index, device=device
+        )
+        pred_probs = prepare_pred_probs(
+            pred_probs, labels, self.num_classes, logits=self.logits
+        )
+        return labels, pred_probs
+
+    def _make_patches(
+        self,
+        image_index: int,
+        image_shape: tuple[int, int],
+        shapes: list[PatchGeometry],
+        means: np.ndarray,
+        stats: ClassStatistics,
+    ) -> list[Patch]:
+        config = self.config
+        patches = []
+        for shape, mean in zip(shapes, means, strict=True):
+            given_prob = float(mean[shape.given_label])
+            suggested_prob = float(mean[shape.suggested_label])
+            margin = min(max(suggested_prob - given_prob, 0.0), 1.0)
+            size = shape.area / (shape.area + config.score_area_scale)
+            score = margin * size
+            if score < config.min_score:
+                continue
+            error_type = classify_error(
+                shape.given_label,
+                shape.suggested_label,
+                given_prob=given_prob,
+                inside_share=shape.inside_share,
+                statistics=stats,
+                config=config,
+            )
+            self._tally.add(
+                image_index,
+                shape.given_label,
+                shape.suggested_label,
+                error_type,
+                shape.area,
+            )
+            patches.append(
+                Patch(
+                    image_index=image_index,
+                    box=shape.box,
+                    image_shape=image_shape,
+                    mask=shape.mask,
+                    given_label=shape.given_label,
+                    suggested_label=shape.suggested_label,
+                    score=score,
+                    area=shape.area,
+                    coverage=shape.coverage,
+                    inside_share=shape.inside_share,
+                    given_prob=given_prob,
+                    suggested_prob=suggested_prob,
+                    error_type=error_type,
+                )
+            )
+        return patches
+
+
+def _pixel_suggestions(
+    labels: Tensor,
+    pred_probs: Tensor,
+    thresholds: Tensor,
+    min_confidence: float,
+) -> Tensor:
+    """``(N, H, W)`` confident argmax where it disagrees with an unconfident
+    label, else -1."""
+    p_max, argmax = pred_probs.max(dim=1)
+    given = labels.clamp(min=0)
+    p_given = pred_probs.gather(1, given[:, None])[:, 0]
+    cutoff = thresholds.clamp(max=min_confidence)
+    flagged = (
+        (labels >= 0)
+        & (argmax != labels)
+        & (p_max >= cutoff[argmax])
+        & (p_given < thresholds[given])
+    )
+    return torch.where(flagged, argmax, torch.full_like(argmax, -1))
+
+
+def _apply_region_suggestions(
+    suggested: Tensor,
+    rows: Tensor,
+    regions: list[LabelRegions],
+    thresholds: Tensor,
+    min_confidence: float,
+) -> tuple[Tensor, Tensor]:
+    """Flags whole label regions whose mean probabilities confidently name
+    another class; their pixels take that suggestion."""
+    device = suggested.device
+    ids, region_labels, offset = [], [], 0
+    for r in regions:
+        ids.append(np.where(r.ids >= 0, r.ids + offset, -1))
+        region_labels.append(r.labels)
+        offset += len(r.labels)
+    if offset == 0:
+        return suggested, torch.zeros_like(suggested, dtype=torch.bool)
+    ids = torch.as_tensor(np.stack(ids), device=device).long()
+    given = torch.as_tensor(np.concatenate(region_labels), device=device)
+    means = _region_means(rows, ids.reshape(-1), offset)
+    p_max, argmax = means.max(dim=1)
+    p_given = means.gather(1, given[:, None])[:, 0]
+    cutoff = thresholds.clamp(max=min_confidence)
+    flagged = (
+        (argmax != given)
+        & (p_max >= cutoff[argmax])
+        & (p_given < thresholds[given])
+    )
+    region_suggestion = torch.where(flagged, argmax, -1)
+    pixel_region = region_suggestion[ids.clamp(min=0)]
+    region_flagged = (ids >= 0) & (pixel_region >= 0)
+    return torch.where(region_flagged, pixel_region, suggested), region_flagged
+
+
+def _region_means(rows: Tensor, ids: Tensor, num_regions: int) -> Tensor:
+    """``(R, K)`` mean of ``rows`` ``(M, K)`` over each id (-1 skipped)."""
+    keep = ids >= 0
+    ids = ids[keep]
+    sums = torch.zeros(
+        num_regions, rows.shape[1], dtype=torch.float64, device=rows.device
+    )
+    sums.index_add_(0, ids, rows[keep].double())
+    counts = torch.bincount(ids, minlength=num_regions).clamp(min=1)
+    return (sums / counts[:, None]).float()
+
+
+def _mean_rows(
+    rows: Tensor, patch_ids: list[np.ndarray], *, device: torch.device
+) -> np.ndarray:
+    """``(P, K)`` mean probabilities of every patch of a batch."""
+    ids, offset = [], 0
+    for image_ids in patch_ids:
+        count = int(image_ids.max()) + 1 if image_ids.size else 0
+        ids.append(np.where(image_ids >= 0, image_ids + offset, -1))
+        offset += count
+    if offset == 0:
+        return np.zeros((0, rows.shape[1]), dtype=np.float32)
+    ids = torch.as_tensor(np.stack(ids), device=device).long().reshape(-1)
+    return _region_means(rows, ids, offset).cpu().numpy()
+
+
+def find_label_errors(
+    labels: ArrayLike,
+    pred_probs: ArrayLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    ignore_index: Sequence[int] = (),
+    logits: bool = False,
+    config: FinderConfig | None = None,
+    batch_size: int = 16,
+    device: torch.device | str | None = None,
+) -> tuple[list[Patch], FinderSummary]:
+    """Finds label errors in in-memory arrays.
+
+    N - number of images, K - number of classes, H, W - mask size.
+
+    Args:
+        labels: ``(N, H, W)`` integer labels.
+        pred_probs: ``(N, K, H, W)`` probabilities (or logits).
+        class_names: the K class names (default ``"0"``, ``"1"``, ...).
+        ignore_index: mask values that are never scored.
+        logits: whether ``pred_probs`` are logits.
+        config: the finder's thresholds.
+        batch_size: images per batch; results do not depend on it.
+        device: where to compute (default: where the inputs live).
+
+    Returns:
+        All patches (with their specific issue set), sorted by image then
+        score, and the summary.
+
+    Example:
+        >>> from fixer_core.synthetic import make_scenes
+        >>> scenes = make_scenes(8, seed=0)
+        >>> patches, summary = find_label_errors(
+        ...     scenes.labels, scenes.pred_probs,
+        ...     class_names=scenes.class_names, ignore_index=[255])
+        >>> summary.num_images
+        8
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    labels = as_tensor(labels)
+    pred_probs = as_tensor(pred_probs)
+    if pred_probs.ndim != 4:
+        raise ValueError(
+            "pred_probs must have a shape of (N, K, H, W), got "
+            f"{tuple(pred_probs.shape)}"
+        )
+    if class_names is None:
+        class_names = [str(k) for k in range(pred_probs.shape[1])]
+    finder = LabelErrorFinder(
+        class_names,
+        ignore_index=ignore_index,
+        logits=logits,
+        config=config,
+        device=device,
+    )
+    batches = [
+        (labels[i : i + batch_size], pred_probs[i : i + batch_size])
+        for i in range(0, len(labels), batch_size)
+    ]
+    for batch in batches:
+        finder.update(*batch)
+    found = [p for batch in batches for ps in finder.find(*batch) for p in ps]
+    summary = finder.summary()
+    patches = [
+        dataclasses.replace(p, issue=summary.issue_of(p)) for p in found
+    ]
+    patches.sort(key=lambda p: (p.image_index, -p.score))
+    return patches, summary
+
+
+def image_error_score(patches: Iterable[Patch]) -> float:
+    """Chance that an image holds an error: the noisy-or of its patch
+    scores, ``1 - prod(1 - score)``."""
+    keep = 1.0
+    for p in patches:
+        keep *= 1.0 - p.score
+    return 1.0 - keep

@@ -1,0 +1,117 @@
+"""Form pieces shared by FIXER's operators."""
+
+from __future__ import annotations
+
+import fiftyone as fo
+import fiftyone.operators.types as types
+
+from ._pipeline import is_fixer_run, list_fixer_runs
+
+
+def segmentation_fields(dataset: fo.Dataset) -> list[str]:
+    """Names of the dataset's ``fo.Segmentation`` fields."""
+    return sorted(dataset.get_field_schema(embedded_doc_type=fo.Segmentation))
+
+
+def string_fields(dataset: fo.Dataset) -> list[str]:
+    """Names of the dataset's string fields."""
+    schema = dataset.get_field_schema(ftype=fo.StringField)
+    return sorted(k for k in schema if k not in ("filepath",))
+
+
+def field_dropdown(
+    inputs: types.Object,
+    name: str,
+    choices: list[str],
+    *,
+    label: str,
+    description: str,
+    missing: str,
+) -> bool:
+    """Adds a required field picker; marks the form invalid if empty."""
+    if not choices:
+        prop = inputs.view(name + "_missing", types.Warning(label=missing))
+        prop.invalid = True
+        return False
+    dropdown = types.Dropdown(label=label, description=description)
+    for choice in choices:
+        dropdown.add_choice(choice, label=choice)
+    inputs.enum(
+        name,
+        dropdown.values(),
+        required=True,
+        default=choices[0],
+        label=label,
+        description=description,
+        view=dropdown,
+    )
+    return True
+
+
+def new_run_key(ctx, inputs: types.Object, *, default: str = "fixer") -> bool:
+    """Adds the run key input; an existing FIXER key is replaced, others
+    and invalid names are refused."""
+    inputs.str(
+        "run_key",
+        default=default,
+        required=True,
+        label="Run key",
+        description="Names the run and prefixes every field and view it "
+        "writes",
+    )
+    run_key = ctx.params.get("run_key", default)
+    if not run_key:
+        return False
+    if not run_key.isidentifier():
+        prop = inputs.view(
+            "run_key_error",
+            types.Error(
+                label=f"Run key '{run_key}' must be a valid variable name"
+            ),
+        )
+        prop.invalid = True
+        return False
+    dataset = ctx.dataset
+    if run_key in dataset.list_runs() and not is_fixer_run(dataset, run_key):
+        prop = inputs.view(
+            "run_key_error",
+            types.Error(label=f"Run key '{run_key}' already exists"),
+        )
+        prop.invalid = True
+        return False
+    if is_fixer_run(dataset, run_key):
+        inputs.view(
+            "run_key_notice",
+            types.Notice(
+                label=f"FIXER run '{run_key}' exists; its fields and views "
+                "will be replaced"
+            ),
+        )
+    return True
+
+
+def existing_run_key(ctx, inputs: types.Object) -> str | None:
+    """Adds a picker of the dataset's FIXER runs; returns the chosen key."""
+    run_keys = list_fixer_runs(ctx.dataset)
+    if not run_keys:
+        prop = inputs.view(
+            "no_runs",
+            types.Warning(
+                label="This dataset has no FIXER runs",
+                description="Run 'Find label errors' first",
+            ),
+        )
+        prop.invalid = True
+        return None
+    dropdown = types.Dropdown(label="Run key")
+    for key in run_keys:
+        dropdown.add_choice(key, label=key)
+    inputs.enum(
+        "run_key",
+        dropdown.values(),
+        required=True,
+        default=run_keys[0],
+        label="Run key",
+        view=dropdown,
+    )
+    return ctx.params.get("run_key", run_keys[0])

@@ -1,0 +1,571 @@
+"""FiftyOne <-> fixer_core glue: read samples, stream batches, write back."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import cv2
+import fiftyone as fo
+import fiftyone.core.fields as fof
+import numpy as np
+from fiftyone import ViewField as F
+
+from ..fixer_core import (
+    ERROR_TYPES,
+    FinderConfig,
+    LabelErrorFinder,
+    Patch,
+    PredProbsError,
+    apply_patches,
+    image_error_score,
+)
+
+logger = logging.getLogger(__name__)
+
+METHOD = "fixer.find_label_errors"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class LabelErrorInputError(ValueError):
+    """Raised when a dataset, field or file cannot be used by the finder."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress update of a run."""
+
+    phase: str
+    done: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        """Overall progress in [0, 1] over the run's two passes."""
+        passes = {"Estimating class statistics": 0, "Finding errors": 1}
+        base = passes.get(self.phase, 2)
+        return min((base + self.done / max(self.total, 1)) / 2, 1.0)
+
+    @property
+    def label(self) -> str:
+        """A short message for the App or a progress bar."""
+        return f"{self.phase}: {self.done} of {self.total} samples"
+
+
+@dataclass(frozen=True)
+class FindParams:
+    """Parameters of one ``find_label_errors`` run."""
+
+    gt_field: str
+    probs_field: str
+    run_key: str = "fixer"
+    device: str = "auto"
+    logits: bool = False
+    batch_size: int = 8
+    config: FinderConfig = field(default_factory=FinderConfig)
+
+
+def output_fields(run_key: str) -> dict[str, str]:
+    """Names of the sample fields a run writes."""
+    return {
+        "patches": f"{run_key}_patches",
+        "score": f"{run_key}_error_score",
+        "corrected": f"{run_key}_corrected",
+    }
+
+
+def output_views(run_key: str) -> dict[str, str]:
+    """Names of the saved views a run writes, by error type (+ ``all``)."""
+    views = {t: f"{run_key}-{t.replace('_', '-')}" for t in ERROR_TYPES}
+    views["all"] = f"{run_key}-patches"
+    return views
+
+
+def resolve_device(device: str) -> str:
+    """Turns ``auto``/``cpu``/``cuda`` into a torch device string."""
+    import torch
+
+    if device not in DEVICES:
+        raise LabelErrorInputError(
+            f"device must be one of {DEVICES}, got {device!r}"
+        )
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LabelErrorInputError(
+            "device 'cuda' was requested but torch sees no CUDA device"
+        )
+    return device
+
+
+def is_fixer_run(dataset: fo.Dataset, run_key: str) -> bool:
+    """Whether ``run_key`` names a FIXER run on the dataset."""
+    if run_key not in dataset.list_runs():
+        return False
+    return dataset.get_run_info(run_key).config.method == METHOD
+
+
+def list_fixer_runs(dataset: fo.Dataset) -> list[str]:
+    """Keys of the FIXER runs on the dataset."""
+    return [k for k in dataset.list_runs() if is_fixer_run(dataset, k)]
+
+
+def run_find_label_errors(
+    view: fo.core.collections.SampleCollection, params: FindParams
+) -> Iterator[Progress]:
+    """Finds label errors in ``view`` and writes them to its dataset.
+
+    Yields progress updates; the summary is stored in the run results.
+    """
+    # Algorithm
+    # ---------
+    # 1. Validate fields, mask targets and the run key; nothing is written
+    #    if this fails.
+    # 2. Pass 1 streams (mask, probabilities) batches into the finder's
+    #    class statistics. Every file is read and checked here, so a bad
+    #    sample stops the run before anything is written.
+    # 3. The previous run with this key, if any, is deleted and the new run
+    #    registered with every field and view it will write, so it can be
+    #    deleted even if interrupted.
+    # 4. Pass 2 streams the batches again; each sample gets its patches,
+    #    error score and corrected mask as soon as its batch is scored.
+    # 5. Patches are tagged with their specific issue, the issue views are
+    #    saved and the summary is stored as the run's results.
+    logger.info("Finding label errors...")
+    dataset = view._dataset
+    class_names = _validate(view, params)
+    device = resolve_device(params.device)
+    finder = LabelErrorFinder(
+        class_names,
+        logits=params.logits,
+        config=params.config,
+        device=device,
+    )
+    samples = view.select_fields([params.gt_field, params.probs_field])
+    total = len(samples)
+
+    done = 0
+    for batch in _batches(samples, params, len(class_names)):
+        with _naming_sample(batch, params.probs_field):
+            finder.update(batch.labels, batch.pred_probs)
+        done += len(batch.samples)
+        yield Progress("Estimating class statistics", done, total)
+    statistics = finder.statistics
+
+    delete_run(dataset, params.run_key)
+    fields = output_fields(params.run_key)
+    views = output_views(params.run_key)
+    corrected_dir = _corrected_dir(view, params)
+    dataset.register_run(
+        params.run_key,
+        dataset.init_run(
+            method=METHOD,
+            gt_field=params.gt_field,
+            probs_field=params.probs_field,
+            device=device,
+            logits=params.logits,
+            batch_size=params.batch_size,
+            finder=params.config.to_dict(),
+            class_names=list(class_names),
+            fields=list(fields.values()),
+            views=list(views.values()),
+            corrected_dir=corrected_dir,
+        ),
+    )
+    _declare_fields(dataset, fields)
+
+    done = 0
+    with samples.save_context(batch_size=params.batch_size) as context:
+        for batch in _batches(samples, params, len(class_names)):
+            with _naming_sample(batch, params.probs_field):
+                found = finder.find(
+                    batch.labels, batch.pred_probs, image_indices=batch.indices
+                )
+            for sample, mask, patches in zip(
+                batch.samples, batch.masks, found, strict=True
+            ):
+                _write_sample(
+                    sample, mask, patches, class_names, fields, corrected_dir
+                )
+                context.save(sample)
+            done += len(batch.samples)
+            yield Progress("Finding errors", done, total)
+
+    summary = finder.summary()
+    _tag_issues(view, fields["patches"], summary, class_names)
+    _save_views(dataset, fields, views)
+    results = dataset.init_run_results(
+        params.run_key,
+        summary=summary.to_dict(),
+        statistics=statistics.to_dict(),
+    )
+    dataset.save_run_results(params.run_key, results)
+    logger.info("Label errors written to '%s'", fields["patches"])
+    yield Progress("Done", total, total)
+
+
+def load_run_summary(dataset: fo.Dataset, run_key: str) -> dict:
+    """Returns the stored summary of a finished FIXER run."""
+    if not is_fixer_run(dataset, run_key):
+        raise LabelErrorInputError(
+            f"Dataset '{dataset.name}' has no FIXER run '{run_key}'"
+        )
+    results = dataset.load_run_results(run_key, cache=False)
+    if results is None:
+        raise LabelErrorInputError(
+            f"FIXER run '{run_key}' did not finish; run it again"
+        )
+    return results.summary
+
+
+def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
+    """Deletes a FIXER run and every field, view and file it wrote.
+
+    Returns whether there was such a run. The ground truth is untouched.
+    """
+    if run_key not in dataset.list_runs():
+        return False
+    config = dataset.get_run_info(run_key).config
+    if config.method != METHOD:
+        raise LabelErrorInputError(
+            f"Run '{run_key}' of dataset '{dataset.name}' was not written by "
+            "FIXER; choose another run key"
+        )
+    for name in config.views:
+        if dataset.has_saved_view(name):
+            dataset.delete_saved_view(name)
+    for name in config.fields:
+        if dataset.has_sample_field(name):
+            dataset.delete_sample_field(name)
+    if config.corrected_dir:
+        shutil.rmtree(config.corrected_dir, ignore_errors=True)
+    dataset.delete_run(run_key)
+    return True
+
+
+# -- writing -----------------------------------------------------------------
+
+
+def _corrected_dir(view, params: FindParams) -> str | None:
+    """Folder for corrected masks when the ground truth lives on disk."""
+    if view.first()[params.gt_field].mask_path is None:
+        return None
+    path = os.path.join(
+        fo.config.default_dataset_dir,
+        "fixer",
+        str(view._dataset._doc.id),
+        params.run_key,
+        "corrected",
+    )
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _declare_fields(dataset: fo.Dataset, fields: dict[str, str]) -> None:
+    embedded = fof.EmbeddedDocumentField
+    dataset.add_sample_field(
+        fields["patches"], embedded, embedded_doc_type=fo.Detections
+    )
+    dataset.add_sample_field(fields["score"], fof.FloatField)
+    dataset.add_sample_field(
+        fields["corrected"], embedded, embedded_doc_type=fo.Segmentation
+    )
+
+
+def _write_sample(
+    sample,
+    mask: np.ndarray,
+    patches: list[Patch],
+    class_names: list[str],
+    fields: dict[str, str],
+    corrected_dir: str | None,
+) -> None:
+    sample[fields["patches"]] = fo.Detections(
+        detections=[_to_detection(p, class_names) for p in patches]
+    )
+    sample[fields["score"]] = image_error_score(patches)
+    corrected = apply_patches(mask, patches)
+    if corrected_dir is None:
+        sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
+        return
+    path = os.path.join(corrected_dir, f"{sample.id}.png")
+    if not cv2.imwrite(path, corrected):
+        raise OSError(f"Could not write corrected mask {path}")
+    sample[fields["corrected"]] = fo.Segmentation(mask_path=path)
+
+
+def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
+    return fo.Detection(
+        label=class_names[patch.suggested_label],
+        bounding_box=patch.bounding_box,
+        mask=patch.mask,
+        confidence=patch.score,
+        given_label=class_names[patch.given_label],
+        suggested_label=class_names[patch.suggested_label],
+        error_type=patch.error_type,
+        issue=None,
+        area=patch.area,
+        coverage=patch.coverage,
+    )
+
+
+def _tag_issues(view, patches_field: str, summary, class_names) -> None:
+    """Sets each patch's ``issue`` attribute from the run's issues."""
+    names = {}
+    for issue in summary.issues:
+        g = class_names[issue.given_label]
+        s = class_names[issue.suggested_label]
+        names[(g, s, issue.error_type)] = issue.name
+        if issue.error_type == "ambiguous":
+            names[(s, g, issue.error_type)] = issue.name
+    prefix = f"{patches_field}.detections"
+    given, suggested, types = view.values(
+        [
+            f"{prefix}.given_label",
+            f"{prefix}.suggested_label",
+            f"{prefix}.error_type",
+        ]
+    )
+    issues = [
+        [names.get(k) for k in zip(g or [], s or [], t or [], strict=True)]
+        for g, s, t in zip(given, suggested, types, strict=True)
+    ]
+    view.set_values(f"{prefix}.issue", issues)
+
+
+def _save_views(
+    dataset: fo.Dataset, fields: dict[str, str], views: dict[str, str]
+) -> None:
+    patches = fields["patches"]
+    for error_type in ERROR_TYPES:
+        view = dataset.filter_labels(
+            patches, F("error_type") == error_type
+        ).sort_by(
+            F(f"{patches}.detections").map(F("confidence")).max(),
+            reverse=True,
+        )
+        dataset.save_view(
+            views[error_type],
+            view,
+            description=f"FIXER: {error_type.replace('_', ' ')} patches, "
+            "samples sorted by their best patch score",
+            overwrite=True,
+        )
+    dataset.save_view(
+        views["all"],
+        dataset.to_patches(patches).sort_by(
+            f"{patches}.confidence", reverse=True
+        ),
+        description="FIXER: every patch, highest score first",
+        overwrite=True,
+    )
+
+
+# -- validation --------------------------------------------------------------
+
+
+def _validate(view, params: FindParams) -> list[str]:
+    dataset = view._dataset
+    if not params.run_key.isidentifier():
+        raise LabelErrorInputError(
+            f"Run key '{params.run_key}' must be a valid variable name"
+        )
+    if params.run_key in dataset.list_runs() and not is_fixer_run(
+        dataset, params.run_key
+    ):
+        raise LabelErrorInputError(
+            f"Run key '{params.run_key}' is already used by another kind of "
+            "run; choose another"
+        )
+    if params.batch_size < 1:
+        raise LabelErrorInputError(
+            f"batch_size must be positive, got {params.batch_size}"
+        )
+    if len(view) == 0:
+        raise LabelErrorInputError("The target view holds no samples")
+    schema = dataset.get_field_schema()
+    _check_field(dataset, schema, params.gt_field, fo.Segmentation)
+    _check_field(dataset, schema, params.probs_field, None)
+    for name in output_fields(params.run_key).values():
+        if name in (params.gt_field, params.probs_field):
+            raise LabelErrorInputError(
+                f"Run key '{params.run_key}' would overwrite input field "
+                f"'{name}'; choose another"
+            )
+    targets = dataset.mask_targets.get(
+        params.gt_field, dataset.default_mask_targets
+    )
+    if not targets:
+        raise LabelErrorInputError(
+            f"Field '{params.gt_field}' has no mask targets: set "
+            f"dataset.mask_targets['{params.gt_field}'] (or "
+            "dataset.default_mask_targets) to {value: class name}"
+        )
+    if not all(isinstance(k, int) for k in targets):
+        raise LabelErrorInputError(
+            f"Field '{params.gt_field}' has RGB mask targets; FIXER needs "
+            "integer class masks"
+        )
+    first = view.first()
+    num_classes = _load_probs(first, params.probs_field).shape[0]
+    missing = [k for k in range(num_classes) if k not in targets]
+    if missing:
+        raise LabelErrorInputError(
+            f"Probabilities of sample {first.id} (field "
+            f"'{params.probs_field}') have {num_classes} channels but the "
+            f"mask targets of '{params.gt_field}' name no class for "
+            f"value(s) {missing[:10]}"
+        )
+    return [str(targets[k]) for k in range(num_classes)]
+
+
+def _check_field(dataset, schema, name: str, label_type) -> None:
+    if name not in schema:
+        raise LabelErrorInputError(
+            f"Dataset '{dataset.name}' has no field '{name}'"
+        )
+    f = schema[name]
+    if label_type is None:
+        if not isinstance(f, fof.StringField):
+            raise LabelErrorInputError(
+                f"Field '{name}' must be a string field holding paths of "
+                f".npy/.npz probability files, found {type(f).__name__}"
+            )
+        return
+    if not (
+        isinstance(f, fof.EmbeddedDocumentField)
+        and issubclass(f.document_type, label_type)
+    ):
+        found = getattr(f, "document_type", type(f)).__name__
+        raise LabelErrorInputError(
+            f"Field '{name}' must be a {label_type.__name__} field, found "
+            f"{found}"
+        )
+
+
+# -- reading -----------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    samples: list
+    indices: list[int]
+    masks: list[np.ndarray]
+    labels: np.ndarray
+    pred_probs: np.ndarray
+
+
+def _batches(
+    samples, params: FindParams, num_classes: int
+) -> Iterator[_Batch]:
+    """Yields batches of samples whose masks share a shape."""
+    pending: list = []
+    for index, sample in enumerate(samples.iter_samples()):
+        mask = _load_mask(sample, params.gt_field)
+        probs = _load_probs(sample, params.probs_field)
+        if probs.shape[0] != num_classes:
+            raise LabelErrorInputError(
+                f"Probabilities of sample {sample.id} (field "
+                f"'{params.probs_field}') have {probs.shape[0]} channels, "
+                f"expected {num_classes}"
+            )
+        if pending and (
+            len(pending) == params.batch_size
+            or pending[-1][2].shape != mask.shape
+            or pending[-1][3].shape != probs.shape
+        ):
+            yield _make_batch(pending, params)
+            pending = []
+        pending.append((sample, index, mask, probs))
+    if pending:
+        yield _make_batch(pending, params)
+
+
+def _make_batch(pending, params: FindParams) -> _Batch:
+    samples, indices, masks, probs = map(list, zip(*pending, strict=True))
+    return _Batch(
+        samples=samples,
+        indices=indices,
+        masks=masks,
+        labels=np.stack(masks).astype(np.int64),
+        pred_probs=np.stack(probs),
+    )
+
+
+@contextmanager
+def _naming_sample(batch: _Batch, probs_field: str):
+    """Turns the core's per-image errors into errors naming the sample."""
+    try:
+        yield
+    except PredProbsError as e:
+        sample = batch.samples[e.image_index]
+        message = str(e).replace(f"pred_probs of image {e.image_index}", "")
+        raise LabelErrorInputError(
+            f"Probabilities of sample {sample.id} (field '{probs_field}')"
+            f"{message}"
+        ) from e
+
+
+def _load_mask(sample, gt_field: str) -> np.ndarray:
+    seg = sample[gt_field]
+    if seg is None:
+        raise LabelErrorInputError(
+            f"Sample {sample.id} has no '{gt_field}' segmentation"
+        )
+    try:
+        mask = seg.get_mask()
+    except Exception as e:
+        raise LabelErrorInputError(
+            f"Mask of sample {sample.id} (field '{gt_field}', "
+            f"{seg.mask_path}) could not be read: {e}"
+        ) from e
+    if mask is None:
+        raise LabelErrorInputError(
+            f"Sample {sample.id}: field '{gt_field}' has no mask"
+            + (f" (file {seg.mask_path} unreadable)" if seg.mask_path else "")
+        )
+    if mask.ndim != 2:
+        raise LabelErrorInputError(
+            f"Mask of sample {sample.id} (field '{gt_field}') has shape "
+            f"{mask.shape}; FIXER needs (H, W) integer class masks"
+        )
+    meta = sample.metadata
+    size = (meta.height, meta.width) if meta is not None else (None, None)
+    if None not in size and size != mask.shape:
+        raise LabelErrorInputError(
+            f"Mask of sample {sample.id} (field '{gt_field}') is "
+            f"{mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{meta.width}x{meta.height}"
+        )
+    return mask
+
+
+def _load_probs(sample, probs_field: str) -> np.ndarray:
+    path = sample[probs_field]
+    where = f"sample {sample.id} (field '{probs_field}')"
+    if not path:
+        raise LabelErrorInputError(f"No probability file for {where}")
+    if not os.path.isfile(path):
+        raise LabelErrorInputError(
+            f"Probability file of {where} does not exist: {path}"
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                key = "probs" if "probs" in loaded.files else loaded.files[0]
+                loaded = loaded[key]
+    except Exception as e:
+        raise LabelErrorInputError(
+            f"Probability file of {where} could not be read: {path} ({e})"
+        ) from e
+    if loaded.ndim != 3:
+        raise LabelErrorInputError(
+            f"Probability file of {where} holds an array of shape "
+            f"{loaded.shape}; expected (K, H, W)"
+        )
+    return loaded
