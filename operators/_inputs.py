@@ -54,7 +54,6 @@ def new_run_key(ctx, inputs: types.Object, *, default: str = "fixer") -> bool:
     inputs.str(
         "run_key",
         default=default,
-        required=True,
         label="Run key",
         description="Names the run and prefixes every field and view it "
         "writes",

@@ -1,0 +1,115 @@
+"""The torch finder agrees with slow numpy references of its rules."""
+
+import numpy as np
+import pytest
+import torch
+
+from fixer_core._checks import prepare_labels, prepare_pred_probs
+from fixer_core.finder import _pixel_suggestions
+from fixer_core.statistics import ClassStatisticsAccumulator
+from fixer_core.synthetic import IGNORE_VALUE, make_scenes
+
+MIN_CONFIDENCE = 0.5
+WIDTH = 2
+
+
+def _reference_interior(labels, width):
+    n, h, w = labels.shape
+    interior = np.ones(labels.shape, dtype=bool)
+    for dy in range(-width, width + 1):
+        for dx in range(-width, width + 1):
+            shifted = np.full(labels.shape, -2)
+            ys = slice(max(dy, 0), h + min(dy, 0))
+            yd = slice(max(-dy, 0), h + min(-dy, 0))
+            xs = slice(max(dx, 0), w + min(dx, 0))
+            xd = slice(max(-dx, 0), w + min(-dx, 0))
+            shifted[:, yd, xd] = labels[:, ys, xs]
+            interior &= (shifted == labels) | (shifted == -2)
+    return interior
+
+
+def _reference_statistics(labels, probs, k):
+    counts = np.zeros(k)
+    sums = np.zeros(k)
+    for c in range(k):
+        where = labels == c
+        counts[c] = where.sum()
+        sums[c] = probs[:, c][where].sum()
+    thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), 0.5)
+    cutoff = np.minimum(thresholds, MIN_CONFIDENCE)
+    interior = _reference_interior(labels, WIDTH) & (labels >= 0)
+    argmax = probs.argmax(axis=1)
+    p_max = probs.max(axis=1)
+    joint = np.zeros((k, k), dtype=np.int64)
+    for i, j, p in zip(
+        labels[interior], argmax[interior], p_max[interior], strict=True
+    ):
+        bin_ = min(int(p * 100), 99)
+        if bin_ >= int(np.floor(cutoff[j] * 100)):
+            joint[i, j] += 1
+    return counts, thresholds, joint
+
+
+def _reference_suggestions(labels, probs, thresholds):
+    out = np.full(labels.shape, -1)
+    cutoff = np.minimum(thresholds, MIN_CONFIDENCE)
+    for index in np.ndindex(labels.shape):
+        g = labels[index]
+        if g < 0:
+            continue
+        p = probs[index[0], :, index[1], index[2]]
+        s = int(p.argmax())
+        if s != g and p[s] >= cutoff[s] and p[g] < thresholds[g]:
+            out[index] = s
+    return out
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    scenes = make_scenes(3, height=48, width=64, seed=3)
+    k = len(scenes.class_names)
+    labels = prepare_labels(scenes.labels, k, [IGNORE_VALUE])
+    probs = prepare_pred_probs(scenes.pred_probs, labels, k)
+    return labels, probs, k
+
+
+def test_statistics_match_reference(inputs):
+    labels, probs, k = inputs
+    acc = ClassStatisticsAccumulator(
+        k, boundary_width=WIDTH, min_confidence=MIN_CONFIDENCE
+    )
+    acc.update(labels[:2], probs[:2])
+    acc.update(labels[2:], probs[2:])
+    stats = acc.compute()
+    counts, thresholds, joint = _reference_statistics(
+        labels.numpy(), probs.numpy(), k
+    )
+    np.testing.assert_array_equal(stats.pixel_counts, counts)
+    np.testing.assert_allclose(stats.thresholds, thresholds, rtol=1e-5)
+    np.testing.assert_array_equal(stats.confident_joint, joint)
+    assert stats.num_images == 3
+
+
+def test_pixel_suggestions_match_reference(inputs):
+    labels, probs, k = inputs
+    thresholds = torch.rand(k) * 0.5 + 0.4
+    got = _pixel_suggestions(labels, probs, thresholds, MIN_CONFIDENCE)
+    want = _reference_suggestions(
+        labels.numpy(), probs.numpy(), thresholds.numpy()
+    )
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_device_and_dtype_do_not_change_statistics(inputs, device):
+    labels, probs, k = inputs
+    stats = []
+    for dev, dtype in (("cpu", torch.float32), (device, torch.float64)):
+        acc = ClassStatisticsAccumulator(
+            k, boundary_width=WIDTH, min_confidence=MIN_CONFIDENCE, device=dev
+        )
+        acc.update(labels.to(dev), probs.to(dev, dtype))
+        stats.append(acc.compute())
+    np.testing.assert_array_equal(stats[0].pixel_counts, stats[1].pixel_counts)
+    np.testing.assert_allclose(
+        stats[0].thresholds, stats[1].thresholds, rtol=1e-5
+    )
