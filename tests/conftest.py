@@ -142,6 +142,9 @@ def device(pytestconfig):
 
 _STATE = {"env": None, "error": None, "proc": None, "tmp": None}
 _LOCK = threading.RLock()
+# Set while this thread runs the setup, so that the import hook stands aside
+# for the find_spec("fiftyone") calls the setup itself makes
+_TLS = threading.local()
 
 
 def _find_mongod():
@@ -269,6 +272,7 @@ def _setup_fiftyone_env():
             return _STATE["env"]
         if _STATE["error"] is not None:
             raise RuntimeError(_STATE["error"])
+        _TLS.active = True
         try:
             mongod = _find_mongod()
             if not os.access(mongod, os.X_OK):
@@ -308,25 +312,26 @@ def _setup_fiftyone_env():
             _STATE["error"] = f"FiftyOne test isolation failed: {e}"
             _stop_mongod()
             raise RuntimeError(_STATE["error"]) from e
+        finally:
+            _TLS.active = False
 
 
 class _FiftyOneIsolationFinder(importlib.abc.MetaPathFinder):
     """Runs :func:`_setup_fiftyone_env` on the first import of fiftyone."""
 
-    _busy = False
-
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "fiftyone" and not fullname.startswith("fiftyone."):
             return None
-        if self._busy:
+        if getattr(_TLS, "active", False):
             return None
-        self._busy = True
+        _TLS.active = True
         try:
-            if importlib.util.find_spec("fiftyone") is None:
-                return None  # not installed: normal ModuleNotFoundError
-            _setup_fiftyone_env()
+            installed = importlib.util.find_spec("fiftyone") is not None
         finally:
-            self._busy = False
+            _TLS.active = False
+        if not installed:
+            return None  # the normal ModuleNotFoundError follows
+        _setup_fiftyone_env()
         # Success: no longer needed
         with contextlib.suppress(ValueError):
             sys.meta_path.remove(self)
