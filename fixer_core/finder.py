@@ -195,9 +195,12 @@ class LabelErrorFinder:
         )
         labels_np = labels.cpu().numpy()
         regions = [label_regions(label) for label in labels_np]
-        rows = pred_probs.permute(0, 2, 3, 1).reshape(-1, self.num_classes)
         suggested, region_flagged = _apply_region_suggestions(
-            suggested, rows, regions, thresholds, self.config.min_confidence
+            suggested,
+            pred_probs,
+            regions,
+            thresholds,
+            self.config.min_confidence,
         )
         suggested_np = suggested.cpu().numpy()
         region_flagged_np = region_flagged.cpu().numpy()
@@ -212,9 +215,7 @@ class LabelErrorFinder:
             )
             for i in range(n)
         ]
-        means = _mean_rows(
-            rows, [ids for ids, _ in geometry], device=labels.device
-        )
+        means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
@@ -342,7 +343,7 @@ def _pixel_suggestions(
 
 def _apply_region_suggestions(
     suggested: Tensor,
-    rows: Tensor,
+    pred_probs: Tensor,
     regions: list[LabelRegions],
     thresholds: Tensor,
     min_confidence: float,
@@ -359,7 +360,7 @@ def _apply_region_suggestions(
         return suggested, torch.zeros_like(suggested, dtype=torch.bool)
     ids = torch.as_tensor(np.stack(ids), device=device).long()
     given = torch.as_tensor(np.concatenate(region_labels), device=device)
-    means = _region_means(rows, ids.reshape(-1), offset)
+    means = _region_means(pred_probs, ids, offset)
     p_max, argmax = means.max(dim=1)
     p_given = means.gather(1, given[:, None])[:, 0]
     cutoff = thresholds.clamp(max=min_confidence)
@@ -374,21 +375,21 @@ def _apply_region_suggestions(
     return torch.where(region_flagged, pixel_region, suggested), region_flagged
 
 
-def _region_means(rows: Tensor, ids: Tensor, num_regions: int) -> Tensor:
-    """``(R, K)`` mean of ``rows`` ``(M, K)`` over each id (-1 skipped)."""
-    keep = ids >= 0
-    ids = ids[keep]
-    sums = torch.zeros(
-        num_regions, rows.shape[1], dtype=torch.float64, device=rows.device
-    )
-    sums.index_add_(0, ids, rows[keep].double())
-    counts = torch.bincount(ids, minlength=num_regions).clamp(min=1)
-    return (sums / counts[:, None]).float()
+def _region_means(pred_probs: Tensor, ids: Tensor, num_regions: int) -> Tensor:
+    """``(R, K)`` mean probabilities over each id of ``(N, H, W)`` ``ids``
+    (-1 skipped), one image at a time so nothing is copied."""
+    k = pred_probs.shape[1]
+    sums = pred_probs.new_zeros(k, num_regions + 1)
+    spill = torch.full_like(ids[0].reshape(-1), num_regions)
+    for probs, image_ids in zip(pred_probs, ids, strict=True):
+        flat = image_ids.reshape(-1)
+        flat = torch.where(flat >= 0, flat, spill)
+        sums.index_add_(1, flat, probs.reshape(k, -1))
+    counts = torch.bincount(ids[ids >= 0], minlength=num_regions)
+    return (sums[:, :num_regions] / counts.clamp(min=1)).T
 
 
-def _mean_rows(
-    rows: Tensor, patch_ids: list[np.ndarray], *, device: torch.device
-) -> np.ndarray:
+def _mean_probs(pred_probs: Tensor, patch_ids: list[np.ndarray]) -> np.ndarray:
     """``(P, K)`` mean probabilities of every patch of a batch."""
     ids, offset = [], 0
     for image_ids in patch_ids:
@@ -396,9 +397,9 @@ def _mean_rows(
         ids.append(np.where(image_ids >= 0, image_ids + offset, -1))
         offset += count
     if offset == 0:
-        return np.zeros((0, rows.shape[1]), dtype=np.float32)
-    ids = torch.as_tensor(np.stack(ids), device=device).long().reshape(-1)
-    return _region_means(rows, ids, offset).cpu().numpy()
+        return np.zeros((0, pred_probs.shape[1]), dtype=np.float32)
+    ids = torch.as_tensor(np.stack(ids), device=pred_probs.device).long()
+    return _region_means(pred_probs, ids, offset).cpu().numpy()
 
 
 def find_label_errors(

@@ -105,23 +105,22 @@ def find_patch_geometry(
         ``(H, W)`` int32 patch index per pixel (-1 = none) and the patches.
     """
     patch_ids = np.full(label.shape, -1, dtype=np.int32)
-    flagged = suggested >= 0
-    if not flagged.any():
-        return patch_ids, []
-    pairs = np.unique(
-        np.stack([label[flagged], suggested[flagged]], axis=1), axis=0
-    )
-    valid = label >= 0
     patches: list[PatchGeometry] = []
-    for given, sugg in pairs.tolist():
-        given_mask = label == given
+    margin = max(config.boundary_width, 1) + 1
+    for given, sugg, window in _pair_windows(label, suggested, margin):
+        lab = label[window]
+        given_mask = lab == given
         mask = _clean_pair_mask(
-            suggested == sugg, given_mask, region_flagged, config
+            suggested[window] == sugg,
+            given_mask,
+            region_flagged[window],
+            config,
         )
-        near_suggested = _near(label == sugg, config.boundary_width)
+        near_suggested = _near(lab == sugg, config.boundary_width)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(
             mask, connectivity=8
         )
+        top, left = int(window[0].start), int(window[1].start)
         for i in range(1, n):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < config.min_area:
@@ -132,21 +131,54 @@ def find_patch_geometry(
                 crop, near_suggested[y : y + h, x : x + w], config
             ):
                 continue
-            full = np.zeros(label.shape, dtype=bool)
-            full[y : y + h, x : x + w] = crop
-            patch_ids[full] = len(patches)
+            in_window = comp == i
+            patch_ids[window][in_window] = len(patches)
             patches.append(
                 PatchGeometry(
-                    box=(x, y, w, h),
+                    box=(x + left, y + top, w, h),
                     mask=crop,
-                    given_label=int(given),
-                    suggested_label=int(sugg),
+                    given_label=given,
+                    suggested_label=sugg,
                     area=area,
-                    coverage=_coverage(full, area, regions),
-                    inside_share=_inside_share(full, given_mask, valid),
+                    coverage=_coverage(
+                        in_window, area, regions.ids[window], regions.areas
+                    ),
+                    inside_share=_inside_share(
+                        in_window, given_mask, lab >= 0
+                    ),
                 )
             )
     return patch_ids, patches
+
+
+def _pair_windows(
+    label: np.ndarray, suggested: np.ndarray, margin: int
+) -> list[tuple[int, int, tuple[slice, slice]]]:
+    """Each flagged (given, suggested) pair with the window holding all its
+    pixels, grown by ``margin`` so that morphology near its edge is exact."""
+    ys, xs = np.nonzero(suggested >= 0)
+    if ys.size == 0:
+        return []
+    keys = label[ys, xs].astype(np.int64) << 32 | suggested[ys, xs]
+    order = np.argsort(keys, kind="stable")
+    keys, ys, xs = keys[order], ys[order], xs[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    height, width = label.shape
+    out = []
+    for key, y0, y1, x0, x1 in zip(
+        keys[starts],
+        np.minimum.reduceat(ys, starts),
+        np.maximum.reduceat(ys, starts),
+        np.minimum.reduceat(xs, starts),
+        np.maximum.reduceat(xs, starts),
+        strict=True,
+    ):
+        window = (
+            slice(max(y0 - margin, 0), min(y1 + margin + 1, height)),
+            slice(max(x0 - margin, 0), min(x1 + margin + 1, width)),
+        )
+        out.append((int(key >> 32), int(key & 0xFFFFFFFF), window))
+    return out
 
 
 def _clean_pair_mask(
@@ -187,17 +219,19 @@ def _is_sliver(
     return not cv2.erode(padded, kernel).any()
 
 
-def _coverage(full: np.ndarray, area: int, regions: LabelRegions) -> float:
-    touched = np.unique(regions.ids[full])
+def _coverage(
+    mask: np.ndarray, area: int, region_ids: np.ndarray, areas: np.ndarray
+) -> float:
+    touched = np.unique(region_ids[mask])
     touched = touched[touched >= 0]
-    total = int(regions.areas[touched].sum())
+    total = int(areas[touched].sum())
     return area / total if total else 0.0
 
 
 def _inside_share(
-    full: np.ndarray, given_mask: np.ndarray, valid: np.ndarray
+    mask: np.ndarray, given_mask: np.ndarray, valid: np.ndarray
 ) -> float:
-    ring = cv2.dilate(full.astype(np.uint8), np.ones((3, 3), np.uint8))
-    ring = ring.astype(bool) & ~full & valid
+    ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
+    ring = ring.astype(bool) & ~mask & valid
     n = int(ring.sum())
     return float((ring & given_mask).sum()) / n if n else 1.0
