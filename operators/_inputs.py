@@ -5,12 +5,20 @@ from __future__ import annotations
 import fiftyone as fo
 import fiftyone.operators.types as types
 
-from ._pipeline import is_fixer_run, list_fixer_runs
+from ._pipeline import (
+    fixer_output_fields,
+    is_fixer_run,
+    list_fixer_runs,
+    view_name_conflicts,
+)
 
 
 def segmentation_fields(dataset: fo.Dataset) -> list[str]:
-    """Names of the dataset's ``fo.Segmentation`` fields."""
-    return sorted(dataset.get_field_schema(embedded_doc_type=fo.Segmentation))
+    """Names of the dataset's ``fo.Segmentation`` fields, FIXER's own
+    outputs last (so the default is a ground truth)."""
+    names = dataset.get_field_schema(embedded_doc_type=fo.Segmentation)
+    outputs = fixer_output_fields(dataset)
+    return sorted(names, key=lambda name: (name in outputs, name))
 
 
 def string_fields(dataset: fo.Dataset) -> list[str]:
@@ -75,6 +83,17 @@ def new_run_key(ctx, inputs: types.Object, *, default: str = "fixer") -> bool:
         prop = inputs.view(
             "run_key_error",
             types.Error(label=f"Run key '{run_key}' already exists"),
+        )
+        prop.invalid = True
+        return False
+    taken = view_name_conflicts(dataset, run_key)
+    if taken:
+        prop = inputs.view(
+            "run_key_error",
+            types.Error(
+                label=f"Run key '{run_key}' would replace saved view(s) "
+                f"{', '.join(taken)}"
+            ),
         )
         prop.invalid = True
         return False

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import fiftyone as fo
 import fiftyone.core.fields as fof
+import fiftyone.core.utils as fou
 import numpy as np
 from fiftyone import ViewField as F
 
@@ -107,6 +108,29 @@ def is_fixer_run(dataset: fo.Dataset, run_key: str) -> bool:
     if run_key not in dataset.list_runs():
         return False
     return dataset.get_run_info(run_key).config.method == METHOD
+
+
+def view_name_conflicts(dataset: fo.Dataset, run_key: str) -> list[str]:
+    """Saved views that a run with this key would overwrite but that it
+    does not own (FiftyOne compares view names by their slug)."""
+    own = set()
+    if is_fixer_run(dataset, run_key):
+        own = set(dataset.get_run_info(run_key).config.views)
+    wanted = {fou.to_slug(v) for v in output_views(run_key).values()}
+    return [
+        name
+        for name in dataset.list_saved_views()
+        if name not in own and fou.to_slug(name) in wanted
+    ]
+
+
+def fixer_output_fields(dataset: fo.Dataset) -> set[str]:
+    """Fields written by the dataset's FIXER runs."""
+    return {
+        name
+        for key in list_fixer_runs(dataset)
+        for name in dataset.get_run_info(key).config.fields
+    }
 
 
 def list_fixer_runs(dataset: fo.Dataset) -> list[str]:
@@ -259,7 +283,6 @@ def _corrected_dir(view, params: FindParams) -> str | None:
         "fixer",
         str(view._dataset._doc.id),
         params.run_key,
-        "corrected",
     )
     os.makedirs(path, exist_ok=True)
     return path
@@ -380,6 +403,12 @@ def _validate(view, params: FindParams) -> list[str]:
         raise LabelErrorInputError(
             f"Run key '{params.run_key}' is already used by another kind of "
             "run; choose another"
+        )
+    taken = view_name_conflicts(dataset, params.run_key)
+    if taken:
+        raise LabelErrorInputError(
+            f"Run key '{params.run_key}' would replace saved view(s) "
+            f"{', '.join(taken)} of the dataset; choose another"
         )
     if params.batch_size < 1:
         raise LabelErrorInputError(

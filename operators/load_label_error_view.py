@@ -39,7 +39,6 @@ class LoadLabelErrorView(foo.Operator):
                 "error_type",
                 choices.values(),
                 default="all",
-                required=True,
                 label="View",
                 view=choices,
             )

@@ -289,3 +289,10 @@ def _overlap(patches, expected):
     total = sum(m.sum() for m in want.values())
     hit = sum((m & got.get(k, False)).sum() for k, m in want.items())
     return hit / total
+
+
+def test_device_gives_the_same_patches(scenes, found, device):
+    expected, _ = found
+    patches, _ = _find(scenes, device=device)
+    assert _overlap(patches, expected) > 0.99
+    assert _overlap(expected, patches) > 0.99
