@@ -285,7 +285,20 @@ def _print_recovery(dataset, run_key, known, class_names) -> None:
                     error_type=d.error_type,
                 )
             )
-    print("\n  planted errors recovered (>= half their pixels flagged):")
+    planted: dict[int, object] = {}
+    for error in known:
+        planted[error.image_index] = planted.get(error.image_index, 0) | (
+            error.mask
+        )
+    on_errors = sum(
+        (p.full_mask() & planted.get(p.image_index, False)).sum() >= p.area / 2
+        for p in patches
+    )
+    print(
+        f"\n  patches on planted errors: {on_errors} of {len(patches)} "
+        "(mostly planted pixels)"
+    )
+    print("  planted errors recovered (>= half their pixels flagged):")
     for error_type, r in recovery_by_type(patches, known).items():
         print(
             f"    {error_type:15s} {r.found:3d} / {r.total:3d} "
