@@ -9,8 +9,16 @@ from ._pipeline import (
     fixer_output_fields,
     is_fixer_run,
     list_fixer_runs,
-    view_name_conflicts,
+    output_conflicts,
 )
+
+
+def refuse(inputs: types.Object, name: str, view) -> bool:
+    """Adds a message that marks the form invalid; returns False."""
+    prop = inputs.view(name, view)
+    prop.invalid = True
+    prop.error_message = view.label
+    return False
 
 
 def segmentation_fields(dataset: fo.Dataset) -> list[str]:
@@ -38,9 +46,7 @@ def field_dropdown(
 ) -> bool:
     """Adds a required field picker; marks the form invalid if empty."""
     if not choices:
-        prop = inputs.view(name + "_missing", types.Warning(label=missing))
-        prop.invalid = True
-        return False
+        return refuse(inputs, name + "_missing", types.Warning(label=missing))
     dropdown = types.Dropdown(label=label, description=description)
     for choice in choices:
         dropdown.add_choice(choice, label=choice)
@@ -70,33 +76,30 @@ def new_run_key(ctx, inputs: types.Object, *, default: str = "fixer") -> bool:
     if not run_key:
         return False
     if not run_key.isidentifier():
-        prop = inputs.view(
+        return refuse(
+            inputs,
             "run_key_error",
             types.Error(
                 label=f"Run key '{run_key}' must be a valid variable name"
             ),
         )
-        prop.invalid = True
-        return False
     dataset = ctx.dataset
     if run_key in dataset.list_runs() and not is_fixer_run(dataset, run_key):
-        prop = inputs.view(
+        return refuse(
+            inputs,
             "run_key_error",
             types.Error(label=f"Run key '{run_key}' already exists"),
         )
-        prop.invalid = True
-        return False
-    taken = view_name_conflicts(dataset, run_key)
+    taken = output_conflicts(dataset, run_key)
     if taken:
-        prop = inputs.view(
+        return refuse(
+            inputs,
             "run_key_error",
             types.Error(
-                label=f"Run key '{run_key}' would replace saved view(s) "
-                f"{', '.join(taken)}"
+                label=f"Run key '{run_key}' would replace "
+                f"{', '.join(taken)}; choose another"
             ),
         )
-        prop.invalid = True
-        return False
     if is_fixer_run(dataset, run_key):
         inputs.view(
             "run_key_notice",
@@ -112,14 +115,14 @@ def existing_run_key(ctx, inputs: types.Object) -> str | None:
     """Adds a picker of the dataset's FIXER runs; returns the chosen key."""
     run_keys = list_fixer_runs(ctx.dataset)
     if not run_keys:
-        prop = inputs.view(
+        refuse(
+            inputs,
             "no_runs",
             types.Warning(
                 label="This dataset has no FIXER runs",
                 description="Run 'Find label errors' first",
             ),
         )
-        prop.invalid = True
         return None
     dropdown = types.Dropdown(label="Run key")
     for key in run_keys:

@@ -110,18 +110,26 @@ def is_fixer_run(dataset: fo.Dataset, run_key: str) -> bool:
     return dataset.get_run_info(run_key).config.method == METHOD
 
 
-def view_name_conflicts(dataset: fo.Dataset, run_key: str) -> list[str]:
-    """Saved views that a run with this key would overwrite but that it
-    does not own (FiftyOne compares view names by their slug)."""
-    own = set()
+def output_conflicts(dataset: fo.Dataset, run_key: str) -> list[str]:
+    """Fields and saved views that a run with this key would overwrite but
+    that it does not own (saved views are compared by slug, as FiftyOne
+    does)."""
+    own_fields, own_views = set(), set()
     if is_fixer_run(dataset, run_key):
-        own = set(dataset.get_run_info(run_key).config.views)
-    wanted = {fou.to_slug(v) for v in output_views(run_key).values()}
-    return [
-        name
-        for name in dataset.list_saved_views()
-        if name not in own and fou.to_slug(name) in wanted
+        config = dataset.get_run_info(run_key).config
+        own_fields, own_views = set(config.fields), set(config.views)
+    fields = [
+        f"field '{name}'"
+        for name in output_fields(run_key).values()
+        if dataset.has_sample_field(name) and name not in own_fields
     ]
+    slugs = {fou.to_slug(v) for v in output_views(run_key).values()}
+    views = [
+        f"saved view '{name}'"
+        for name in dataset.list_saved_views()
+        if name not in own_views and fou.to_slug(name) in slugs
+    ]
+    return fields + views
 
 
 def fixer_output_fields(dataset: fo.Dataset) -> set[str]:
@@ -404,11 +412,11 @@ def _validate(view, params: FindParams) -> list[str]:
             f"Run key '{params.run_key}' is already used by another kind of "
             "run; choose another"
         )
-    taken = view_name_conflicts(dataset, params.run_key)
+    taken = output_conflicts(dataset, params.run_key)
     if taken:
         raise LabelErrorInputError(
-            f"Run key '{params.run_key}' would replace saved view(s) "
-            f"{', '.join(taken)} of the dataset; choose another"
+            f"Run key '{params.run_key}' would replace {', '.join(taken)} "
+            "of the dataset; choose another"
         )
     if params.batch_size < 1:
         raise LabelErrorInputError(
@@ -493,14 +501,16 @@ def _batches(
 ) -> Iterator[_Batch]:
     """Yields batches of samples whose masks share a shape."""
     pending: list = []
+    first = None
     for index, sample in enumerate(samples.iter_samples()):
+        first = first or sample
         mask = _load_mask(sample, params.gt_field)
         probs = _load_probs(sample, params.probs_field)
         if probs.shape[0] != num_classes:
             raise LabelErrorInputError(
                 f"Probabilities of sample {sample.id} (field "
-                f"'{params.probs_field}') have {probs.shape[0]} channels, "
-                f"expected {num_classes}"
+                f"'{params.probs_field}') have {probs.shape[0]} channels "
+                f"but those of sample {first.id} have {num_classes}"
             )
         if pending and (
             len(pending) == params.batch_size
@@ -592,6 +602,11 @@ def _load_probs(sample, probs_field: str) -> np.ndarray:
         raise LabelErrorInputError(
             f"Probability file of {where} could not be read: {path} ({e})"
         ) from e
+    if not np.issubdtype(loaded.dtype, np.floating):
+        raise LabelErrorInputError(
+            f"Probability file of {where} holds {loaded.dtype} values; "
+            "expected float16 or float32 probabilities (or logits)"
+        )
     if loaded.ndim != 3:
         raise LabelErrorInputError(
             f"Probability file of {where} holds an array of shape "
