@@ -111,6 +111,8 @@ def _use_plugin_from_repo() -> None:
     plugins = HOME / "plugins"
     plugins.mkdir(parents=True, exist_ok=True)
     link = plugins / "fixer"
+    if link.is_symlink() and link.resolve() != REPO:
+        link.unlink()  # left by another checkout
     if not link.exists():
         link.symlink_to(REPO, target_is_directory=True)
     os.environ["FIFTYONE_PLUGINS_DIR"] = str(plugins)
