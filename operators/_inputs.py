@@ -35,6 +35,30 @@ def string_fields(dataset: fo.Dataset) -> list[str]:
     return sorted(k for k in schema if k not in ("filepath",))
 
 
+def dropdown(
+    inputs: types.Object,
+    name: str,
+    choices: list[str],
+    *,
+    label: str,
+    description: str = "",
+    required: bool = False,
+) -> None:
+    """Adds a dropdown of ``choices``; the first one is the default."""
+    view = types.Dropdown(label=label, description=description)
+    for choice in choices:
+        view.add_choice(choice, label=choice)
+    inputs.enum(
+        name,
+        view.values(),
+        required=required,
+        default=choices[0],
+        label=label,
+        description=description,
+        view=view,
+    )
+
+
 def field_dropdown(
     inputs: types.Object,
     name: str,
@@ -47,17 +71,13 @@ def field_dropdown(
     """Adds a required field picker; marks the form invalid if empty."""
     if not choices:
         return refuse(inputs, name + "_missing", types.Warning(label=missing))
-    dropdown = types.Dropdown(label=label, description=description)
-    for choice in choices:
-        dropdown.add_choice(choice, label=choice)
-    inputs.enum(
+    dropdown(
+        inputs,
         name,
-        dropdown.values(),
-        required=True,
-        default=choices[0],
+        choices,
         label=label,
         description=description,
-        view=dropdown,
+        required=True,
     )
     return True
 
@@ -124,15 +144,5 @@ def existing_run_key(ctx, inputs: types.Object) -> str | None:
             ),
         )
         return None
-    dropdown = types.Dropdown(label="Run key")
-    for key in run_keys:
-        dropdown.add_choice(key, label=key)
-    inputs.enum(
-        "run_key",
-        dropdown.values(),
-        required=True,
-        default=run_keys[0],
-        label="Run key",
-        view=dropdown,
-    )
+    dropdown(inputs, "run_key", run_keys, label="Run key", required=True)
     return ctx.params.get("run_key", run_keys[0])

@@ -11,6 +11,7 @@ import fiftyone.operators.types as types
 
 from ..fixer_core import FinderConfig
 from ._inputs import (
+    dropdown,
     field_dropdown,
     new_run_key,
     segmentation_fields,
@@ -166,16 +167,12 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
         ),
     )
 
-    device = types.Dropdown(label="Device")
-    for choice in DEVICES:
-        device.add_choice(choice, label=choice)
-    inputs.enum(
+    dropdown(
+        inputs,
         "device",
-        device.values(),
-        default="auto",
+        list(DEVICES),
         label="Device",
         description="auto uses CUDA when torch sees a GPU",
-        view=device,
     )
     inputs.bool(
         "logits",
