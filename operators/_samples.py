@@ -1,0 +1,148 @@
+"""Reading samples' masks and probability files, in batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixer_core import PredProbsError
+
+
+class LabelErrorInputError(ValueError):
+    """Raised when a dataset, field or file cannot be used by the finder."""
+
+
+@dataclass
+class Batch:
+    samples: list
+    indices: list[int]
+    masks: list[np.ndarray]
+    labels: np.ndarray
+    pred_probs: np.ndarray
+
+
+def batches(
+    samples,
+    gt_field: str,
+    probs_field: str,
+    batch_size: int,
+    num_classes: int,
+) -> Iterator[Batch]:
+    """Yields batches of samples whose masks share a shape."""
+    pending: list = []
+    first = None
+    for index, sample in enumerate(samples.iter_samples()):
+        first = first or sample
+        mask = load_mask(sample, gt_field)
+        probs = load_probs(sample, probs_field)
+        if probs.shape[0] != num_classes:
+            raise LabelErrorInputError(
+                f"Probabilities of sample {sample.id} (field "
+                f"'{probs_field}') have {probs.shape[0]} channels "
+                f"but those of sample {first.id} have {num_classes}"
+            )
+        if pending and (
+            len(pending) == batch_size
+            or pending[-1][2].shape != mask.shape
+            or pending[-1][3].shape != probs.shape
+        ):
+            yield _make_batch(pending)
+            pending = []
+        pending.append((sample, index, mask, probs))
+    if pending:
+        yield _make_batch(pending)
+
+
+def _make_batch(pending) -> Batch:
+    samples, indices, masks, probs = map(list, zip(*pending, strict=True))
+    return Batch(
+        samples=samples,
+        indices=indices,
+        masks=masks,
+        labels=np.stack(masks).astype(np.int64),
+        pred_probs=np.stack(probs),
+    )
+
+
+@contextmanager
+def naming_sample(batch: Batch, probs_field: str):
+    """Turns the core's per-image errors into errors naming the sample."""
+    try:
+        yield
+    except PredProbsError as e:
+        sample = batch.samples[e.image_index]
+        message = str(e).replace(f"pred_probs of image {e.image_index}", "")
+        raise LabelErrorInputError(
+            f"Probabilities of sample {sample.id} (field '{probs_field}')"
+            f"{message}"
+        ) from e
+
+
+def load_mask(sample, gt_field: str) -> np.ndarray:
+    seg = sample[gt_field]
+    if seg is None:
+        raise LabelErrorInputError(
+            f"Sample {sample.id} has no '{gt_field}' segmentation"
+        )
+    try:
+        mask = seg.get_mask()
+    except Exception as e:
+        raise LabelErrorInputError(
+            f"Mask of sample {sample.id} (field '{gt_field}', "
+            f"{seg.mask_path}) could not be read: {e}"
+        ) from e
+    if mask is None:
+        raise LabelErrorInputError(
+            f"Sample {sample.id}: field '{gt_field}' has no mask"
+            + (f" (file {seg.mask_path} unreadable)" if seg.mask_path else "")
+        )
+    if mask.ndim != 2:
+        raise LabelErrorInputError(
+            f"Mask of sample {sample.id} (field '{gt_field}') has shape "
+            f"{mask.shape}; FIXER needs (H, W) integer class masks"
+        )
+    meta = sample.metadata
+    size = (meta.height, meta.width) if meta is not None else (None, None)
+    if None not in size and size != mask.shape:
+        raise LabelErrorInputError(
+            f"Mask of sample {sample.id} (field '{gt_field}') is "
+            f"{mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{meta.width}x{meta.height}"
+        )
+    return mask
+
+
+def load_probs(sample, probs_field: str) -> np.ndarray:
+    path = sample[probs_field]
+    where = f"sample {sample.id} (field '{probs_field}')"
+    if not path:
+        raise LabelErrorInputError(f"No probability file for {where}")
+    if not os.path.isfile(path):
+        raise LabelErrorInputError(
+            f"Probability file of {where} does not exist: {path}"
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                key = "probs" if "probs" in loaded.files else loaded.files[0]
+                loaded = loaded[key]
+    except Exception as e:
+        raise LabelErrorInputError(
+            f"Probability file of {where} could not be read: {path} ({e})"
+        ) from e
+    if not np.issubdtype(loaded.dtype, np.floating):
+        raise LabelErrorInputError(
+            f"Probability file of {where} holds {loaded.dtype} values; "
+            "expected float16 or float32 probabilities (or logits)"
+        )
+    if loaded.ndim != 3:
+        raise LabelErrorInputError(
+            f"Probability file of {where} holds an array of shape "
+            f"{loaded.shape}; expected (K, H, W)"
+        )
+    return loaded
