@@ -27,9 +27,8 @@ def label_regions(label: np.ndarray) -> LabelRegions:
     """Splits an ``(H, W)`` label map (-1 = ignored) into its regions."""
     ids = np.full(label.shape, -1, dtype=np.int32)
     region_labels, region_areas = [], []
-    for value in np.unique(label):
-        if value < 0:
-            continue
+    present = np.flatnonzero(np.bincount(label[label >= 0].ravel()))
+    for value in present:
         n, comp, stats, _ = cv2.connectedComponentsWithStats(
             (label == value).astype(np.uint8),
             connectivity=8,
