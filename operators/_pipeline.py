@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -29,6 +31,15 @@ from ._samples import (
     load_probs,
     naming_sample,
 )
+from ._sources import (
+    SOURCES,
+    ModelSpec,
+    StoredProbabilities,
+    TrainingSpec,
+    build_model_source,
+    save_probabilities,
+    train_fold_models,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,31 +49,36 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress update of a run."""
+    """One progress update of a run.
 
-    phase: str
-    done: int
-    total: int
+    Attributes:
+        label: a short message for the App or a progress bar.
+        fraction: overall progress of the run in [0, 1].
+    """
 
-    @property
-    def fraction(self) -> float:
-        """Overall progress in [0, 1] over the run's two passes."""
-        passes = {"Estimating class statistics": 0, "Finding errors": 1}
-        base = passes.get(self.phase, 2)
-        return min((base + self.done / max(self.total, 1)) / 2, 1.0)
-
-    @property
-    def label(self) -> str:
-        """A short message for the App or a progress bar."""
-        return f"{self.phase}: {self.done} of {self.total} samples"
+    label: str
+    fraction: float
 
 
 @dataclass(frozen=True)
 class FindParams:
-    """Parameters of one ``find_label_errors`` run."""
+    """Parameters of one ``find_label_errors`` run.
+
+    ``probs_source`` picks where probabilities come from: ``"stored"``
+    files named by ``probs_field``, the user's ``model``, or fold models
+    trained on the target samples (``training``). With a model or fold
+    models, ``save_probs_dir`` and ``save_probs_field`` keep the computed
+    probabilities as files for later runs.
+    """
 
     gt_field: str
-    probs_field: str
+    probs_field: str | None = None
+    probs_source: str = "stored"
+    model: ModelSpec | None = None
+    training: TrainingSpec | None = None
+    ignore_values: tuple[int, ...] = ()
+    save_probs_dir: str | None = None
+    save_probs_field: str | None = None
     run_key: str = "fixer"
     device: str = "auto"
     logits: bool = False
@@ -171,27 +187,28 @@ def run_find_label_errors(
     dataset = view._dataset
     class_names = _validate(view, params)
     device = resolve_device(params.device)
+    ignore = tuple(params.ignore_values)
+    stages = _Stages(
+        len(view), trains=params.probs_source == "cross_validation"
+    )
+    source = yield from _build_source(
+        view, params, class_names, device, stages
+    )
     finder = LabelErrorFinder(
         class_names,
-        logits=params.logits,
+        ignore_index=ignore,
+        logits=params.logits and params.probs_source == "stored",
         config=params.config,
         device=device,
     )
-    samples = view.select_fields([params.gt_field, params.probs_field])
-    total = len(samples)
+    samples = view.select_fields(
+        [f for f in (params.gt_field, params.probs_field) if f]
+    )
 
-    done = 0
-    for batch in batches(
-        samples,
-        params.gt_field,
-        params.probs_field,
-        params.batch_size,
-        len(class_names),
-    ):
-        with naming_sample(batch, params.probs_field):
+    for batch in batches(samples, params.gt_field, source, params.batch_size):
+        with naming_sample(batch, source.where):
             finder.update(batch.labels, batch.pred_probs)
-        done += len(batch.samples)
-        yield Progress("Estimating class statistics", done, total)
+        yield stages.advance("Estimating class statistics", len(batch.samples))
     statistics = finder.statistics
 
     delete_run(dataset, params.run_key)
@@ -202,11 +219,8 @@ def run_find_label_errors(
         params.run_key,
         dataset.init_run(
             method=METHOD,
-            gt_field=params.gt_field,
-            probs_field=params.probs_field,
+            **_describe(params),
             device=device,
-            logits=params.logits,
-            batch_size=params.batch_size,
             finder=params.config.to_dict(),
             class_names=list(class_names),
             fields=list(fields.values()),
@@ -216,28 +230,25 @@ def run_find_label_errors(
     )
     _declare_fields(dataset, fields)
 
-    done = 0
     with samples.save_context(batch_size=params.batch_size) as context:
         for batch in batches(
-            samples,
-            params.gt_field,
-            params.probs_field,
-            params.batch_size,
-            len(class_names),
+            samples, params.gt_field, source, params.batch_size
         ):
-            with naming_sample(batch, params.probs_field):
+            with naming_sample(batch, source.where):
                 found = finder.find(
                     batch.labels, batch.pred_probs, image_indices=batch.indices
                 )
-            for sample, mask, patches in zip(
-                batch.samples, batch.masks, found, strict=True
+            saved = _save_probs(batch, params)
+            for i, (sample, mask, patches) in enumerate(
+                zip(batch.samples, batch.masks, found, strict=True)
             ):
                 _write_sample(
                     sample, mask, patches, class_names, fields, corrected_dir
                 )
+                if saved:
+                    sample[params.save_probs_field] = saved[i]
                 context.save(sample)
-            done += len(batch.samples)
-            yield Progress("Finding errors", done, total)
+            yield stages.advance("Finding errors", len(batch.samples))
 
     summary = finder.summary()
     _tag_issues(view, fields["patches"], summary, class_names)
@@ -249,7 +260,102 @@ def run_find_label_errors(
     )
     dataset.save_run_results(params.run_key, results)
     logger.info("Label errors written to '%s'", fields["patches"])
-    yield Progress("Done", total, total)
+    yield Progress("Done", 1.0)
+
+
+class _Stages:
+    """Turns per-stage counts into one overall progress fraction."""
+
+    def __init__(self, num_samples: int, *, trains: bool) -> None:
+        self.num_samples = num_samples
+        weights = {"Training": 0.7} if trains else {}
+        rest = 1.0 - sum(weights.values())
+        weights["Estimating class statistics"] = rest / 2
+        weights["Finding errors"] = rest / 2
+        self._start, start = {}, 0.0
+        for name, weight in weights.items():
+            self._start[name] = (start, weight)
+            start += weight
+        self._done: dict[str, int] = {}
+        self._clock: dict[str, float] = {}
+
+    def advance(self, stage: str, count: int) -> Progress:
+        """Records ``count`` more samples of a pass over the samples."""
+        now = time.monotonic()
+        self._clock.setdefault(stage, now)
+        done = self._done[stage] = self._done.get(stage, 0) + count
+        start, weight = self._start[stage]
+        rate = done / max(now - self._clock[stage], 1e-9)
+        return Progress(
+            f"{stage}: {done} of {self.num_samples} samples, "
+            f"{rate:.1f} samples/s",
+            start + weight * done / max(self.num_samples, 1),
+        )
+
+    def training(self, update) -> Progress:
+        """Converts a trainer progress update."""
+        start, weight = self._start["Training"]
+        folds_done = update.fold + update.epoch / update.epochs
+        return Progress(
+            f"Training {update.label}",
+            start + weight * folds_done / update.folds,
+        )
+
+
+def _build_source(view, params: FindParams, class_names, device, stages):
+    """Returns the run's probability source (a generator: training yields
+    progress)."""
+    if params.probs_source == "stored":
+        return StoredProbabilities(params.probs_field)
+    if params.probs_source == "model":
+        return build_model_source(params.model, len(class_names), device)
+    spec = params.training or TrainingSpec()
+    trainer = train_fold_models(
+        view,
+        params.gt_field,
+        spec,
+        len(class_names),
+        tuple(params.ignore_values),
+        spec.checkpoint_dir or _run_dir(view, params, "checkpoints"),
+        device,
+    )
+    source = None
+    while source is None:
+        try:
+            update = next(trainer)
+        except StopIteration as stop:
+            source = stop.value
+        else:
+            yield stages.training(update)
+    return source
+
+
+def _describe(params: FindParams) -> dict:
+    """The run's parameters as the run record stores them."""
+    out = {
+        "gt_field": params.gt_field,
+        "probs_source": params.probs_source,
+        "probs_field": params.probs_field,
+        "ignore_values": list(params.ignore_values),
+        "logits": params.logits,
+        "batch_size": params.batch_size,
+    }
+    if params.model is not None:
+        out["model"] = params.model.to_dict()
+    if params.probs_source == "cross_validation":
+        out["training"] = (params.training or TrainingSpec()).to_dict()
+    if params.save_probs_field:
+        out["save_probs_field"] = params.save_probs_field
+        out["save_probs_dir"] = params.save_probs_dir
+    return out
+
+
+def _save_probs(batch, params: FindParams) -> list[str] | None:
+    if not params.save_probs_field or params.probs_source == "stored":
+        return None
+    return save_probabilities(
+        batch.samples, batch.pred_probs, params.save_probs_dir
+    )
 
 
 def load_run_summary(dataset: fo.Dataset, run_key: str) -> dict:
@@ -287,6 +393,8 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             dataset.delete_sample_field(name)
     if config.corrected_dir:
         shutil.rmtree(config.corrected_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # kept if checkpoints live there
+            os.rmdir(os.path.dirname(config.corrected_dir))
     dataset.delete_run(run_key)
     return True
 
@@ -294,16 +402,22 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
 # -- writing -----------------------------------------------------------------
 
 
-def _corrected_dir(view, params: FindParams) -> str | None:
-    """Folder for corrected masks when the ground truth lives on disk."""
-    if view.first()[params.gt_field].mask_path is None:
-        return None
-    path = os.path.join(
+def _run_dir(view, params: FindParams, name: str) -> str:
+    """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
+    return os.path.join(
         fo.config.default_dataset_dir,
         "fixer",
         str(view._dataset._doc.id),
         params.run_key,
+        name,
     )
+
+
+def _corrected_dir(view, params: FindParams) -> str | None:
+    """Folder for corrected masks when the ground truth lives on disk."""
+    if view.first()[params.gt_field].mask_path is None:
+        return None
+    path = _run_dir(view, params, "corrected")
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -436,9 +550,25 @@ def _validate(view, params: FindParams) -> list[str]:
         )
     if len(view) == 0:
         raise LabelErrorInputError("The target view holds no samples")
+    if params.probs_source not in SOURCES:
+        raise LabelErrorInputError(
+            f"probs_source must be one of {SOURCES}, got "
+            f"{params.probs_source!r}"
+        )
     schema = dataset.get_field_schema()
     _check_field(dataset, schema, params.gt_field, fo.Segmentation)
-    _check_field(dataset, schema, params.probs_field, None)
+    if params.probs_source == "stored":
+        if not params.probs_field:
+            raise LabelErrorInputError(
+                "probs_field is needed when probabilities are stored"
+            )
+        _check_field(dataset, schema, params.probs_field, None)
+    elif params.probs_source == "model" and params.model is None:
+        raise LabelErrorInputError(
+            "A model (TorchScript file or package.module:factory) is "
+            "needed when probabilities come from a model"
+        )
+    _check_save_field(dataset, schema, params)
     for name in output_fields(params.run_key).values():
         if name in (params.gt_field, params.probs_field):
             raise LabelErrorInputError(
@@ -459,6 +589,20 @@ def _validate(view, params: FindParams) -> list[str]:
             f"Field '{params.gt_field}' has RGB mask targets; FIXER needs "
             "integer class masks"
         )
+    if params.probs_source != "stored":
+        # Classes are the mask values 0, 1, ... that the targets name; a
+        # value past the first gap (such as 255) is not a class.
+        num_classes = 0
+        while (
+            num_classes in targets and num_classes not in params.ignore_values
+        ):
+            num_classes += 1
+        if num_classes < 2:
+            raise LabelErrorInputError(
+                f"The mask targets of '{params.gt_field}' must name classes "
+                "0, 1, ... (at least two) to train or run a model"
+            )
+        return [str(targets[k]) for k in range(num_classes)]
     first = view.first()
     num_classes = load_probs(first, params.probs_field).shape[0]
     missing = [k for k in range(num_classes) if k not in targets]
@@ -470,6 +614,24 @@ def _validate(view, params: FindParams) -> list[str]:
             f"value(s) {missing[:10]}"
         )
     return [str(targets[k]) for k in range(num_classes)]
+
+
+def _check_save_field(dataset, schema, params: FindParams) -> None:
+    name = params.save_probs_field
+    if not name:
+        return
+    if params.probs_source == "stored":
+        raise LabelErrorInputError(
+            "save_probs_field only applies to probabilities computed by a "
+            "model or by cross-validation"
+        )
+    if not params.save_probs_dir:
+        raise LabelErrorInputError("save_probs_field needs save_probs_dir")
+    if name in schema and not isinstance(schema[name], fof.StringField):
+        raise LabelErrorInputError(
+            f"Field '{name}' exists and is not a string field; choose "
+            "another save_probs_field"
+        )
 
 
 def _check_field(dataset, schema, name: str, label_type) -> None:

@@ -1,4 +1,4 @@
-"""Reading samples' masks and probability files, in batches."""
+"""Reading samples' masks and probabilities, in batches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+import torch
 
 from ..fixer_core import PredProbsError
 
@@ -18,58 +20,46 @@ class LabelErrorInputError(ValueError):
 
 @dataclass
 class Batch:
+    """Samples scored together: their masks share a shape."""
+
     samples: list
     indices: list[int]
     masks: list[np.ndarray]
     labels: np.ndarray
-    pred_probs: np.ndarray
+    pred_probs: np.ndarray | torch.Tensor
 
 
 def batches(
-    samples,
-    gt_field: str,
-    probs_field: str,
-    batch_size: int,
-    num_classes: int,
+    samples, gt_field: str, probabilities, batch_size: int
 ) -> Iterator[Batch]:
-    """Yields batches of samples whose masks share a shape."""
+    """Yields batches of samples whose masks share a shape, with their
+    probabilities from ``probabilities(samples, masks)``."""
     pending: list = []
-    first = None
     for index, sample in enumerate(samples.iter_samples()):
-        first = first or sample
         mask = load_mask(sample, gt_field)
-        probs = load_probs(sample, probs_field)
-        if probs.shape[0] != num_classes:
-            raise LabelErrorInputError(
-                f"Probabilities of sample {sample.id} (field "
-                f"'{probs_field}') have {probs.shape[0]} channels "
-                f"but those of sample {first.id} have {num_classes}"
-            )
         if pending and (
-            len(pending) == batch_size
-            or pending[-1][2].shape != mask.shape
-            or pending[-1][3].shape != probs.shape
+            len(pending) == batch_size or pending[-1][2].shape != mask.shape
         ):
-            yield _make_batch(pending)
+            yield _make_batch(pending, probabilities)
             pending = []
-        pending.append((sample, index, mask, probs))
+        pending.append((sample, index, mask))
     if pending:
-        yield _make_batch(pending)
+        yield _make_batch(pending, probabilities)
 
 
-def _make_batch(pending) -> Batch:
-    samples, indices, masks, probs = map(list, zip(*pending, strict=True))
+def _make_batch(pending, probabilities) -> Batch:
+    samples, indices, masks = map(list, zip(*pending, strict=True))
     return Batch(
         samples=samples,
         indices=indices,
         masks=masks,
         labels=np.stack(masks).astype(np.int64),
-        pred_probs=np.stack(probs),
+        pred_probs=probabilities(samples, masks),
     )
 
 
 @contextmanager
-def naming_sample(batch: Batch, probs_field: str):
+def naming_sample(batch: Batch, where: str):
     """Turns the core's per-image errors into errors naming the sample."""
     try:
         yield
@@ -77,9 +67,18 @@ def naming_sample(batch: Batch, probs_field: str):
         sample = batch.samples[e.image_index]
         message = str(e).replace(f"pred_probs of image {e.image_index}", "")
         raise LabelErrorInputError(
-            f"Probabilities of sample {sample.id} (field '{probs_field}')"
-            f"{message}"
+            f"Probabilities of sample {sample.id} ({where}){message}"
         ) from e
+
+
+def load_image(sample) -> np.ndarray:
+    """Reads a sample's image as RGB uint8 ``(H, W, 3)``."""
+    image = cv2.imread(sample.filepath, cv2.IMREAD_COLOR)
+    if image is None:
+        raise LabelErrorInputError(
+            f"Image of sample {sample.id} could not be read: {sample.filepath}"
+        )
+    return image[:, :, ::-1]
 
 
 def load_mask(sample, gt_field: str) -> np.ndarray:

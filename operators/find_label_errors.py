@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 
@@ -10,6 +9,8 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..fixer_core import FinderConfig
+from ..fixer_core.inference import Preprocess
+from ..fixer_core.training import TrainConfig
 from ._inputs import (
     dropdown,
     field_dropdown,
@@ -17,9 +18,9 @@ from ._inputs import (
     segmentation_fields,
     string_fields,
 )
+from ._params import CONFIG_FIELDS, find_params, flat_params, joined
 from ._pipeline import (
     DEVICES,
-    FindParams,
     Progress,
     load_run_summary,
     output_fields,
@@ -30,7 +31,15 @@ from ._pipeline import (
 logger = logging.getLogger(__name__)
 
 _PROGRESS_INTERVAL = 1.0  # seconds between progress reports
-_CONFIG_FIELDS = dataclasses.fields(FinderConfig)
+_SOURCES = (
+    ("stored", "Stored", "Per-sample .npy/.npz files named by a field"),
+    ("model", "My model", "A TorchScript file or package.module:factory"),
+    (
+        "cross_validation",
+        "Train cross-validated models",
+        "K-fold models trained on these samples' own labels",
+    ),
+)
 _CONFIG_HELP = {
     "min_confidence": "Cap on the per-class confidence thresholds",
     "min_area": "Smallest patch reported, in pixels",
@@ -79,7 +88,7 @@ class FindLabelErrors(foo.Operator):
         )
 
     def execute(self, ctx):
-        params = _find_params(ctx.params)
+        params = find_params(ctx.params)
         reporter = _ProgressReporter(ctx)
         for update in run_find_label_errors(ctx.target_view(), params):
             yield from reporter.report(update)
@@ -92,8 +101,20 @@ class FindLabelErrors(foo.Operator):
         self,
         sample_collection,
         gt_field: str,
-        probs_field: str,
+        probs_field: str | None = None,
         *,
+        probs_source: str = "stored",
+        model: str | None = None,
+        model_weights: str | None = None,
+        preprocess: Preprocess | None = None,
+        output_classes: list[int] | None = None,
+        outputs_logits: bool = True,
+        training: TrainConfig | None = None,
+        checkpoint_dir: str | None = None,
+        architecture: str | None = None,
+        ignore_values: list[int] | None = None,
+        save_probs_dir: str | None = None,
+        save_probs_field: str | None = None,
         run_key: str = "fixer",
         device: str = "auto",
         logits: bool = False,
@@ -106,11 +127,25 @@ class FindLabelErrors(foo.Operator):
         Args:
             sample_collection: the dataset or view to search.
             gt_field: the ``fo.Segmentation`` ground-truth field.
-            probs_field: the string field with per-sample ``.npy``/``.npz``
-                probability paths.
+            probs_field: with ``probs_source="stored"``, the string field
+                of per-sample ``.npy``/``.npz`` probability paths.
+            probs_source: ``"stored"``, ``"model"`` or
+                ``"cross_validation"``.
+            model: a TorchScript file or ``package.module:factory``.
+            model_weights: a ``state_dict`` file for the model.
+            preprocess: how images are fed to the model.
+            output_classes: the mask value of each model output channel.
+            outputs_logits: whether the model outputs logits.
+            training: cross-validation settings (folds, epochs, ...).
+            checkpoint_dir: where fold models are kept.
+            architecture: ``package.module:factory(num_classes)`` for the
+                fold models (default: a compact U-Net).
+            ignore_values: mask values never scored.
+            save_probs_dir: keep computed probabilities in this folder ...
+            save_probs_field: ... with their paths in this field.
             run_key: names the run and prefixes its outputs.
             device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-            logits: whether the stored arrays are logits.
+            logits: whether stored arrays are logits.
             batch_size: samples scored together.
             config: the finder's thresholds.
             delegate: queue the run as a delegated operation.
@@ -118,11 +153,23 @@ class FindLabelErrors(foo.Operator):
         params = dict(
             gt_field=gt_field,
             probs_field=probs_field,
+            probs_source=probs_source,
+            model=model,
+            model_weights=model_weights,
+            output_classes=joined(output_classes),
+            outputs_logits=outputs_logits,
+            checkpoint_dir=checkpoint_dir,
+            architecture=architecture,
+            ignore_values=joined(ignore_values),
+            save_probs_dir=save_probs_dir,
+            save_probs_field=save_probs_field,
             run_key=run_key,
             device=device,
             logits=logits,
             batch_size=batch_size,
-            **(config or FinderConfig()).to_dict(),
+            **flat_params(
+                preprocess=preprocess, training=training, config=config
+            ),
         )
         return foo.execute_operator(
             self.uri,
@@ -143,15 +190,7 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
         missing="This dataset has no Segmentation field",
     ):
         return False
-    if not field_dropdown(
-        inputs,
-        "probs_field",
-        string_fields(dataset),
-        label="Probabilities field",
-        description="String field with each sample's .npy/.npz file of "
-        "(K, H, W) class probabilities; channel k = mask value k",
-        missing="This dataset has no string field of probability paths",
-    ):
+    if not _probability_inputs(ctx, inputs):
         return False
     if not new_run_key(ctx, inputs):
         return False
@@ -174,17 +213,10 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
         label="Device",
         description="auto uses CUDA when torch sees a GPU",
     )
-    inputs.bool(
-        "logits",
-        default=False,
-        label="Stored arrays are logits",
-        description="Softmax them first (otherwise they must be "
-        "probabilities summing to 1)",
-    )
     inputs.int("batch_size", default=8, label="Batch size", min=1)
 
     inputs.view("thresholds", types.Header(label="Finder thresholds"))
-    for f in _CONFIG_FIELDS:
+    for f in CONFIG_FIELDS:
         number = inputs.int if f.type in (int, "int") else inputs.float
         number(
             f.name,
@@ -195,25 +227,112 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
     return True
 
 
-def _find_params(params: dict) -> FindParams:
-    """Reads a run's parameters; missing ones take their defaults (a call
-    from Python does not apply the form's defaults)."""
-    defaults = FindParams(gt_field="", probs_field="")
-    config = FinderConfig.from_dict(
-        {
-            f.name: params[f.name]
-            for f in _CONFIG_FIELDS
-            if params.get(f.name) is not None
-        }
+def _probability_inputs(ctx, inputs: types.Object) -> bool:
+    sources = types.RadioGroup()
+    for value, label, description in _SOURCES:
+        sources.add_choice(value, label=label, description=description)
+    inputs.enum(
+        "probs_source",
+        sources.values(),
+        default="stored",
+        label="Probabilities",
+        view=sources,
     )
-    return FindParams(
-        gt_field=params["gt_field"],
-        probs_field=params["probs_field"],
-        run_key=params.get("run_key") or defaults.run_key,
-        device=params.get("device") or defaults.device,
-        logits=bool(params.get("logits", defaults.logits)),
-        batch_size=int(params.get("batch_size") or defaults.batch_size),
-        config=config,
+    source = ctx.params.get("probs_source") or "stored"
+    if source == "stored":
+        if not field_dropdown(
+            inputs,
+            "probs_field",
+            string_fields(ctx.dataset),
+            label="Probabilities field",
+            description="String field with each sample's .npy/.npz file "
+            "of (K, H, W) class probabilities; channel k = mask value k",
+            missing="This dataset has no string field of probability paths",
+        ):
+            return False
+        inputs.bool(
+            "logits",
+            default=False,
+            label="Stored arrays are logits",
+            description="Softmax them first (otherwise they must be "
+            "probabilities summing to 1)",
+        )
+    elif source == "model":
+        _model_inputs(inputs)
+    else:
+        _training_inputs(inputs)
+    inputs.str(
+        "ignore_values",
+        label="Ignored mask values",
+        description="Comma-separated mask values never scored (values "
+        "without a probability channel, such as 255, always are)",
+    )
+    if source != "stored":
+        inputs.str(
+            "save_probs_field",
+            label="Save probabilities to field",
+            description="Optional: keep the computed probabilities as "
+            ".npy files, their paths in this string field",
+        )
+        inputs.str("save_probs_dir", label="... in this folder")
+    return True
+
+
+def _model_inputs(inputs: types.Object) -> None:
+    inputs.str(
+        "model",
+        required=True,
+        label="Model",
+        description="A TorchScript file, or package.module:factory "
+        "returning a torch.nn.Module",
+    )
+    inputs.str("model_weights", label="Weights file (state_dict)")
+    inputs.str(
+        "input_size",
+        label="Input size",
+        description="H, W the model expects (empty: each image's own size)",
+    )
+    inputs.float("scale", default=1 / 255, label="Pixel scale")
+    inputs.str("mean", default="0.485, 0.456, 0.406", label="Mean")
+    inputs.str("std", default="0.229, 0.224, 0.225", label="Std")
+    dropdown(inputs, "channel_order", ["RGB", "BGR"], label="Channel order")
+    inputs.str(
+        "output_classes",
+        label="Output channel classes",
+        description="Mask value of each output channel, comma-separated "
+        "(empty: channel k is class k)",
+    )
+    inputs.bool("outputs_logits", default=True, label="Model outputs logits")
+
+
+def _training_inputs(inputs: types.Object) -> None:
+    defaults = TrainConfig()
+    inputs.int("folds", default=defaults.folds, label="Folds", min=2)
+    inputs.int("epochs", default=defaults.epochs, label="Epochs", min=1)
+    inputs.str(
+        "train_size",
+        label="Training size",
+        description="H, W images are resized to for training (empty: "
+        "native size)",
+    )
+    inputs.int(
+        "train_batch_size", default=defaults.batch_size, label="Batch size"
+    )
+    inputs.float(
+        "learning_rate", default=defaults.learning_rate, label="Learning rate"
+    )
+    inputs.int("seed", default=defaults.seed, label="Seed")
+    inputs.str(
+        "architecture",
+        label="Architecture",
+        description="Optional package.module:factory(num_classes) "
+        "returning an nn.Module (default: a compact U-Net)",
+    )
+    inputs.str(
+        "checkpoint_dir",
+        label="Checkpoint folder",
+        description="Where fold models are kept; an interrupted run "
+        "resumes from it (default: under FiftyOne's dataset dir)",
     )
 
 
@@ -238,7 +357,7 @@ class _ProgressReporter:
 
     def report(self, update: Progress):
         now = time.monotonic()
-        final = update.done == update.total
+        final = update.fraction >= 1.0
         if now - self._last < _PROGRESS_INTERVAL and not final:
             return
         self._last = now

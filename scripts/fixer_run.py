@@ -44,10 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     find(
         dataset,
         gt_field="ground_truth",
-        probs_field="probs_path",
+        **_source_params(args, dataset),
         run_key=args.run_key,
         device=args.device,
-        logits=args.logits,
     )
     _print_summary(dataset, args.run_key, known)
 
@@ -59,6 +58,83 @@ def main(argv: list[str] | None = None) -> int:
         print(f"App at http://{args.address}:{args.port} (Ctrl-C to stop)")
         session.wait(-1)
     return 0
+
+
+def _source_params(args, dataset) -> dict:
+    """The operator's probability-source parameters for ``--source``."""
+    if args.source == "stored":
+        return {"probs_field": "probs_path", "logits": args.logits}
+    if args.source == "model":
+        from fixer_core.inference import Preprocess
+
+        model = args.model or _demo_colour_model(dataset)
+        size = _size(args.input_size)
+        return {
+            "probs_source": "model",
+            "model": str(model),
+            "model_weights": args.weights,
+            "preprocess": Preprocess(
+                size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+            )
+            if not args.model
+            else Preprocess(size=size),
+        }
+    from fixer_core.training import TrainConfig
+
+    return {
+        "probs_source": "cross_validation",
+        "training": TrainConfig(
+            folds=args.folds,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            train_size=_size(args.train_size),
+        ),
+        "ignore_values": [255]
+        if "void" in dataset.default_mask_targets.values()
+        else None,
+    }
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    h, w = (int(v) for v in text.replace(",", " ").split())
+    return h, w
+
+
+def _demo_colour_model(dataset) -> Path:
+    """A stand-in for "your own model" on the demo: a nearest-colour
+    classifier fitted to the (noisy) labels, saved as TorchScript."""
+    import cv2
+    import numpy as np
+    import torch
+
+    classes = {
+        k: v for k, v in dataset.default_mask_targets.items() if v != "void"
+    }
+    sums = np.zeros((len(classes), 3))
+    counts = np.zeros(len(classes))
+    for sample in dataset.select_fields("ground_truth"):
+        image = cv2.imread(sample.filepath)[:, :, ::-1] / 255.0
+        mask = sample.ground_truth.get_mask()
+        for k in classes:
+            where = mask == k
+            sums[k] += image[where].sum(axis=0)
+            counts[k] += where.sum()
+    colours = torch.tensor(sums / np.maximum(counts, 1)[:, None]).float()
+
+    class ColourModel(torch.nn.Module):
+        def __init__(self, colours: torch.Tensor) -> None:
+            super().__init__()
+            self.register_buffer("colours", colours[:, :, None, None])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            distance = (x[:, None] - self.colours[None]).pow(2).sum(dim=2)
+            return -40.0 * distance
+
+    path = HOME / "demo" / "colour_model.pt"
+    torch.jit.script(ColourModel(colours)).save(str(path))
+    return path
 
 
 def _parse_args(argv):
@@ -90,6 +166,26 @@ def _parse_args(argv):
     )
     parser.add_argument(
         "--logits", action="store_true", help="probability files are logits"
+    )
+    source = parser.add_argument_group("where probabilities come from")
+    source.add_argument(
+        "--source",
+        default="stored",
+        choices=("stored", "model", "train"),
+        help="stored files (default), a model, or cross-validated training",
+    )
+    source.add_argument(
+        "--model",
+        help="TorchScript file or package.module:factory (default on the "
+        "demo: a colour classifier fitted to its labels)",
+    )
+    source.add_argument("--weights", help="state_dict file for --model")
+    source.add_argument("--input-size", help="H,W the model expects")
+    source.add_argument("--folds", type=int, default=3)
+    source.add_argument("--epochs", type=int, default=30)
+    source.add_argument("--learning-rate", type=float, default=1e-2)
+    source.add_argument(
+        "--train-size", default="96,128", help="H,W for training"
     )
     parser.add_argument(
         "--app", action="store_true", help="open the App on the result"

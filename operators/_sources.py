@@ -1,0 +1,245 @@
+"""Where a run's probabilities come from: files, a model, or fold models
+trained on the dataset itself."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..fixer_core.inference import (
+    Preprocess,
+    SegmentationPredictor,
+    load_model,
+    resolve_entry_point,
+)
+from ..fixer_core.training import (
+    CrossValidationTrainer,
+    TrainConfig,
+    TrainProgress,
+)
+from ._samples import LabelErrorInputError, load_image, load_mask, load_probs
+
+SOURCES = ("stored", "model", "cross_validation")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A user's model: a TorchScript file or an entry point, and how to
+    feed it."""
+
+    model: str
+    weights: str | None = None
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    output_classes: tuple[int, ...] | None = None
+    outputs_logits: bool = True
+
+    def to_dict(self) -> dict:
+        """Returns the spec as JSON-serializable data."""
+        return {
+            "model": self.model,
+            "weights": self.weights,
+            "preprocess": self.preprocess.to_dict(),
+            "output_classes": self.output_classes,
+            "outputs_logits": self.outputs_logits,
+        }
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Cross-validated training of fold models on the target samples."""
+
+    config: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint_dir: str | None = None
+    architecture: str | None = None  # entry point: factory(num_classes)
+
+    def to_dict(self) -> dict:
+        """Returns the spec as JSON-serializable data."""
+        return {
+            "config": self.config.to_dict(),
+            "checkpoint_dir": self.checkpoint_dir,
+            "architecture": self.architecture,
+        }
+
+
+class StoredProbabilities:
+    """Probabilities from the ``.npy``/``.npz`` files a field points to."""
+
+    def __init__(self, probs_field: str) -> None:
+        self.probs_field = probs_field
+        self.where = f"field '{probs_field}'"
+        self._first: tuple[str, int] | None = None
+
+    def __call__(self, samples: list, masks: list[np.ndarray]) -> np.ndarray:
+        arrays = [load_probs(s, self.probs_field) for s in samples]
+        for sample, probs in zip(samples, arrays, strict=True):
+            self._check_channels(sample, probs)
+        if len({a.shape for a in arrays}) == 1:
+            return np.stack(arrays)
+        size = masks[0].shape
+        return torch.cat(
+            [
+                F.interpolate(
+                    torch.from_numpy(a[None]).float(),
+                    size=size,
+                    mode="bilinear",
+                    align_corners=False,
+                )
+                for a in arrays
+            ]
+        ).numpy()
+
+    def _check_channels(self, sample, probs: np.ndarray) -> None:
+        if self._first is None:
+            self._first = (sample.id, probs.shape[0])
+        first_id, k = self._first
+        if probs.shape[0] != k:
+            raise LabelErrorInputError(
+                f"Probabilities of sample {sample.id} ({self.where}) have "
+                f"{probs.shape[0]} channels but those of sample {first_id} "
+                f"have {k}"
+            )
+
+
+class ModelProbabilities:
+    """Probabilities computed by a model from each sample's image."""
+
+    where = "model output"
+
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+
+    def __call__(self, samples: list, masks: list[np.ndarray]) -> Tensor:
+        images = [load_image(s) for s in samples]
+        return self.predictor.predict(images, masks[0].shape)
+
+
+class OutOfFoldProbabilities:
+    """Probabilities of each sample from the fold model that never saw it."""
+
+    where = "cross-validated model output"
+
+    def __init__(self, trainer, sample_ids: list[str]) -> None:
+        self.trainer = trainer
+        self._index = {sid: i for i, sid in enumerate(sample_ids)}
+
+    def __call__(self, samples: list, masks: list[np.ndarray]) -> Tensor:
+        indices = [self._index[s.id] for s in samples]
+        return torch.stack(self.trainer.predict(indices))
+
+
+class DatasetSegmentationData:
+    """The target samples as the trainer reads them: image and mask."""
+
+    def __init__(self, view, gt_field: str) -> None:
+        self._view = view.select_fields(gt_field)
+        self._gt_field = gt_field
+        self.sample_ids = self._view.values("id")
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        sample = self._view[self.sample_ids[index]]
+        return load_image(sample), load_mask(sample, self._gt_field)
+
+
+def build_model_source(
+    spec: ModelSpec, num_classes: int, device: str
+) -> ModelProbabilities:
+    """Loads the user's model; raises LabelErrorInputError when it does
+    not load."""
+    try:
+        model = load_model(spec.model, weights=spec.weights, device=device)
+        predictor = SegmentationPredictor(
+            model,
+            num_classes,
+            preprocess=spec.preprocess,
+            output_classes=spec.output_classes,
+            outputs_logits=spec.outputs_logits,
+            device=device,
+        )
+    except ValueError as e:
+        raise LabelErrorInputError(f"Model '{spec.model}': {e}") from e
+    return ModelProbabilities(predictor)
+
+
+def train_fold_models(
+    view,
+    gt_field: str,
+    spec: TrainingSpec,
+    num_classes: int,
+    ignore_index: tuple[int, ...],
+    checkpoint_dir: str,
+    device: str,
+) -> Generator[TrainProgress, None, OutOfFoldProbabilities]:
+    """Trains (or resumes) the fold models, yielding the trainer's progress
+    as it comes; returns the out-of-fold probability source."""
+    factory: Callable | None = None
+    if spec.architecture:
+        try:
+            factory = resolve_entry_point(spec.architecture)
+        except ValueError as e:
+            raise LabelErrorInputError(
+                f"Architecture '{spec.architecture}': {e}"
+            ) from e
+    data = DatasetSegmentationData(view, gt_field)
+    try:
+        trainer = CrossValidationTrainer(
+            data,
+            num_classes,
+            config=spec.config,
+            checkpoint_dir=checkpoint_dir,
+            ignore_index=ignore_index,
+            model_factory=factory,
+            device=device,
+        )
+    except ValueError as e:
+        raise LabelErrorInputError(str(e)) from e
+    yield from _in_background(trainer.fit)
+    return OutOfFoldProbabilities(trainer, list(data.sample_ids))
+
+
+def _in_background(fit: Callable) -> Iterator[TrainProgress]:
+    """Runs ``fit(progress=callback)`` in a thread and yields each
+    progress update as it arrives, so a generator operator can report
+    it; re-raises the thread's exception."""
+    updates: queue.Queue = queue.Queue()
+    done = object()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fit(progress=updates.put)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            failure.append(e)
+        finally:
+            updates.put(done)
+
+    thread = threading.Thread(target=work, name="fixer-training")
+    thread.start()
+    while (update := updates.get()) is not done:
+        yield update
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def save_probabilities(
+    samples: list, probs: np.ndarray | Tensor, directory: str
+) -> list[str]:
+    """Writes each sample's probabilities as float16 ``.npy``; returns the
+    paths."""
+    os.makedirs(directory, exist_ok=True)
+    if isinstance(probs, Tensor):
+        probs = probs.detach().to("cpu", torch.float16).numpy()
+    paths = []
+    for sample, array in zip(samples, probs, strict=True):
+        path = os.path.join(directory, f"{sample.id}.npy")
+        np.save(path, array.astype(np.float16))
+        paths.append(path)
+    return paths
