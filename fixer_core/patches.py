@@ -110,9 +110,12 @@ def find_patch_geometry(
     for given, sugg, window in _pair_windows(label, suggested, margin):
         lab = label[window]
         given_mask = lab == given
+        window_suggested = suggested[window]
         mask = _clean_pair_mask(
-            suggested[window] == sugg,
-            given_mask,
+            window_suggested == sugg,
+            # Holes are filled only with pixels no other pair claims, so
+            # patches never overlap.
+            given_mask & ((window_suggested < 0) | (window_suggested == sugg)),
             region_flagged[window],
             config,
         )
@@ -183,11 +186,11 @@ def _pair_windows(
 
 def _clean_pair_mask(
     pair_flags: np.ndarray,
-    given_mask: np.ndarray,
+    allowed: np.ndarray,
     region_flagged: np.ndarray,
     config: FinderConfig,
 ) -> np.ndarray:
-    pair_flags = pair_flags & given_mask
+    pair_flags = pair_flags & allowed
     pixel_flags = (pair_flags & ~region_flagged).astype(np.uint8)
     r = config.speck_radius
     if r > 0:
@@ -196,7 +199,7 @@ def _clean_pair_mask(
     mask = pixel_flags.astype(bool) | (pair_flags & region_flagged)
     kernel = np.ones((3, 3), np.uint8)
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-    return (closed.astype(bool) & given_mask).astype(np.uint8)
+    return (closed.astype(bool) & allowed).astype(np.uint8)
 
 
 def _near(mask: np.ndarray, width: int) -> np.ndarray | None:

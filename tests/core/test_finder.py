@@ -296,3 +296,12 @@ def test_device_gives_the_same_patches(scenes, found, device):
     patches, _ = _find(scenes, device=device)
     assert _overlap(patches, expected) > 0.99
     assert _overlap(expected, patches) > 0.99
+
+
+def test_patches_never_overlap(found):
+    patches, _ = found
+    by_image = {}
+    for p in patches:
+        covered = by_image.setdefault(p.image_index, np.zeros((96, 128), int))
+        covered += p.full_mask()
+    assert max(c.max() for c in by_image.values()) == 1

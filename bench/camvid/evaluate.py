@@ -1,0 +1,641 @@
+"""Stage 3 of the CamVid known-error benchmark: FIXER vs cleanlab.
+
+Both methods score EXACTLY the same noisy labels (stage 1) and cached
+out-of-fold probabilities (stage 2; float16 on disk, float32 for both),
+over all the run's images (train and val: class statistics come from the
+whole dataset, as in real use):
+
+* FIXER: ``LabelErrorFinder`` (what ``find_label_errors`` runs) with
+  ``ignore_index=[11]`` and the default ``FinderConfig``, its two passes
+  streamed over batches read from the cache;
+* cleanlab: ``cleanlab.segmentation.filter.find_label_issues`` and
+  ``cleanlab.segmentation.rank.get_label_quality_scores`` (``n_jobs=1``),
+  all probabilities in memory as its API needs. cleanlab has no ignore
+  label, so void pixels are given the model's argmax there (cleanlab never
+  flags a pixel whose label is the argmax).
+
+Metrics are computed on one split (``--split``, default val; thresholds
+are tuned on train), always over labelled pixels only: void pixels of the
+clean labels count for neither method.
+
+* recall: share of planted errors found, by type and overall; an error is
+  found when at least half its pixels are flagged (also reported: with
+  the right class suggested on at least half its pixels);
+* patch precision: share of patches that are right (at least half their
+  pixels are planted errors), for all patches and those of 50+ pixels;
+  cleanlab's patches are the 8-connected components of its mask;
+* pixel precision, recall and F1 of the flagged pixels;
+* AUPRC: average precision of a pixel score against the planted-error
+  pixels (FIXER: the score of the patch covering the pixel, 0 elsewhere;
+  cleanlab: 1 - its pixel label quality score);
+* suggestion accuracy: share of the flagged planted-error pixels whose
+  suggested class is the true one (cleanlab suggests the argmax);
+* label mIoU over the 11 classes vs the clean labels: of the noisy labels
+  and of the corrected ones (FIXER: ``apply_patches``; cleanlab: flagged
+  pixels set to the argmax);
+* FIXER only: share of the found errors typed right (the patch covering
+  most of the error has the planted type).
+
+Real CamVid labels hold errors of their own: flags on them count as false
+positives here, so every precision is a lower bound. Writes
+``report-<split>.md`` and ``report-<split>.json`` to the run folder.
+
+    python bench/camvid/evaluate.py --epochs 30
+    python bench/camvid/evaluate.py --epochs 30 --split train
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from inject import (
+    NUM_CLASSES,
+    VOID,
+    Layout,
+    load_meta,
+    read_png,
+    select_images,
+)
+from inject import add_arguments as add_common_arguments
+from probabilities import add_arguments as add_probability_arguments
+from probabilities import probs_path, resolve_device, run_tag
+
+from fixer_core import ERROR_TYPES, LabelErrorFinder, Patch, apply_patches
+
+LARGE_PATCH = 50  # px: "patches of 50+ pixels"
+METHODS = ("fixer", "cleanlab")
+
+
+# -- metrics -----------------------------------------------------------------
+
+
+def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Average precision of ``scores`` ranking ``positives`` first:
+    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds
+    (tied scores form one threshold, as in scikit-learn)."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    positives = np.asarray(positives, dtype=bool).ravel()
+    total = int(positives.sum())
+    if total == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    scores, positives = scores[order], positives[order]
+    last = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), scores.size - 1]
+    tp = np.cumsum(positives)[last]
+    precision = tp / (last + 1)
+    recall = tp / total
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def mean_iou(confusion: np.ndarray) -> tuple[float, list[float | None]]:
+    """Mean IoU of a ``(K, K)`` confusion (rows: reference) over the
+    classes present in either labelling, and the per-class IoUs."""
+    inter = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - inter
+    ious = [
+        float(i / u) if u else None for i, u in zip(inter, union, strict=True)
+    ]
+    present = [v for v in ious if v is not None]
+    return float(np.mean(present)) if present else float("nan"), ious
+
+
+def _confusion(reference: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    k = NUM_CLASSES
+    index = reference.astype(np.int64) * k + labels.astype(np.int64)
+    return np.bincount(index, minlength=k * k).reshape(k, k)
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else float("nan")
+
+
+class Scorer:
+    """Accumulates one method's metrics over the evaluated images.
+
+    Args:
+        errors: the planted errors (records of ``errors.json``) of the
+            evaluated images.
+    """
+
+    def __init__(self, errors: Sequence[dict]) -> None:
+        self.errors = {e["id"]: e for e in errors}
+        self.covered = dict.fromkeys(self.errors, 0)
+        self.covered_right = dict.fromkeys(self.errors, 0)
+        self.best: dict[int, tuple[int, str]] = {}
+        self.patches = {"all": [0, 0], "large": [0, 0]}  # [right, total]
+        self.tp = self.fp = self.fn = self.right_class = 0
+        self.flagged = self.scored = 0
+        self.confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        self._scores: list[np.ndarray] = []
+        self._positives: list[np.ndarray] = []
+
+    def add(
+        self,
+        truth: dict,
+        *,
+        flagged: np.ndarray,
+        suggestion: np.ndarray,
+        score: np.ndarray,
+        corrected: np.ndarray,
+        patch_area: np.ndarray,
+        patch_on_error: np.ndarray,
+        best_patches: dict[int, tuple[int, str]] | None = None,
+    ) -> None:
+        """Adds one image.
+
+        Args:
+            truth: ``clean``, ``error_map`` (see :func:`load_truth`).
+            flagged: ``(H, W)`` bool, the flagged pixels.
+            suggestion: ``(H, W)`` suggested class (read where flagged).
+            score: ``(H, W)`` float pixel score, higher = more suspect.
+            corrected: ``(H, W)`` labels after applying the suggestions.
+            patch_area: labelled pixels of each patch.
+            patch_on_error: planted-error pixels of each patch.
+            best_patches: ``{error id: (overlap, type)}``, the patch
+                covering most of each error (typed methods only).
+        """
+        clean, error_map = truth["clean"], truth["error_map"]
+        scored = clean != VOID
+        error_ids, true_class = error_map[2], error_map[1]
+        on_error = error_ids >= 0
+        flagged = flagged & scored
+        right = flagged & on_error & (suggestion == true_class)
+        ids = error_ids[flagged & on_error]
+        right_ids = error_ids[right]
+        for eid, count in zip(
+            *np.unique(ids, return_counts=True), strict=True
+        ):
+            self.covered[int(eid)] += int(count)
+        for eid, count in zip(
+            *np.unique(right_ids, return_counts=True), strict=True
+        ):
+            self.covered_right[int(eid)] += int(count)
+        for eid, (overlap, kind) in (best_patches or {}).items():
+            if overlap > self.best.get(eid, (0, ""))[0]:
+                self.best[eid] = (overlap, kind)
+        patch_right = patch_on_error * 2 >= patch_area
+        large = patch_area >= LARGE_PATCH
+        self.patches["all"][0] += int(patch_right.sum())
+        self.patches["all"][1] += int(patch_area.size)
+        self.patches["large"][0] += int((patch_right & large).sum())
+        self.patches["large"][1] += int(large.sum())
+        self.tp += int((flagged & on_error).sum())
+        self.fp += int((flagged & ~on_error).sum())
+        self.fn += int((~flagged & on_error & scored).sum())
+        self.right_class += int(right.sum())
+        self.flagged += int(flagged.sum())
+        self.scored += int(scored.sum())
+        self.confusion += _confusion(clean[scored], corrected[scored])
+        self._scores.append(score[scored].astype(np.float32))
+        self._positives.append(on_error[scored])
+
+    def result(self, typed: bool) -> dict:
+        """All the method's numbers (see the module docstring)."""
+        found, found_right, typed_right = {}, {}, {}
+        for eid, e in self.errors.items():
+            half = self.covered[eid] * 2 >= e["area"]
+            found[eid] = half
+            found_right[eid] = self.covered_right[eid] * 2 >= e["area"]
+            typed_right[eid] = (
+                half and self.best.get(eid, (0, ""))[1] == (e["type"])
+            )
+        recall, recall_right, type_accuracy = {}, {}, {}
+        for kind in (*ERROR_TYPES, "all"):
+            ids = [
+                eid
+                for eid, e in self.errors.items()
+                if kind in ("all", e["type"])
+            ]
+            n_found = sum(found[i] for i in ids)
+            recall[kind] = _count(n_found, len(ids))
+            recall_right[kind] = _count(
+                sum(found_right[i] for i in ids), len(ids)
+            )
+            if typed:
+                type_accuracy[kind] = _count(
+                    sum(typed_right[i] for i in ids), n_found
+                )
+        precision = _ratio(self.tp, self.tp + self.fp)
+        pixel_recall = _ratio(self.tp, self.tp + self.fn)
+        f1 = _ratio(2 * precision * pixel_recall, precision + pixel_recall)
+        scores = np.concatenate(self._scores)
+        positives = np.concatenate(self._positives)
+        miou, ious = mean_iou(self.confusion)
+        return {
+            "recall": recall,
+            "recall_right_class": recall_right,
+            "type_accuracy": type_accuracy if typed else None,
+            "patch_precision": _count(*self.patches["all"]),
+            "patch_precision_large": _count(*self.patches["large"]),
+            "pixel_precision": precision,
+            "pixel_recall": pixel_recall,
+            "pixel_f1": f1,
+            "auprc": average_precision(scores, positives),
+            "suggestion_accuracy": _ratio(self.right_class, self.tp),
+            "flagged_share": _ratio(self.flagged, self.scored),
+            "flagged_pixels": self.flagged,
+            "corrected_miou": miou,
+            "corrected_iou_per_class": ious,
+        }
+
+
+def _count(num: int, den: int) -> dict:
+    return {"value": _ratio(num, den), "num": int(num), "den": int(den)}
+
+
+# -- methods -----------------------------------------------------------------
+
+
+def load_probs(paths: Sequence[Path]) -> np.ndarray:
+    """``(N, K, H, W)`` float16 probabilities of some images."""
+    return np.stack([np.load(p) for p in paths])
+
+
+def run_fixer(
+    noisy: np.ndarray,
+    paths: Sequence[Path],
+    class_names: Sequence[str],
+    *,
+    device: str,
+    batch_size: int,
+) -> tuple[list[list[Patch]], dict]:
+    """FIXER on all images, both passes streamed over batches; returns
+    the patches of each image and the summary as a dict."""
+    finder = LabelErrorFinder(class_names, ignore_index=[VOID], device=device)
+    batches = [
+        range(i, min(i + batch_size, len(noisy)))
+        for i in range(0, len(noisy), batch_size)
+    ]
+    for b in batches:
+        finder.update(
+            noisy[b.start : b.stop], load_probs(paths[b.start : b.stop])
+        )
+    found: list[list[Patch]] = []
+    for b in batches:
+        found += finder.find(
+            noisy[b.start : b.stop],
+            load_probs(paths[b.start : b.stop]),
+            image_indices=list(b),
+        )
+    summary = finder.summary()
+    patches = [
+        [dataclasses.replace(p, issue=summary.issue_of(p)) for p in image]
+        for image in found
+    ]
+    return patches, summary.to_dict()
+
+
+def run_cleanlab(
+    noisy: np.ndarray, paths: Sequence[Path]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """cleanlab on all images at once; returns its ``(N, H, W)`` issue
+    mask, pixel label quality scores and argmax suggestions."""
+    from cleanlab.segmentation.filter import find_label_issues
+    from cleanlab.segmentation.rank import get_label_quality_scores
+
+    n, (h, w) = len(noisy), noisy.shape[1:]
+    probs = np.empty((n, NUM_CLASSES, h, w), dtype=np.float32)
+    for i, path in enumerate(paths):
+        probs[i] = np.load(path)
+    argmax = probs.argmax(axis=1).astype(np.uint8)
+    labels = np.where(noisy == VOID, argmax, noisy).astype(np.int64)
+    issues = find_label_issues(labels, probs, n_jobs=1, verbose=False)
+    _, quality = get_label_quality_scores(
+        labels, probs, n_jobs=1, verbose=False
+    )
+    return issues, quality.astype(np.float32), argmax
+
+
+def fixer_image(
+    truth: dict, noisy: np.ndarray, patches: Sequence[Patch]
+) -> dict:
+    """Scorer inputs of FIXER's patches on one image."""
+    shape = noisy.shape
+    flagged = np.zeros(shape, dtype=bool)
+    score = np.zeros(shape, dtype=np.float32)
+    scored = truth["clean"] != VOID
+    error_ids = truth["error_map"][2]
+    area, on_error, best = [], [], {}
+    for p in patches:
+        x, y, w, h = p.box
+        window = (slice(y, y + h), slice(x, x + w))
+        mask = p.mask & scored[window]
+        flagged[window] |= mask
+        score[window][mask] = np.maximum(score[window][mask], p.score)
+        ids = error_ids[window][mask]
+        ids = ids[ids >= 0]
+        area.append(int(mask.sum()))
+        on_error.append(int(ids.size))
+        for eid, count in zip(
+            *np.unique(ids, return_counts=True), strict=True
+        ):
+            eid, count = int(eid), int(count)
+            if count > best.get(eid, (0, ""))[0]:
+                best[eid] = (count, p.error_type)
+    corrected = apply_patches(noisy, patches)
+    return {
+        "flagged": flagged,
+        "suggestion": corrected,
+        "score": score,
+        "corrected": corrected,
+        "patch_area": np.asarray(area, dtype=np.int64),
+        "patch_on_error": np.asarray(on_error, dtype=np.int64),
+        "best_patches": best,
+    }
+
+
+def cleanlab_image(
+    truth: dict,
+    noisy: np.ndarray,
+    issues: np.ndarray,
+    quality: np.ndarray,
+    argmax: np.ndarray,
+) -> dict:
+    """Scorer inputs of cleanlab's mask on one image: its patches are the
+    8-connected components of the mask (void pixels left out)."""
+    flagged = issues & (truth["clean"] != VOID)
+    n, comp = cv2.connectedComponents(flagged.astype(np.uint8), connectivity=8)
+    area = np.bincount(comp.ravel(), minlength=n)[1:]
+    on_error = np.bincount(comp[truth["error_map"][2] >= 0], minlength=n)[1:]
+    return {
+        "flagged": flagged,
+        "suggestion": argmax,
+        "score": 1.0 - quality,
+        "corrected": np.where(flagged, argmax, noisy),
+        "patch_area": area,
+        "patch_on_error": on_error,
+    }
+
+
+# -- stage -------------------------------------------------------------------
+
+
+def load_truth(layout: Layout, image: dict) -> dict:
+    """Clean labels and the ``(3, H, W)`` error map of one image."""
+    split, name = image["split"], image["name"]
+    return {
+        "clean": read_png(layout.label("clean", split, name)),
+        "error_map": np.load(layout.error_map(split, name)),
+    }
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Runs stage 3; returns the report as a dict."""
+    meta = load_meta(args.out, factor=args.factor, seed=args.seed)
+    layout = Layout(args.out)
+    images = select_images(meta, args.limit)
+    tag = run_tag(args, len(images))
+    run_dir = layout.run_dir(tag)
+    paths = [probs_path(run_dir, im) for im in images]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(
+            f"{len(missing)} probability files missing under {run_dir} "
+            f"(first: {missing[0]}): run bench/camvid/probabilities.py "
+            "with the same options first"
+        )
+    noisy = np.stack(
+        [
+            read_png(layout.label("noisy", im["split"], im["name"]))
+            for im in images
+        ]
+    )
+    split = args.split
+    evaluated = [
+        i for i, im in enumerate(images) if split in ("all", im["split"])
+    ]
+    if not evaluated:
+        raise SystemExit(f"no {split} images among the {len(images)} used")
+    evaluated_names = {
+        (images[i]["split"], images[i]["name"]) for i in evaluated
+    }
+    records = json.loads(layout.errors.read_text())
+    errors = [
+        r for r in records if (r["split"], r["image"]) in evaluated_names
+    ]
+    device = resolve_device(args.device)
+
+    began = time.perf_counter()
+    patches, summary = run_fixer(
+        noisy,
+        paths,
+        meta["class_names"],
+        device=device,
+        batch_size=args.eval_batch_size,
+    )
+    print(
+        f"evaluate: FIXER scored {len(images)} images on {device} "
+        f"({time.perf_counter() - began:.1f} s)",
+        flush=True,
+    )
+    began = time.perf_counter()
+    issues, quality, argmax = run_cleanlab(noisy, paths)
+    print(
+        f"evaluate: cleanlab scored {len(images)} images "
+        f"({time.perf_counter() - began:.1f} s)",
+        flush=True,
+    )
+
+    scorers = {m: Scorer(errors) for m in METHODS}
+    noisy_confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    for i in evaluated:
+        truth = load_truth(layout, images[i])
+        scored = truth["clean"] != VOID
+        noisy_confusion += _confusion(truth["clean"][scored], noisy[i][scored])
+        scorers["fixer"].add(truth, **fixer_image(truth, noisy[i], patches[i]))
+        scorers["cleanlab"].add(
+            truth,
+            **cleanlab_image(
+                truth, noisy[i], issues[i], quality[i], argmax[i]
+            ),
+        )
+    noisy_miou, noisy_ious = mean_iou(noisy_confusion)
+    counts = {t: sum(e["type"] == t for e in errors) for t in ERROR_TYPES}
+    error_pixels = sum(e["area"] for e in errors)
+    report = {
+        "benchmark": "CamVid known errors, FIXER vs cleanlab",
+        "split": split,
+        "images_evaluated": len(evaluated),
+        "images_scored": len(images),
+        "size": meta["settings"]["size"],
+        "injection": meta["settings"],
+        "run": tag,
+        "options": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+        },
+        "errors": counts,
+        "error_pixels": error_pixels,
+        "labelled_pixels": scorers["fixer"].scored,
+        "noisy_miou": noisy_miou,
+        "noisy_iou_per_class": noisy_ious,
+        "fixer": scorers["fixer"].result(typed=True),
+        "cleanlab": scorers["cleanlab"].result(typed=False),
+        "fixer_summary": summary,
+        "note": NOTE,
+    }
+    markdown = to_markdown(report)
+    (run_dir / f"report-{split}.json").write_text(
+        json.dumps(_finite(report), indent=1, allow_nan=False)
+    )
+    (run_dir / f"report-{split}.md").write_text(markdown)
+    print(markdown)
+    print(f"evaluate: wrote {run_dir / f'report-{split}.md'} and .json")
+    return report
+
+
+NOTE = (
+    "Real CamVid labels hold errors of their own (coarse boundaries, missed "
+    "poles and signs): flags on them count as false positives here, so "
+    "every precision is a lower bound. Void pixels are excluded from all "
+    "metrics for both methods (cleanlab, which has no ignore label, sees "
+    "them labelled with the model's argmax)."
+)
+
+
+def _finite(value: object) -> object:
+    """``value`` with NaN floats (undefined ratios) as ``None``, for strict
+    JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _fmt_count(count: dict | None) -> str:
+    if count is None:
+        return "-"
+    return f"{_fmt(count['value'])} ({count['num']}/{count['den']})"
+
+
+def to_markdown(report: dict) -> str:
+    """The report as a Markdown table, FIXER and cleanlab side by side."""
+    f, c = report["fixer"], report["cleanlab"]
+    h, w = report["size"]
+    labelled = report["labelled_pixels"]
+    rows: list[tuple[str, str, str]] = []
+    for kind in (*ERROR_TYPES, "all"):
+        rows.append(
+            (
+                f"recall, {kind}",
+                _fmt_count(f["recall"][kind]),
+                _fmt_count(c["recall"][kind]),
+            )
+        )
+    rows.append(
+        (
+            "recall with the right class, all",
+            _fmt_count(f["recall_right_class"]["all"]),
+            _fmt_count(c["recall_right_class"]["all"]),
+        )
+    )
+    rows.append(
+        (
+            "found errors typed right",
+            _fmt_count(f["type_accuracy"]["all"]),
+            "- (untyped)",
+        )
+    )
+    rows += [
+        (
+            "patch precision, all patches",
+            _fmt_count(f["patch_precision"]),
+            _fmt_count(c["patch_precision"]),
+        ),
+        (
+            f"patch precision, patches of {LARGE_PATCH}+ px",
+            _fmt_count(f["patch_precision_large"]),
+            _fmt_count(c["patch_precision_large"]),
+        ),
+        (
+            "flagged pixels (share of labelled)",
+            _fmt(f["flagged_share"], 4),
+            _fmt(c["flagged_share"], 4),
+        ),
+        (
+            "pixel precision",
+            _fmt(f["pixel_precision"]),
+            _fmt(c["pixel_precision"]),
+        ),
+        ("pixel recall", _fmt(f["pixel_recall"]), _fmt(c["pixel_recall"])),
+        ("pixel F1", _fmt(f["pixel_f1"]), _fmt(c["pixel_f1"])),
+        (
+            "pixel AUPRC (chance = "
+            f"{_fmt(report['error_pixels'] / max(labelled, 1), 4)})",
+            _fmt(f["auprc"]),
+            _fmt(c["auprc"]),
+        ),
+        (
+            "suggestion accuracy",
+            _fmt(f["suggestion_accuracy"]),
+            _fmt(c["suggestion_accuracy"]),
+        ),
+        (
+            f"label mIoU, corrected (noisy: {_fmt(report['noisy_miou'])})",
+            _fmt(f["corrected_miou"]),
+            _fmt(c["corrected_miou"]),
+        ),
+    ]
+    counts = ", ".join(f"{t} {n}" for t, n in report["errors"].items())
+    lines = [
+        "# CamVid known-error benchmark: FIXER vs cleanlab",
+        "",
+        f"Split **{report['split']}**: {report['images_evaluated']} images "
+        f"at {h}x{w} (of {report['images_scored']} scored), planted "
+        f"errors: {counts} ({report['error_pixels']} px, "
+        f"{100 * report['error_pixels'] / max(labelled, 1):.2f}% of "
+        f"labelled pixels). Probabilities: out-of-fold, run "
+        f"`{report['run']}`.",
+        "",
+        "| metric | FIXER | cleanlab |",
+        "| --- | ---: | ---: |",
+        *(f"| {m} | {a} | {b} |" for m, a, b in rows),
+        "",
+        report["note"],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of stage 3."""
+    parser.add_argument(
+        "--split",
+        choices=("val", "train", "all"),
+        default="val",
+        help="images the metrics are computed on (default val)",
+    )
+    parser.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=8,
+        help="images per FIXER batch",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    add_probability_arguments(parser)
+    add_arguments(parser)
+    evaluate(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
