@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from fixer_core import LabelErrorFinder
-from fixer_core.inference import Preprocess, SegmentationPredictor
+from fixer_core.models import Preprocess, SegmentationPredictor
 from fixer_core.synthetic import IGNORE_VALUE, make_scenes
 from fixer_core.training import CrossValidationTrainer, TrainConfig, UNet
 

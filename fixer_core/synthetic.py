@@ -248,9 +248,10 @@ def _sample_layout(
 
     # Wide enough to be a labelling-policy choice, not boundary noise.
     lo = max(5, round(0.05 * min(height, width)))
-    ring_width = int(rng.integers(lo, 2 * lo))
-    margin = ring_width + 1
     floor_height = height - 1 - horizon
+    # ... but leaves small floors room for a rug.
+    ring_width = min(int(rng.integers(lo, 2 * lo)), (floor_height - 1) // 4)
+    margin = ring_width + 1
     semi_y = min(
         height * rng.uniform(0.08, 0.14), (floor_height - 1) / 2 - margin
     )

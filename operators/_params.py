@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..fixer_core import FinderConfig
-from ..fixer_core.inference import Preprocess
+from ..fixer_core.models import Preprocess
 from ..fixer_core.training import TrainConfig
 from ._pipeline import FindParams
 from ._sources import ModelSpec, TrainingSpec

@@ -278,11 +278,13 @@ class _Stages:
             start += weight
         self._done: dict[str, int] = {}
         self._clock: dict[str, float] = {}
+        self._last = time.monotonic()
 
     def advance(self, stage: str, count: int) -> Progress:
         """Records ``count`` more samples of a pass over the samples."""
         now = time.monotonic()
-        self._clock.setdefault(stage, now)
+        self._clock.setdefault(stage, self._last)  # a stage starts when
+        self._last = now  # the previous update ended
         done = self._done[stage] = self._done.get(stage, 0) + count
         start, weight = self._start[stage]
         rate = done / max(now - self._clock[stage], 1e-9)
@@ -294,6 +296,7 @@ class _Stages:
 
     def training(self, update) -> Progress:
         """Converts a trainer progress update."""
+        self._last = time.monotonic()
         start, weight = self._start["Training"]
         folds_done = update.fold + update.epoch / update.epochs
         return Progress(

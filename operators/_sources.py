@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..fixer_core.inference import (
+from ..fixer_core.models import (
+    ModelError,
     Preprocess,
     SegmentationPredictor,
     load_model,
@@ -113,12 +114,16 @@ class ModelProbabilities:
 
     where = "model output"
 
-    def __init__(self, predictor) -> None:
+    def __init__(self, predictor, name: str) -> None:
         self.predictor = predictor
+        self.name = name
 
     def __call__(self, samples: list, masks: list[np.ndarray]) -> Tensor:
         images = [load_image(s) for s in samples]
-        return self.predictor.predict(images, masks[0].shape)
+        try:
+            return self.predictor.predict(images, masks[0].shape)
+        except ModelError as e:
+            raise LabelErrorInputError(f"Model '{self.name}': {e}") from e
 
 
 class OutOfFoldProbabilities:
@@ -165,7 +170,7 @@ def build_model_source(
         )
     except ValueError as e:
         raise LabelErrorInputError(f"Model '{spec.model}': {e}") from e
-    return ModelProbabilities(predictor)
+    return ModelProbabilities(predictor, spec.model)
 
 
 def train_fold_models(

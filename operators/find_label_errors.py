@@ -9,7 +9,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..fixer_core import FinderConfig
-from ..fixer_core.inference import Preprocess
+from ..fixer_core.models import Preprocess
 from ..fixer_core.training import TrainConfig
 from ._inputs import (
     dropdown,

@@ -65,7 +65,7 @@ def _source_params(args, dataset) -> dict:
     if args.source == "stored":
         return {"probs_field": "probs_path", "logits": args.logits}
     if args.source == "model":
-        from fixer_core.inference import Preprocess
+        from fixer_core.models import Preprocess
 
         model = args.model or _demo_colour_model(dataset)
         size = _size(args.input_size)
