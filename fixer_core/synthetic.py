@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
-from fixer_core.config import ERROR_TYPES
+from .config import ERROR_TYPES
 
 __all__ = [
     "CLASS_NAMES",
@@ -605,3 +607,43 @@ def _render(rng: np.random.Generator, clean_labels: np.ndarray) -> np.ndarray:
         chunk[void] = 0.0
         images[start:stop] = np.clip(np.rint(chunk), 0, 255).astype(np.uint8)
     return images
+
+
+class ColourModel(torch.nn.Module):
+    """A stand-in for a trained model on these scenes: the nearest class
+    colour. Logits are ``-40 * |x - colour_k|^2`` for RGB ``x`` in [0, 1]
+    (feed it with ``Preprocess(mean=(0, 0, 0), std=(1, 1, 1))``).
+
+    Args:
+        colours: ``(K, 3)`` mean RGB colour of each class, in [0, 1].
+    """
+
+    def __init__(self, colours: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("colours", colours[:, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        distance = (x[:, None] - self.colours[None]).pow(2).sum(dim=2)
+        return -40.0 * distance
+
+
+def fit_colour_model(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    num_classes: int,
+) -> ColourModel:
+    """Fits :class:`ColourModel` to RGB uint8 images and their (possibly
+    noisy) labels: each class's colour is the mean of its pixels."""
+    sums = np.zeros((num_classes, 3))
+    counts = np.zeros(num_classes)
+    for image, label in zip(images, labels, strict=True):
+        pixels = image.reshape(-1, 3) / 255.0
+        flat = label.reshape(-1)
+        keep = flat < num_classes
+        counts += np.bincount(flat[keep], minlength=num_classes)
+        for c in range(3):
+            sums[:, c] += np.bincount(
+                flat[keep], weights=pixels[keep, c], minlength=num_classes
+            )
+    colours = sums / np.maximum(counts, 1)[:, None]
+    return ColourModel(torch.tensor(colours, dtype=torch.float32))

@@ -106,34 +106,17 @@ def _demo_colour_model(dataset) -> Path:
     """A stand-in for "your own model" on the demo: a nearest-colour
     classifier fitted to the (noisy) labels, saved as TorchScript."""
     import cv2
-    import numpy as np
     import torch
 
-    classes = {
-        k: v for k, v in dataset.default_mask_targets.items() if v != "void"
-    }
-    sums = np.zeros((len(classes), 3))
-    counts = np.zeros(len(classes))
-    for sample in dataset.select_fields("ground_truth"):
-        image = cv2.imread(sample.filepath)[:, :, ::-1] / 255.0
-        mask = sample.ground_truth.get_mask()
-        for k in classes:
-            where = mask == k
-            sums[k] += image[where].sum(axis=0)
-            counts[k] += where.sum()
-    colours = torch.tensor(sums / np.maximum(counts, 1)[:, None]).float()
+    from fixer_core.synthetic import fit_colour_model
 
-    class ColourModel(torch.nn.Module):
-        def __init__(self, colours: torch.Tensor) -> None:
-            super().__init__()
-            self.register_buffer("colours", colours[:, :, None, None])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            distance = (x[:, None] - self.colours[None]).pow(2).sum(dim=2)
-            return -40.0 * distance
-
+    samples = dataset.select_fields("ground_truth")
+    images = [cv2.imread(s.filepath)[:, :, ::-1] for s in samples]
+    labels = [s.ground_truth.get_mask() for s in samples]
+    classes = [v for v in dataset.default_mask_targets.values() if v != "void"]
+    model = fit_colour_model(images, labels, len(classes))
     path = HOME / "demo" / "colour_model.pt"
-    torch.jit.script(ColourModel(colours)).save(str(path))
+    torch.jit.script(model).save(str(path))
     return path
 
 

@@ -26,7 +26,7 @@ from fixer_core.models import (
     SegmentationPredictor,
     load_model,
 )
-from fixer_core.synthetic import make_scenes
+from fixer_core.synthetic import ColourModel, fit_colour_model, make_scenes
 from fixer_core.training import TrainConfig
 
 fo = pytest.importorskip("fiftyone")
@@ -55,32 +55,11 @@ CV_CONFIG = TrainConfig(folds=3, epochs=30, learning_rate=1e-2, batch_size=4)
 # -- helpers -----------------------------------------------------------------
 
 
-class ColourModel(torch.nn.Module):
-    """Nearest-colour classifier (as ``scripts/fixer_run.py``'s demo
-    model): logits ``-40 * |x - colour_k|^2`` on ``x`` in [0, 1]."""
-
-    def __init__(self, colours: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("colours", colours[:, :, None, None])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        distance = (x[:, None] - self.colours[None]).pow(2).sum(dim=2)
-        return -40.0 * distance
-
-
 ENTRY_MODULE = textwrap.dedent(
     """
     import torch
 
-
-    class ColourModel(torch.nn.Module):
-        def __init__(self, colours):
-            super().__init__()
-            self.register_buffer("colours", colours[:, :, None, None])
-
-        def forward(self, x):
-            distance = (x[:, None] - self.colours[None]).pow(2).sum(dim=2)
-            return -40.0 * distance
+    from fixer_core.synthetic import ColourModel
 
 
     def make():
@@ -96,16 +75,13 @@ def _read_rgb(path) -> np.ndarray:
 def _fit_colours(dataset) -> torch.Tensor:
     """Mean colour (in [0, 1]) of each class's pixels in the noisy labels,
     read from the files as the operator reads them."""
-    sums = np.zeros((NUM_CLASSES, 3))
-    counts = np.zeros(NUM_CLASSES)
-    for sample in dataset.select_fields(GT):
-        image = _read_rgb(sample.filepath) / 255.0
-        mask = sample[GT].get_mask()
-        for k in range(NUM_CLASSES):
-            where = mask == k
-            sums[k] += image[where].sum(axis=0)
-            counts[k] += where.sum()
-    return torch.tensor(sums / np.maximum(counts, 1)[:, None]).float()
+    samples = dataset.select_fields(GT)
+    model = fit_colour_model(
+        [_read_rgb(s.filepath) for s in samples],
+        [s[GT].get_mask() for s in samples],
+        NUM_CLASSES,
+    )
+    return model.colours[:, :, 0, 0]
 
 
 def _find(collection, **kwargs):
