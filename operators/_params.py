@@ -86,20 +86,20 @@ def joined(values) -> str | None:
 
 def ints(value) -> list[int] | None:
     """``[1, 2]`` or ``"1, 2"`` -> ``[1, 2]``; empty -> ``None``."""
-    if value is None or value == "" or value == []:
-        return None
-    if isinstance(value, str):
-        value = [v for v in value.replace(",", " ").split() if v]
-    return [int(v) for v in value]
+    return _numbers(value, int)
 
 
 def floats(value) -> list[float] | None:
     """``[0.5, 0.5]`` or ``"0.5, 0.5"`` -> ``[0.5, 0.5]``."""
+    return _numbers(value, float)
+
+
+def _numbers(value, cast):
     if value is None or value == "" or value == []:
         return None
     if isinstance(value, str):
-        value = [v for v in value.replace(",", " ").split() if v]
-    return [float(v) for v in value]
+        value = value.replace(",", " ").split()
+    return [cast(v) for v in value]
 
 
 def _model_spec(params: dict) -> ModelSpec | None:

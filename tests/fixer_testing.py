@@ -59,3 +59,14 @@ def write_scenes_dataset(
     targets[IGNORE_VALUE] = "void"
     dataset.default_mask_targets = targets
     return dataset.add_samples(samples)
+
+
+def detection_mask(detection, shape: tuple[int, int]) -> np.ndarray:
+    """Places a detection's box-sized mask in an ``(H, W)`` image."""
+    height, width = shape
+    x, y = detection.bounding_box[:2]
+    x0, y0 = round(x * width), round(y * height)
+    h, w = detection.mask.shape
+    out = np.zeros(shape, dtype=bool)
+    out[y0 : y0 + h, x0 : x0 + w] = detection.mask
+    return out

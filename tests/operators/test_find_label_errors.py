@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fixer_testing import PLUGIN, write_scenes_dataset
+from fixer_testing import PLUGIN, detection_mask, write_scenes_dataset
 
 from fixer_core import ERROR_TYPES
 from fixer_core.synthetic import IGNORE_VALUE, make_scenes
@@ -89,21 +89,10 @@ def _patch_counts(dataset, run_key="fixer"):
     ]
 
 
-def _full_mask(det, shape):
-    """Places a detection's box-sized mask in an ``(H, W)`` image."""
-    height, width = shape
-    x, y = det.bounding_box[:2]
-    x0, y0 = round(x * width), round(y * height)
-    h, w = det.mask.shape
-    out = np.zeros(shape, dtype=bool)
-    out[y0 : y0 + h, x0 : x0 + w] = det.mask
-    return out
-
-
 def _expected_correction(label, detections, class_names):
     expected = label.copy()
     for det in detections:
-        expected[_full_mask(det, label.shape)] = class_names.index(
+        expected[detection_mask(det, label.shape)] = class_names.index(
             det.suggested_label
         )
     return expected
@@ -167,7 +156,7 @@ def test_patches_are_valid_detections(found):
             assert det.mask.shape == (round(h * height), round(w * width))
             assert det.mask.any()
             # Every pixel of a patch carries its given label in the GT
-            pixels = label[_full_mask(det, shape)]
+            pixels = label[detection_mask(det, shape)]
             given = found.names.index(det.given_label)
             assert (pixels == given).all()
     assert total > 0
@@ -219,7 +208,7 @@ def test_planted_errors_are_recovered_with_the_true_class(found):
         covered = np.zeros(shape, dtype=bool)
         for det in sample.fixer_patches.detections:
             if det.suggested_label == true_name:
-                covered |= _full_mask(det, shape)
+                covered |= detection_mask(det, shape)
         share = (covered & error.mask).sum() / error.mask.sum()
         hits[error.error_type].append(share >= 0.5)
     for error_type, found_ in hits.items():

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from fixer_testing import PLUGIN, write_scenes_dataset
+from fixer_testing import PLUGIN, detection_mask, write_scenes_dataset
 
 from fixer_core import ERROR_TYPES
 from fixer_core.models import (
@@ -133,17 +133,6 @@ def _assert_same_patches(dataset, key_a, key_b, *, other=None, rel=1e-5):
         )
 
 
-def _full_mask(det, shape):
-    """Places a detection's box-sized mask in an ``(H, W)`` image."""
-    height, width = shape
-    x, y = det.bounding_box[:2]
-    x0, y0 = round(x * width), round(y * height)
-    h, w = det.mask.shape
-    out = np.zeros(shape, dtype=bool)
-    out[y0 : y0 + h, x0 : x0 + w] = det.mask
-    return out
-
-
 def _recovery(dataset, run_key, scenes):
     """Per planted error, the share of its pixels covered by patches that
     suggest its true class."""
@@ -156,7 +145,7 @@ def _recovery(dataset, run_key, scenes):
         patches = samples[error.image_index][f"{run_key}_patches"]
         for det in patches.detections if patches else []:
             if det.suggested_label == names[error.true_label]:
-                covered |= _full_mask(det, shape)
+                covered |= detection_mask(det, shape)
         shares.append((covered & error.mask).sum() / error.mask.sum())
     return shares
 
