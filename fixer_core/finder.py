@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._argmax import certain_argmax, max_at
 from ._checks import ArrayLike, as_tensor, prepare_labels, prepare_pred_probs
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error
@@ -190,19 +191,23 @@ class LabelErrorFinder:
                 f"got {len(image_indices)} image_indices for {n} images"
             )
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
+        p_given = pred_probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
         suggested = _pixel_suggestions(
-            labels, pred_probs, thresholds, self.config.min_confidence
+            labels, pred_probs, p_given, thresholds, self.config.min_confidence
         )
-        labels_np = labels.cpu().numpy()
+        # Narrow integers make the per-image NumPy and OpenCV work faster.
+        small_int = torch.int16 if self.num_classes < 2**15 else torch.int32
+        labels_np = labels.to(small_int).cpu().numpy()
         regions = [label_regions(label) for label in labels_np]
         suggested, region_flagged = _apply_region_suggestions(
             suggested,
             pred_probs,
+            p_given,
             regions,
             thresholds,
             self.config.min_confidence,
         )
-        suggested_np = suggested.cpu().numpy()
+        suggested_np = suggested.to(small_int).cpu().numpy()
         region_flagged_np = region_flagged.cpu().numpy()
 
         geometry = [
@@ -323,70 +328,108 @@ class LabelErrorFinder:
 def _pixel_suggestions(
     labels: Tensor,
     pred_probs: Tensor,
+    p_given: Tensor,
     thresholds: Tensor,
     min_confidence: float,
 ) -> Tensor:
     """``(N, H, W)`` confident argmax where it disagrees with an unconfident
-    label, else -1."""
-    p_max, argmax = pred_probs.max(dim=1)
-    given = labels.clamp(min=0)
-    p_given = pred_probs.gather(1, given[:, None])[:, 0]
+    label, else -1. Only pixels whose given class is unconfident and not
+    certainly the argmax are searched."""
+    bound = thresholds.clamp(max=certain_argmax(len(thresholds)))
+    candidates = (labels >= 0) & (p_given < bound[labels.clamp(min=0)])
+    n, y, x = candidates.nonzero(as_tuple=True)
+    p_max, argmax = max_at(pred_probs, n, y, x)
     cutoff = thresholds.clamp(max=min_confidence)
-    flagged = (
-        (labels >= 0)
-        & (argmax != labels)
-        & (p_max >= cutoff[argmax])
-        & (p_given < thresholds[given])
-    )
-    return torch.where(flagged, argmax, torch.full_like(argmax, -1))
+    flagged = (argmax != labels[n, y, x]) & (p_max >= cutoff[argmax])
+    suggested = torch.full_like(labels, -1)
+    suggested[n[flagged], y[flagged], x[flagged]] = argmax[flagged]
+    return suggested
 
 
 def _apply_region_suggestions(
     suggested: Tensor,
     pred_probs: Tensor,
+    p_given: Tensor,
     regions: list[LabelRegions],
     thresholds: Tensor,
     min_confidence: float,
 ) -> tuple[Tensor, Tensor]:
     """Flags whole label regions whose mean probabilities confidently name
-    another class; their pixels take that suggestion."""
-    device = suggested.device
-    ids, region_labels, offset = [], [], 0
-    for r in regions:
-        ids.append(np.where(r.ids >= 0, r.ids + offset, -1))
-        region_labels.append(r.labels)
-        offset += len(r.labels)
-    if offset == 0:
-        return suggested, torch.zeros_like(suggested, dtype=torch.bool)
-    ids = torch.as_tensor(np.stack(ids), device=device).long()
-    given = torch.as_tensor(np.concatenate(region_labels), device=device)
-    means = _region_means(pred_probs, ids, offset)
-    p_max, argmax = means.max(dim=1)
-    p_given = means.gather(1, given[:, None])[:, 0]
+    another class; their pixels take that suggestion.
+
+    A region can only be flagged when its mean given-class probability is
+    below its class's threshold and not certainly the argmax. The full
+    ``K``-class means are computed for those doubtful regions alone, from
+    their pixels alone.
+    """
+    region_flagged = torch.zeros_like(suggested, dtype=torch.bool)
     cutoff = thresholds.clamp(max=min_confidence)
+    bound = thresholds.clamp(max=certain_argmax(len(thresholds)))
+    pixels = _doubtful_region_pixels(
+        regions, p_given.cpu().numpy(), bound.cpu().numpy()
+    )
+    if pixels is None:
+        return suggested, region_flagged
+    n, y, x, ids, given = (
+        torch.as_tensor(a, device=suggested.device) for a in pixels
+    )
+    probs = pred_probs[n, :, y, x]
+    sums = probs.new_zeros(len(given), probs.shape[1]).index_add_(
+        0, ids, probs
+    )
+    means = sums / torch.bincount(ids, minlength=len(given))[:, None]
+    p_max, argmax = means.max(dim=1)
     flagged = (
         (argmax != given)
         & (p_max >= cutoff[argmax])
-        & (p_given < thresholds[given])
+        & (means.gather(1, given[:, None])[:, 0] < thresholds[given])
     )
-    region_suggestion = torch.where(flagged, argmax, -1)
-    pixel_region = region_suggestion[ids.clamp(min=0)]
-    region_flagged = (ids >= 0) & (pixel_region >= 0)
-    return torch.where(region_flagged, pixel_region, suggested), region_flagged
+    keep = flagged[ids]
+    n, y, x = n[keep], y[keep], x[keep]
+    suggested = suggested.index_put((n, y, x), argmax[ids[keep]])
+    region_flagged[n, y, x] = True
+    return suggested, region_flagged
 
 
-def _region_means(pred_probs: Tensor, ids: Tensor, num_regions: int) -> Tensor:
-    """``(R, K)`` mean probabilities over each id of ``(N, H, W)`` ``ids``
-    (-1 skipped), one image at a time so nothing is copied."""
-    k = pred_probs.shape[1]
-    sums = pred_probs.new_zeros(k, num_regions + 1)
-    spill = torch.full_like(ids[0].reshape(-1), num_regions)
-    for probs, image_ids in zip(pred_probs, ids, strict=True):
-        flat = image_ids.reshape(-1)
-        flat = torch.where(flat >= 0, flat, spill)
-        sums.index_add_(1, flat, probs.reshape(k, -1))
-    counts = torch.bincount(ids[ids >= 0], minlength=num_regions)
-    return (sums[:, :num_regions] / counts.clamp(min=1)).T
+def _doubtful_region_pixels(
+    regions: list[LabelRegions], p_given: np.ndarray, bounds: np.ndarray
+) -> tuple[np.ndarray, ...] | None:
+    """Pixels ``(image, y, x, region, region class)`` of the regions whose
+    mean given-class probability is at most their class's bound; regions
+    are numbered 0.. over the batch."""
+    parts, offset = [], 0
+    for i, r in enumerate(regions):
+        if not len(r.labels):
+            continue
+        flat = r.ids.ravel() + 1
+        sums = np.bincount(flat, weights=p_given[i].ravel())[1:]
+        doubtful = np.flatnonzero(sums <= bounds[r.labels] * r.areas)
+        if not doubtful.size:
+            continue
+        lookup = np.full(len(r.labels) + 1, -1, dtype=np.int64)
+        lookup[doubtful + 1] = np.arange(offset, offset + doubtful.size)
+        global_ids = lookup[flat].reshape(r.ids.shape)
+        y, x = np.nonzero(global_ids >= 0)
+        parts.append(
+            (np.full(y.size, i), y, x, global_ids[y, x], r.labels[doubtful])
+        )
+        offset += doubtful.size
+    if not parts:
+        return None
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+
+def _masked_means(pred_probs: Tensor, ids: Tensor, num_ids: int) -> Tensor:
+    """``(num_ids, K)`` mean probabilities over the pixels of each id of
+    ``(N, H, W)`` ``ids``; pixels with id -1 are skipped (and never read),
+    ids without pixels get zeros."""
+    n, y, x = (ids >= 0).nonzero(as_tuple=True)
+    ids = ids[n, y, x]
+    probs = pred_probs[n, :, y, x]
+    sums = probs.new_zeros(num_ids, pred_probs.shape[1])
+    sums.index_add_(0, ids, probs)
+    counts = torch.bincount(ids, minlength=num_ids)
+    return sums / counts.clamp(min=1)[:, None]
 
 
 def _mean_probs(pred_probs: Tensor, patch_ids: list[np.ndarray]) -> np.ndarray:
@@ -399,7 +442,7 @@ def _mean_probs(pred_probs: Tensor, patch_ids: list[np.ndarray]) -> np.ndarray:
     if offset == 0:
         return np.zeros((0, pred_probs.shape[1]), dtype=np.float32)
     ids = torch.as_tensor(np.stack(ids), device=pred_probs.device).long()
-    return _region_means(pred_probs, ids, offset).cpu().numpy()
+    return _masked_means(pred_probs, ids, offset).cpu().numpy()
 
 
 def find_label_errors(

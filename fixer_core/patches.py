@@ -107,35 +107,44 @@ def find_patch_geometry(
     patch_ids = np.full(label.shape, -1, dtype=np.int32)
     patches: list[PatchGeometry] = []
     margin = max(config.boundary_width, 1) + 1
+    suggested = _drop_specks(label, suggested, region_flagged, config)
     for given, sugg, window in _pair_windows(label, suggested, margin):
         lab = label[window]
         given_mask = lab == given
         window_suggested = suggested[window]
-        mask = _clean_pair_mask(
+        mask = _close(
             window_suggested == sugg,
             # Holes are filled only with pixels no other pair claims, so
             # patches never overlap.
             given_mask & ((window_suggested < 0) | (window_suggested == sugg)),
-            region_flagged[window],
-            config,
         )
-        near_suggested = _near(lab == sugg, config.boundary_width)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(
             mask, connectivity=8
         )
+        if n == 1 or stats[1:, cv2.CC_STAT_AREA].max() < config.min_area:
+            continue
+        near_suggested = _near(lab == sugg, config.boundary_width)
         top, left = int(window[0].start), int(window[1].start)
+        window_ids = patch_ids[window]
+        window_regions = regions.ids[window]
+        valid = lab >= 0
         for i in range(1, n):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < config.min_area:
                 continue
             x, y, w, h = (int(v) for v in stats[i, :4])
-            crop = comp[y : y + h, x : x + w] == i
+            # The box grown by one pixel (within the window) holds the
+            # patch and the ring of pixels just outside it.
+            y0, x0 = max(y - 1, 0), max(x - 1, 0)
+            grown = (slice(y0, y + h + 1), slice(x0, x + w + 1))
+            grown_mask = comp[grown] == i
+            crop = grown_mask[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
+            box = (slice(y, y + h), slice(x, x + w))
             if near_suggested is not None and _is_sliver(
-                crop, near_suggested[y : y + h, x : x + w], config
+                crop, near_suggested[box], config
             ):
                 continue
-            in_window = comp == i
-            patch_ids[window][in_window] = len(patches)
+            window_ids[box][crop] = len(patches)
             patches.append(
                 PatchGeometry(
                     box=(x + left, y + top, w, h),
@@ -144,10 +153,10 @@ def find_patch_geometry(
                     suggested_label=sugg,
                     area=area,
                     coverage=_coverage(
-                        in_window, area, regions.ids[window], regions.areas
+                        window_regions[box][crop], area, regions.areas
                     ),
                     inside_share=_inside_share(
-                        in_window, given_mask, lab >= 0
+                        grown_mask, given_mask[grown], valid[grown]
                     ),
                 )
             )
@@ -184,29 +193,46 @@ def _pair_windows(
     return out
 
 
-def _clean_pair_mask(
-    pair_flags: np.ndarray,
-    allowed: np.ndarray,
+def _drop_specks(
+    label: np.ndarray,
+    suggested: np.ndarray,
     region_flagged: np.ndarray,
     config: FinderConfig,
 ) -> np.ndarray:
-    pair_flags = pair_flags & allowed
-    pixel_flags = (pair_flags & ~region_flagged).astype(np.uint8)
+    """Opens the pixel-level flags of every (given, suggested) pair at once:
+    a flag survives when it lies in a square of ``2 * speck_radius + 1``
+    pixels flagged with the same pair throughout. Flags of whole regions
+    are kept."""
     r = config.speck_radius
-    if r > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1,) * 2)
-        pixel_flags = cv2.morphologyEx(pixel_flags, cv2.MORPH_OPEN, kernel)
-    mask = pixel_flags.astype(bool) | (pair_flags & region_flagged)
+    pixel_flags = (suggested >= 0) & ~region_flagged
+    if r == 0 or not pixel_flags.any():
+        return suggested
+    k = int(max(label.max(), suggested.max())) + 1
+    # Pair ids are exact in float32 up to 4096 classes.
+    dtype = np.float32 if k < 4096 else np.float64
+    pairs = np.where(pixel_flags, label.astype(dtype) * k + suggested, -1)
+    kernel = np.ones((2 * r + 1,) * 2, np.uint8)
+    uniform = cv2.erode(pairs, kernel) == cv2.dilate(pairs, kernel)
+    core = (uniform & pixel_flags).view(np.uint8)
+    kept = cv2.dilate(core, kernel).view(bool) | region_flagged
+    return np.where(kept, suggested, -1).astype(suggested.dtype)
+
+
+def _close(pair_flags: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Closes a pair's flags (fills holes and gaps of one pixel) within the
+    pixels it may claim."""
     kernel = np.ones((3, 3), np.uint8)
-    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-    return (closed.astype(bool) & allowed).astype(np.uint8)
+    closed = cv2.morphologyEx(
+        pair_flags.view(np.uint8), cv2.MORPH_CLOSE, kernel
+    )
+    return (closed.view(bool) & allowed).view(np.uint8)
 
 
 def _near(mask: np.ndarray, width: int) -> np.ndarray | None:
     if width == 0 or not mask.any():
         return None
     kernel = np.ones((2 * width + 1,) * 2, np.uint8)
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    return cv2.dilate(mask.view(np.uint8), kernel).view(bool)
 
 
 def _is_sliver(
@@ -217,15 +243,20 @@ def _is_sliver(
     if not (crop & near_suggested).any():
         return False
     width = config.boundary_width
-    padded = np.pad(crop, width + 1).astype(np.uint8)
     kernel = np.ones((2 * width + 1,) * 2, np.uint8)
-    return not cv2.erode(padded, kernel).any()
+    eroded = cv2.erode(
+        crop.view(np.uint8),
+        kernel,
+        borderType=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    return not eroded.any()
 
 
 def _coverage(
-    mask: np.ndarray, area: int, region_ids: np.ndarray, areas: np.ndarray
+    patch_regions: np.ndarray, area: int, areas: np.ndarray
 ) -> float:
-    touched = np.unique(region_ids[mask])
+    touched = np.unique(patch_regions)
     touched = touched[touched >= 0]
     total = int(areas[touched].sum())
     return area / total if total else 0.0
@@ -234,7 +265,7 @@ def _coverage(
 def _inside_share(
     mask: np.ndarray, given_mask: np.ndarray, valid: np.ndarray
 ) -> float:
-    ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8))
-    ring = ring.astype(bool) & ~mask & valid
+    ring = cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
+    ring = ring.view(bool) & ~mask & valid
     n = int(ring.sum())
     return float((ring & given_mask).sum()) / n if n else 1.0

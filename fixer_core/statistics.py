@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ._argmax import certain_argmax, max_at
 
 _CONFIDENCE_BINS = 100
 
@@ -100,25 +103,32 @@ class ClassStatisticsAccumulator:
         """Adds a batch of prepared ``(N, H, W)`` labels (-1 = ignored) and
         ``(N, K, H, W)`` probabilities."""
         k = self.num_classes
-        valid = labels >= 0
-        given = labels[valid]
-        self._counts += torch.bincount(given, minlength=k)
+        # Ignored pixels count in an overflow bin that is dropped, which is
+        # much faster than selecting the valid pixels first.
+        given = torch.where(labels >= 0, labels, k)
         p_given = pred_probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
-        self._prob_sums += torch.bincount(
-            given, weights=p_given[valid].double(), minlength=k
+        self._counts += _bincount(given.flatten(), k)
+        self._prob_sums += _bincount(
+            given.flatten(), k, weights=p_given.flatten()
         )
+        interior = interior_mask(labels, self.boundary_width) & (labels >= 0)
+        self._interior += _bincount(torch.where(interior, labels, k), k)
 
-        interior = valid & interior_mask(labels, self.boundary_width)
-        given = labels[interior]
-        self._interior += torch.bincount(given, minlength=k)
-        p_max, argmax = pred_probs.max(dim=1)
-        bins = (p_max[interior] * _CONFIDENCE_BINS).long()
-        bins = bins.clamp(max=_CONFIDENCE_BINS - 1)
-        index = (given * k + argmax[interior]) * _CONFIDENCE_BINS + bins
-        self._argmax_hist += torch.bincount(
-            index, minlength=self._argmax_hist.numel()
-        )
+        # A pixel whose given class holds most of its probability is its own
+        # argmax; the argmax is searched for the others only.
+        sure = interior & (p_given > certain_argmax(k))
+        hist = self._argmax_hist
+        index = self._hist_index(labels, labels, p_given)
+        hist += _bincount(torch.where(sure, index, hist.numel()), hist.numel())
+        n, y, x = (interior & ~sure).nonzero(as_tuple=True)
+        p_max, argmax = max_at(pred_probs, n, y, x)
+        index = self._hist_index(labels[n, y, x], argmax, p_max)
+        hist += _bincount(index, hist.numel())
         self._num_images += labels.shape[0]
+
+    def _hist_index(self, given: Tensor, argmax: Tensor, p: Tensor) -> Tensor:
+        bins = (p * _CONFIDENCE_BINS).long().clamp(max=_CONFIDENCE_BINS - 1)
+        return (given * self.num_classes + argmax) * _CONFIDENCE_BINS + bins
 
     def compute(self) -> ClassStatistics:
         """Returns the statistics of everything seen so far."""
@@ -140,12 +150,42 @@ class ClassStatisticsAccumulator:
         )
 
 
+def _bincount(
+    index: Tensor, size: int, weights: Tensor | None = None
+) -> Tensor:
+    """Counts of ``index`` values below ``size``; larger values overflow
+    into bins that are dropped."""
+    if weights is not None:
+        weights = weights.double()
+    counts = torch.bincount(index.flatten(), weights=weights, minlength=size)
+    return counts[:size]
+
+
 def interior_mask(labels: Tensor, width: int) -> Tensor:
     """``(N, H, W)`` true where all labels within ``width`` pixels agree."""
     if width == 0:
         return torch.ones_like(labels, dtype=torch.bool)
+    if labels.device.type == "cpu" and labels.numel():
+        return _interior_mask_cv2(labels, width)
+    return _interior_mask_pooled(labels, width)
+
+
+def _interior_mask_pooled(labels: Tensor, width: int) -> Tensor:
+    """:func:`interior_mask` by max pooling, for accelerators."""
     x = labels[:, None].float()
     size = 2 * width + 1
     high = F.max_pool2d(x, size, stride=1, padding=width)
     low = -F.max_pool2d(-x, size, stride=1, padding=width)
     return (high == low)[:, 0]
+
+
+def _interior_mask_cv2(labels: Tensor, width: int) -> Tensor:
+    """:func:`interior_mask` by OpenCV's min/max filters, several times
+    faster than pooling on the CPU."""
+    kernel = np.ones((2 * width + 1,) * 2, np.uint8)
+    values = labels.to(torch.int16).numpy()
+    return torch.from_numpy(
+        np.stack(
+            [cv2.dilate(v, kernel) == cv2.erode(v, kernel) for v in values]
+        )
+    )

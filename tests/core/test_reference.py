@@ -1,12 +1,18 @@
 """The torch finder agrees with slow numpy references of its rules."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from fixer_core._checks import prepare_labels, prepare_pred_probs
-from fixer_core.finder import _pixel_suggestions
-from fixer_core.statistics import ClassStatisticsAccumulator
+from fixer_core.finder import _apply_region_suggestions, _pixel_suggestions
+from fixer_core.regions import label_regions
+from fixer_core.statistics import (
+    ClassStatisticsAccumulator,
+    _interior_mask_pooled,
+    interior_mask,
+)
 from fixer_core.synthetic import IGNORE_VALUE, make_scenes
 
 MIN_CONFIDENCE = 0.5
@@ -93,7 +99,10 @@ def test_statistics_match_reference(inputs):
 def test_pixel_suggestions_match_reference(inputs):
     labels, probs, k = inputs
     thresholds = torch.rand(k) * 0.5 + 0.4
-    got = _pixel_suggestions(labels, probs, thresholds, MIN_CONFIDENCE)
+    p_given = probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
+    got = _pixel_suggestions(
+        labels, probs, p_given, thresholds, MIN_CONFIDENCE
+    )
     want = _reference_suggestions(
         labels.numpy(), probs.numpy(), thresholds.numpy()
     )
@@ -112,4 +121,68 @@ def test_device_and_dtype_do_not_change_statistics(inputs, device):
     np.testing.assert_array_equal(stats[0].pixel_counts, stats[1].pixel_counts)
     np.testing.assert_allclose(
         stats[0].thresholds, stats[1].thresholds, rtol=1e-5
+    )
+
+
+def _reference_regions(label):
+    """Per class connected components on the whole map."""
+    ids = np.full(label.shape, -1)
+    labels = []
+    for value in np.unique(label[label >= 0]):
+        n, comp = cv2.connectedComponents(
+            (label == value).astype(np.uint8), connectivity=8
+        )
+        ids[comp > 0] = comp[comp > 0] + len(labels) - 1
+        labels.extend([value] * (n - 1))
+    return ids, np.asarray(labels)
+
+
+def test_label_regions_match_reference(inputs):
+    labels, _, _ = inputs
+    for label in labels.numpy():
+        regions = label_regions(label)
+        ids, region_labels = _reference_regions(label)
+        np.testing.assert_array_equal(regions.ids, ids)
+        np.testing.assert_array_equal(regions.labels, region_labels)
+        np.testing.assert_array_equal(
+            regions.areas, np.bincount(ids[ids >= 0])
+        )
+
+
+def test_region_suggestions_match_reference(inputs):
+    labels, probs, k = inputs
+    thresholds = torch.rand(k, generator=torch.Generator().manual_seed(0))
+    thresholds = thresholds * 0.5 + 0.4
+    p_given = probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
+    none = torch.full_like(labels, -1)
+    regions = [label_regions(label) for label in labels.numpy()]
+    got, got_flagged = _apply_region_suggestions(
+        none, probs, p_given, regions, thresholds, MIN_CONFIDENCE
+    )
+    want = np.full(labels.shape, -1)
+    cutoff = np.minimum(thresholds.numpy(), MIN_CONFIDENCE)
+    for i, r in enumerate(regions):
+        for index, given in enumerate(r.labels):
+            where = r.ids == index
+            mean = probs[i].numpy()[:, where].mean(axis=1)
+            s = int(mean.argmax())
+            if (
+                s != given
+                and mean[s] >= cutoff[s]
+                and mean[given] < thresholds[given]
+            ):
+                want[i][where] = s
+    assert (want >= 0).any()
+    np.testing.assert_array_equal(got.numpy(), want)
+    np.testing.assert_array_equal(got_flagged.numpy(), want >= 0)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_interior_mask_paths_agree(inputs, width):
+    labels, _, _ = inputs
+    want = _reference_interior(labels.numpy(), width)
+    np.testing.assert_array_equal(interior_mask(labels, width).numpy(), want)
+    # The pooling path runs wherever the labels are not on the CPU.
+    np.testing.assert_array_equal(
+        _interior_mask_pooled(labels, width).numpy(), want
     )

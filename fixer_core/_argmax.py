@@ -1,0 +1,30 @@
+"""The model's argmax at chosen pixels, without a pass over every class
+channel of every pixel when few pixels are asked for."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ._checks import NEGATIVE_TOLERANCE, SUM_TOLERANCE
+
+# Above this share of the pixels, one dense max over the channels is faster
+# than gathering the asked-for pixels' channels first.
+_DENSE_SHARE = 0.25
+
+
+def certain_argmax(num_classes: int) -> float:
+    """A probability above this is the argmax of its pixel: the others sum
+    to less, within the tolerances ``prepare_pred_probs`` accepts."""
+    return (1.0 + SUM_TOLERANCE + NEGATIVE_TOLERANCE * num_classes) / 2
+
+
+def max_at(
+    pred_probs: Tensor, n: Tensor, y: Tensor, x: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Max probability and argmax class at pixels ``(n, y, x)`` of
+    ``(N, K, H, W)`` probabilities."""
+    pixels = pred_probs.shape[0] * pred_probs.shape[2] * pred_probs.shape[3]
+    if n.numel() > _DENSE_SHARE * pixels:
+        p_max, argmax = pred_probs.max(dim=1)
+        return p_max[n, y, x], argmax[n, y, x]
+    return pred_probs[n, :, y, x].max(dim=1)
