@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fixer_core import ERROR_TYPES, find_label_errors
+from fixer_core import ERROR_TYPES, FinderConfig, find_label_errors
 from fixer_core.evaluation import KnownError, recovery_by_type
-from fixer_core.synthetic import IGNORE_VALUE, make_scenes
+from fixer_core.synthetic import IGNORE_VALUE, SIMULATED_MODEL, make_scenes
 
 
 def main() -> None:
@@ -25,6 +25,7 @@ def main() -> None:
             scenes.pred_probs,
             class_names=scenes.class_names,
             ignore_index=[IGNORE_VALUE],
+            config=FinderConfig(**SIMULATED_MODEL),
         )
         known = [
             KnownError(e.image_index, e.mask, e.true_label, e.error_type)

@@ -19,12 +19,32 @@ def certain_argmax(num_classes: int) -> float:
 
 
 def max_at(
-    pred_probs: Tensor, n: Tensor, y: Tensor, x: Tensor
+    pred_probs: Tensor,
+    n: Tensor,
+    y: Tensor,
+    x: Tensor,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Max probability and argmax class at pixels ``(n, y, x)`` of
-    ``(N, K, H, W)`` probabilities."""
+    """Argmax class at pixels ``(n, y, x)`` of ``(N, K, H, W)``
+    probabilities, and its probability. With ``(K,)`` ``weights`` the
+    class maximizes ``weights * probability``."""
     pixels = pred_probs.shape[0] * pred_probs.shape[2] * pred_probs.shape[3]
     if n.numel() > _DENSE_SHARE * pixels:
-        p_max, argmax = pred_probs.max(dim=1)
-        return p_max[n, y, x], argmax[n, y, x]
-    return pred_probs[n, :, y, x].max(dim=1)
+        scores = pred_probs
+        if weights is not None:
+            scores = pred_probs * weights[:, None, None]
+        argmax = scores.argmax(dim=1, keepdim=True)
+        p_max = pred_probs.gather(1, argmax)[:, 0]
+        return p_max[n, y, x], argmax[:, 0][n, y, x]
+    return weighted_max(pred_probs[n, :, y, x], weights)
+
+
+def weighted_max(
+    probs: Tensor, weights: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Max over the last axis of ``(..., K)`` probabilities, the class
+    maximizing ``weights * probability`` when ``weights`` are given."""
+    if weights is None:
+        return probs.max(dim=-1)
+    argmax = (probs * weights).argmax(dim=-1, keepdim=True)
+    return probs.gather(-1, argmax)[..., 0], argmax[..., 0]

@@ -29,7 +29,19 @@ class FinderConfig:
             regions) and is not reported (0 disables the rule).
         score_area_scale: area, in pixels, at which the size factor of a
             patch's score reaches one half.
+        prior_strength: a model trained on the labels leans towards
+            frequent classes. Before the argmax and the margin of a patch's
+            score are taken, the probabilities are weighted by ``f **
+            -prior_strength``, where ``f`` are the classes' pixel
+            frequencies in the labels (logit adjustment): a suggestion of a
+            more frequent class needs more evidence, one of a rarer class
+            (a missed object) less. 1 removes the prior fully; 0 disables
+            the correction (for models that do not carry the labels' prior,
+            such as simulated ones).
         min_score: patches scoring below this are not reported.
+        correct_min_score: the corrected labels take the suggestions of the
+            patches scoring at least this; patches between ``min_score``
+            and this are reported for review but not applied.
         fn_max_frequency_ratio: a patch can be a false negative only when its
             suggested class holds at most this fraction of the pixels of its
             given class across the dataset.
@@ -52,7 +64,9 @@ class FinderConfig:
     speck_radius: int = 1
     boundary_width: int = 2
     score_area_scale: float = 32.0
-    min_score: float = 0.0
+    prior_strength: float = 1.0
+    min_score: float = 0.1
+    correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
     fn_min_inside_share: float = 0.5
     ambiguous_min_rate: float = 0.01
@@ -64,6 +78,7 @@ class FinderConfig:
         for name in (
             "min_confidence",
             "min_score",
+            "correct_min_score",
             "fn_min_inside_share",
             "ambiguous_min_rate",
             "ambiguous_min_given_prob",
@@ -87,6 +102,11 @@ class FinderConfig:
             raise ValueError(
                 "score_area_scale must be positive, got "
                 f"{self.score_area_scale}"
+            )
+        if self.prior_strength < 0:
+            raise ValueError(
+                "prior_strength must be non-negative, got "
+                f"{self.prior_strength}"
             )
         if self.fn_max_frequency_ratio < 0:
             raise ValueError(

@@ -9,11 +9,16 @@ import numpy as np
 from .patches import Patch
 
 
-def apply_patches(label: np.ndarray, patches: Iterable[Patch]) -> np.ndarray:
-    """Returns a copy of an ``(H, W)`` label map with each patch's pixels
-    set to its suggested class. The input is never modified."""
+def apply_patches(
+    label: np.ndarray, patches: Iterable[Patch], *, min_score: float = 0.0
+) -> np.ndarray:
+    """Returns a copy of an ``(H, W)`` label map with the pixels of each
+    patch scoring at least ``min_score`` set to its suggested class. The
+    input is never modified."""
     corrected = label.copy()
     for patch in patches:
+        if patch.score < min_score:
+            continue
         x, y, w, h = patch.box
         corrected[y : y + h, x : x + w][patch.mask] = patch.suggested_label
     return corrected

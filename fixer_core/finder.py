@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._argmax import certain_argmax, max_at
+from ._argmax import certain_argmax, max_at, weighted_max
 from ._checks import ArrayLike, as_tensor, prepare_labels, prepare_pred_probs
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error
@@ -33,7 +33,9 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # confidently name another class, the whole region is flagged with it,
 # which is far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``), each scored by its mean margin p_s - p_g times
-# a size factor, and typed (see ``classify_error``).
+# a size factor and a class-frequency prior (a suggestion of a more
+# frequent class is weaker evidence: models lean towards frequent classes),
+# and typed (see ``classify_error``).
 #
 # ``summary`` groups recurring (given, suggested, type) patterns into named
 # specific issues.
@@ -191,9 +193,16 @@ class LabelErrorFinder:
                 f"got {len(image_indices)} image_indices for {n} images"
             )
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
+        weights = class_weights(stats, self.config.prior_strength)
+        weights = None if weights is None else weights.to(labels.device)
         p_given = pred_probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
         suggested = _pixel_suggestions(
-            labels, pred_probs, p_given, thresholds, self.config.min_confidence
+            labels,
+            pred_probs,
+            p_given,
+            thresholds,
+            self.config.min_confidence,
+            weights,
         )
         # Narrow integers make the per-image NumPy and OpenCV work faster.
         small_int = torch.int16 if self.num_classes < 2**15 else torch.int32
@@ -206,6 +215,7 @@ class LabelErrorFinder:
             regions,
             thresholds,
             self.config.min_confidence,
+            weights,
         )
         suggested_np = suggested.to(small_int).cpu().numpy()
         region_flagged_np = region_flagged.cpu().numpy()
@@ -281,11 +291,15 @@ class LabelErrorFinder:
         stats: ClassStatistics,
     ) -> list[Patch]:
         config = self.config
+        weights = class_weights(stats, config.prior_strength)
+        adjusted = means if weights is None else means * weights.numpy()
+        adjusted = adjusted / adjusted.sum(axis=1, keepdims=True).clip(1e-12)
         patches = []
-        for shape, mean in zip(shapes, means, strict=True):
+        for shape, mean, adj in zip(shapes, means, adjusted, strict=True):
             given_prob = float(mean[shape.given_label])
             suggested_prob = float(mean[shape.suggested_label])
-            margin = min(max(suggested_prob - given_prob, 0.0), 1.0)
+            margin = float(adj[shape.suggested_label] - adj[shape.given_label])
+            margin = min(max(margin, 0.0), 1.0)
             size = shape.area / (shape.area + config.score_area_scale)
             score = margin * size
             if score < config.min_score:
@@ -325,25 +339,57 @@ class LabelErrorFinder:
         return patches
 
 
+def class_weights(stats: ClassStatistics, strength: float) -> Tensor | None:
+    """``(K,)`` class-prior correction ``f ** -strength`` of the model's
+    probabilities, where ``f`` are the classes' pixel frequencies in the
+    labels (floored at ``MIN_FREQUENCY``), or ``None`` when ``strength``
+    is 0.
+
+    A model trained on the labels carries their class prior: it leans
+    towards frequent classes, so its disagreement with a rare label in
+    favour of a frequent class is weak evidence, and a rare object it half
+    sees is strong evidence. Weighting by the inverse prior before the
+    argmax (logit adjustment, Menon et al., 2021) takes that into account.
+    """
+    if strength == 0:
+        return None
+    f = np.maximum(stats.frequencies, MIN_FREQUENCY)
+    return torch.as_tensor((f / f.max()) ** -strength).float()
+
+
+MIN_FREQUENCY = 1e-3
+
+
 def _pixel_suggestions(
     labels: Tensor,
     pred_probs: Tensor,
     p_given: Tensor,
     thresholds: Tensor,
     min_confidence: float,
+    weights: Tensor | None = None,
 ) -> Tensor:
-    """``(N, H, W)`` confident argmax where it disagrees with an unconfident
-    label, else -1. Only pixels whose given class is unconfident and not
-    certainly the argmax are searched."""
-    bound = thresholds.clamp(max=certain_argmax(len(thresholds)))
+    """``(N, H, W)`` confident (prior-corrected) argmax where it disagrees
+    with an unconfident label, else -1. Only pixels whose given class is
+    unconfident (and, without a prior correction, not certainly the argmax)
+    are searched."""
+    bound = _given_bound(thresholds, weights)
     candidates = (labels >= 0) & (p_given < bound[labels.clamp(min=0)])
     n, y, x = candidates.nonzero(as_tuple=True)
-    p_max, argmax = max_at(pred_probs, n, y, x)
+    p_max, argmax = max_at(pred_probs, n, y, x, weights)
     cutoff = thresholds.clamp(max=min_confidence)
     flagged = (argmax != labels[n, y, x]) & (p_max >= cutoff[argmax])
     suggested = torch.full_like(labels, -1)
     suggested[n[flagged], y[flagged], x[flagged]] = argmax[flagged]
     return suggested
+
+
+def _given_bound(thresholds: Tensor, weights: Tensor | None) -> Tensor:
+    """The given-class probability a pixel or region must be below to be
+    flagged: its threshold and, when the plain argmax decides, the level
+    above which the given class is certainly the argmax."""
+    if weights is not None:
+        return thresholds
+    return thresholds.clamp(max=certain_argmax(len(thresholds)))
 
 
 def _apply_region_suggestions(
@@ -353,6 +399,7 @@ def _apply_region_suggestions(
     regions: list[LabelRegions],
     thresholds: Tensor,
     min_confidence: float,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Flags whole label regions whose mean probabilities confidently name
     another class; their pixels take that suggestion.
@@ -364,7 +411,7 @@ def _apply_region_suggestions(
     """
     region_flagged = torch.zeros_like(suggested, dtype=torch.bool)
     cutoff = thresholds.clamp(max=min_confidence)
-    bound = thresholds.clamp(max=certain_argmax(len(thresholds)))
+    bound = _given_bound(thresholds, weights)
     pixels = _doubtful_region_pixels(
         regions, p_given.cpu().numpy(), bound.cpu().numpy()
     )
@@ -378,7 +425,7 @@ def _apply_region_suggestions(
         0, ids, probs
     )
     means = sums / torch.bincount(ids, minlength=len(given))[:, None]
-    p_max, argmax = means.max(dim=1)
+    p_max, argmax = weighted_max(means, weights)
     flagged = (
         (argmax != given)
         & (p_max >= cutoff[argmax])

@@ -16,6 +16,7 @@ __all__ = [
     "CLASS_NAMES",
     "ERROR_TYPES",
     "IGNORE_VALUE",
+    "SIMULATED_MODEL",
     "PlantedError",
     "SyntheticScenes",
     "make_scenes",
@@ -33,6 +34,10 @@ CLASS_NAMES = (
     "lamp",
 )
 IGNORE_VALUE = 255
+# ``FinderConfig`` settings for the simulated probabilities of
+# ``make_scenes``: they are not a model trained on the labels and carry no
+# class prior, so the finder's prior correction stays off for them.
+SIMULATED_MODEL = {"prior_strength": 0.0}
 
 _WALL, _FLOOR, _COUCH, _CUSHION, _RUG, _TABLE, _CHAIR, _LAMP = range(
     len(CLASS_NAMES)

@@ -243,7 +243,13 @@ def run_find_label_errors(
                 zip(batch.samples, batch.masks, found, strict=True)
             ):
                 _write_sample(
-                    sample, mask, patches, class_names, fields, corrected_dir
+                    sample,
+                    mask,
+                    patches,
+                    class_names,
+                    fields,
+                    corrected_dir,
+                    params.config.correct_min_score,
                 )
                 if saved:
                     sample[params.save_probs_field] = saved[i]
@@ -443,12 +449,13 @@ def _write_sample(
     class_names: list[str],
     fields: dict[str, str],
     corrected_dir: str | None,
+    correct_min_score: float,
 ) -> None:
     sample[fields["patches"]] = fo.Detections(
         detections=[_to_detection(p, class_names) for p in patches]
     )
     sample[fields["score"]] = image_error_score(patches)
-    corrected = apply_patches(mask, patches)
+    corrected = apply_patches(mask, patches, min_score=correct_min_score)
     if corrected_dir is None:
         sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
         return

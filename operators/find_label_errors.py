@@ -48,7 +48,11 @@ _CONFIG_HELP = {
     "boundary noise",
     "score_area_scale": "Patch area (pixels) at which the size factor of "
     "the score is 0.5",
+    "prior_strength": "Correction of the model's lean towards frequent "
+    "classes (1 = full, 0 = none)",
     "min_score": "Patches scoring lower are not reported",
+    "correct_min_score": "The corrected field applies the suggestions of "
+    "patches scoring at least this",
     "fn_max_frequency_ratio": "False negative: suggested class at most "
     "this fraction of the given class's pixels",
     "fn_min_inside_share": "False negative: share of the patch outline "

@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     import fiftyone as fo
     import fiftyone.operators as foo
 
+    from fixer_core import FinderConfig
+    from fixer_core.synthetic import SIMULATED_MODEL
+
     logging.getLogger("fiftyone").setLevel(logging.INFO)
 
     if args.images:
@@ -41,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Dataset '{dataset.name}': {len(dataset)} samples")
 
     find = foo.get_operator("@fixer/fixer/find_label_errors")
+    simulated = known is not None and args.source == "stored"
     find(
         dataset,
         gt_field="ground_truth",
         **_source_params(args, dataset),
+        # the generated scenes' probabilities carry no class prior
+        config=FinderConfig(**SIMULATED_MODEL) if simulated else None,
         run_key=args.run_key,
         device=args.device,
     )

@@ -31,8 +31,9 @@ clean labels count for neither method.
 * suggestion accuracy: share of the flagged planted-error pixels whose
   suggested class is the true one (cleanlab suggests the argmax);
 * label mIoU over the 11 classes vs the clean labels: of the noisy labels
-  and of the corrected ones (FIXER: ``apply_patches``; cleanlab: flagged
-  pixels set to the argmax);
+  and of the corrected ones (FIXER: ``apply_patches`` of the patches
+  scoring at least ``correct_min_score``, what the plugin's corrected
+  field holds; cleanlab: flagged pixels set to the argmax);
 * FIXER only: share of the found errors typed right (the patch covering
   most of the error has the planted type).
 
@@ -67,7 +68,13 @@ from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
 from probabilities import probs_path, resolve_device, run_tag
 
-from fixer_core import ERROR_TYPES, LabelErrorFinder, Patch, apply_patches
+from fixer_core import (
+    ERROR_TYPES,
+    FinderConfig,
+    LabelErrorFinder,
+    Patch,
+    apply_patches,
+)
 
 LARGE_PATCH = 50  # px: "patches of 50+ pixels"
 METHODS = ("fixer", "cleanlab")
@@ -265,10 +272,13 @@ def run_fixer(
     *,
     device: str,
     batch_size: int,
+    config: FinderConfig | None = None,
 ) -> tuple[list[list[Patch]], dict]:
     """FIXER on all images, both passes streamed over batches; returns
     the patches of each image and the summary as a dict."""
-    finder = LabelErrorFinder(class_names, ignore_index=[VOID], device=device)
+    finder = LabelErrorFinder(
+        class_names, ignore_index=[VOID], device=device, config=config
+    )
     batches = [
         range(i, min(i + batch_size, len(noisy)))
         for i in range(0, len(noisy), batch_size)
@@ -314,7 +324,10 @@ def run_cleanlab(
 
 
 def fixer_image(
-    truth: dict, noisy: np.ndarray, patches: Sequence[Patch]
+    truth: dict,
+    noisy: np.ndarray,
+    patches: Sequence[Patch],
+    correct_min_score: float = FinderConfig().correct_min_score,
 ) -> dict:
     """Scorer inputs of FIXER's patches on one image."""
     shape = noisy.shape
@@ -339,12 +352,13 @@ def fixer_image(
             eid, count = int(eid), int(count)
             if count > best.get(eid, (0, ""))[0]:
                 best[eid] = (count, p.error_type)
-    corrected = apply_patches(noisy, patches)
     return {
         "flagged": flagged,
-        "suggestion": corrected,
+        "suggestion": apply_patches(noisy, patches),
         "score": score,
-        "corrected": corrected,
+        "corrected": apply_patches(
+            noisy, patches, min_score=correct_min_score
+        ),
         "patch_area": np.asarray(area, dtype=np.int64),
         "patch_on_error": np.asarray(on_error, dtype=np.int64),
         "best_patches": best,

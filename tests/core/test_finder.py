@@ -13,10 +13,14 @@ from fixer_core import (
     image_error_score,
 )
 from fixer_core.evaluation import KnownError, recovery_by_type
-from fixer_core.synthetic import IGNORE_VALUE, make_scenes
+from fixer_core.synthetic import IGNORE_VALUE, SIMULATED_MODEL, make_scenes
+
+# The scenes' simulated probabilities carry no class prior.
+SIMULATED = FinderConfig(**SIMULATED_MODEL)
 
 
 def _find(scenes, **kwargs):
+    kwargs.setdefault("config", SIMULATED)
     return find_label_errors(
         scenes.labels,
         scenes.pred_probs,
@@ -146,6 +150,7 @@ def test_ignored_values_are_never_flagged(scenes):
         scenes.pred_probs,
         class_names=scenes.class_names,
         ignore_index=[IGNORE_VALUE, 0],  # wall ignored as well
+        config=SIMULATED,
     )
     ignored = (labels >= len(scenes.class_names)) | (labels == 0)
     for p in patches:
@@ -169,6 +174,7 @@ def test_tensor_float16_and_logit_inputs_agree(scenes, found):
         torch.from_numpy(scenes.pred_probs),
         class_names=scenes.class_names,
         ignore_index=[IGNORE_VALUE],
+        config=SIMULATED,
     )
     assert _keys(as_tensor) == _keys(expected)
     half, _ = find_label_errors(
@@ -176,6 +182,7 @@ def test_tensor_float16_and_logit_inputs_agree(scenes, found):
         scenes.pred_probs.astype(np.float16),
         class_names=scenes.class_names,
         ignore_index=[IGNORE_VALUE],
+        config=SIMULATED,
     )
     assert _overlap(half, expected) > 0.95
     logits = np.log(scenes.pred_probs) + 3.0  # softmax-invariant shift
@@ -193,13 +200,16 @@ def test_low_resolution_probabilities_are_resized(scenes, found):
         small,
         class_names=scenes.class_names,
         ignore_index=[IGNORE_VALUE],
+        config=SIMULATED,
     )
     assert _overlap(patches, expected) > 0.8
 
 
 def test_streaming_object_matches_functional_api(scenes, found):
     expected, _ = found
-    finder = LabelErrorFinder(scenes.class_names, ignore_index=[IGNORE_VALUE])
+    finder = LabelErrorFinder(
+        scenes.class_names, ignore_index=[IGNORE_VALUE], config=SIMULATED
+    )
     halves = [slice(0, 10), slice(10, 24)]
     for part in halves:
         finder.update(scenes.labels[part], scenes.pred_probs[part])
@@ -236,7 +246,7 @@ def test_corrections_bring_labels_closer_to_the_truth(scenes, found):
     wrong_before = wrong_after = 0
     for i, label in enumerate(scenes.labels):
         corrected = apply_patches(
-            label, [p for p in patches if p.image_index == i]
+            label, [p for p in patches if p.image_index == i], min_score=0.0
         )
         wrong_before += (label != scenes.clean_labels[i]).sum()
         wrong_after += (corrected != scenes.clean_labels[i]).sum()
@@ -258,6 +268,7 @@ def _find_logits(scenes, logits):
         class_names=scenes.class_names,
         ignore_index=[IGNORE_VALUE],
         logits=True,
+        config=SIMULATED,
     )
 
 
