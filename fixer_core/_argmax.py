@@ -12,10 +12,22 @@ from ._checks import NEGATIVE_TOLERANCE, SUM_TOLERANCE
 _DENSE_SHARE = 0.25
 
 
-def certain_argmax(num_classes: int) -> float:
+def certain_argmax(
+    num_classes: int, weights: Tensor | None = None
+) -> float | Tensor:
     """A probability above this is the argmax of its pixel: the others sum
-    to less, within the tolerances ``prepare_pred_probs`` accepts."""
-    return (1.0 + SUM_TOLERANCE + NEGATIVE_TOLERANCE * num_classes) / 2
+    to less, within the tolerances ``prepare_pred_probs`` accepts.
+
+    With ``(K,)`` class ``weights`` (the argmax of ``weights *
+    probability``), returns the ``(K,)`` level for each class ``g``: above
+    it, ``w_g * p_g`` exceeds ``max(w) * (total - p_g)``, which bounds every
+    other class's weighted probability.
+    """
+    total = 1.0 + SUM_TOLERANCE + NEGATIVE_TOLERANCE * num_classes
+    if weights is None:
+        return total / 2
+    top = weights.max()
+    return top * total / (weights + top)
 
 
 def max_at(
@@ -33,7 +45,8 @@ def max_at(
         scores = pred_probs
         if weights is not None:
             scores = pred_probs * weights[:, None, None]
-        argmax = scores.argmax(dim=1, keepdim=True)
+        # max() is several times faster than argmax() on the CPU
+        argmax = scores.max(dim=1, keepdim=True).indices
         p_max = pred_probs.gather(1, argmax)[:, 0]
         return p_max[n, y, x], argmax[:, 0][n, y, x]
     return weighted_max(pred_probs[n, :, y, x], weights)
@@ -46,5 +59,5 @@ def weighted_max(
     maximizing ``weights * probability`` when ``weights`` are given."""
     if weights is None:
         return probs.max(dim=-1)
-    argmax = (probs * weights).argmax(dim=-1, keepdim=True)
+    argmax = (probs * weights).max(dim=-1, keepdim=True).indices
     return probs.gather(-1, argmax)[..., 0], argmax[..., 0]

@@ -33,9 +33,15 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # confidently name another class, the whole region is flagged with it,
 # which is far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``), each scored by its mean margin p_s - p_g times
-# a size factor and a class-frequency prior (a suggestion of a more
-# frequent class is weaker evidence: models lean towards frequent classes),
-# and typed (see ``classify_error``).
+# a size factor, and typed (see ``classify_error``).
+#
+# A model trained on the labels leans towards frequent classes. With
+# ``prior_strength`` > 0 the argmax and the margin are taken on
+# probabilities weighted by the inverse class frequencies (logit
+# adjustment): a rare object the model half sees can be suggested, a rare
+# label the model overrides with a frequent class needs more evidence. A
+# suggestion won by the weighting alone (raw p_s <= p_g) is dropped next to
+# a region of the suggested class, where it is the model's blur.
 #
 # ``summary`` groups recurring (given, suggested, type) patterns into named
 # specific issues.
@@ -300,6 +306,14 @@ class LabelErrorFinder:
             suggested_prob = float(mean[shape.suggested_label])
             margin = float(adj[shape.suggested_label] - adj[shape.given_label])
             margin = min(max(margin, 0.0), 1.0)
+            if (
+                weights is not None
+                and shape.touches_suggested
+                and suggested_prob <= given_prob
+            ):
+                # Won by the prior correction alone next to a region of the
+                # suggested class: the model's blur at that region's edge.
+                continue
             size = shape.area / (shape.area + config.score_area_scale)
             score = margin * size
             if score < config.min_score:
@@ -370,8 +384,7 @@ def _pixel_suggestions(
 ) -> Tensor:
     """``(N, H, W)`` confident (prior-corrected) argmax where it disagrees
     with an unconfident label, else -1. Only pixels whose given class is
-    unconfident (and, without a prior correction, not certainly the argmax)
-    are searched."""
+    unconfident and not certainly the argmax are searched."""
     bound = _given_bound(thresholds, weights)
     candidates = (labels >= 0) & (p_given < bound[labels.clamp(min=0)])
     n, y, x = candidates.nonzero(as_tuple=True)
@@ -385,11 +398,12 @@ def _pixel_suggestions(
 
 def _given_bound(thresholds: Tensor, weights: Tensor | None) -> Tensor:
     """The given-class probability a pixel or region must be below to be
-    flagged: its threshold and, when the plain argmax decides, the level
-    above which the given class is certainly the argmax."""
-    if weights is not None:
-        return thresholds
-    return thresholds.clamp(max=certain_argmax(len(thresholds)))
+    flagged: its threshold, and the level above which the given class is
+    certainly the (weighted) argmax."""
+    certain = certain_argmax(len(thresholds), weights)
+    if weights is None:
+        return thresholds.clamp(max=certain)
+    return torch.minimum(thresholds, certain)
 
 
 def _apply_region_suggestions(

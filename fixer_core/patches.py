@@ -75,6 +75,7 @@ class PatchGeometry:
     area: int
     coverage: float
     inside_share: float
+    touches_suggested: bool
 
 
 def find_patch_geometry(
@@ -123,7 +124,7 @@ def find_patch_geometry(
         )
         if n == 1 or stats[1:, cv2.CC_STAT_AREA].max() < config.min_area:
             continue
-        near_suggested = _near(lab == sugg, config.boundary_width)
+        near_suggested = _near(lab == sugg, max(config.boundary_width, 1))
         top, left = int(window[0].start), int(window[1].start)
         window_ids = patch_ids[window]
         window_regions = regions.ids[window]
@@ -140,9 +141,10 @@ def find_patch_geometry(
             grown_mask = comp[grown] == i
             crop = grown_mask[y - y0 : y - y0 + h, x - x0 : x - x0 + w]
             box = (slice(y, y + h), slice(x, x + w))
-            if near_suggested is not None and _is_sliver(
-                crop, near_suggested[box], config
-            ):
+            touches = near_suggested is not None and bool(
+                (crop & near_suggested[box]).any()
+            )
+            if touches and _is_sliver(crop, config.boundary_width):
                 continue
             window_ids[box][crop] = len(patches)
             patches.append(
@@ -158,6 +160,7 @@ def find_patch_geometry(
                     inside_share=_inside_share(
                         grown_mask, given_mask[grown], valid[grown]
                     ),
+                    touches_suggested=touches,
                 )
             )
     return patch_ids, patches
@@ -229,20 +232,17 @@ def _close(pair_flags: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 
 def _near(mask: np.ndarray, width: int) -> np.ndarray | None:
-    if width == 0 or not mask.any():
+    if not mask.any():
         return None
     kernel = np.ones((2 * width + 1,) * 2, np.uint8)
     return cv2.dilate(mask.view(np.uint8), kernel).view(bool)
 
 
-def _is_sliver(
-    crop: np.ndarray, near_suggested: np.ndarray, config: FinderConfig
-) -> bool:
-    """A patch is a boundary sliver when it touches the suggested class and
-    is nowhere wider than ``2 * boundary_width`` pixels."""
-    if not (crop & near_suggested).any():
+def _is_sliver(crop: np.ndarray, width: int) -> bool:
+    """A patch touching its suggested class is a boundary sliver when it is
+    nowhere wider than ``2 * width`` pixels (0 disables the rule)."""
+    if width == 0:
         return False
-    width = config.boundary_width
     kernel = np.ones((2 * width + 1,) * 2, np.uint8)
     eroded = cv2.erode(
         crop.view(np.uint8),

@@ -1,0 +1,71 @@
+"""The class-prior correction: rare objects a weak model half sees are
+found, the model's blur at the edge of a rare region is not."""
+
+import numpy as np
+import pytest
+import torch
+
+from fixer_core import FinderConfig, find_label_errors
+from fixer_core._argmax import certain_argmax, weighted_max
+
+SIZE = 64
+
+
+def _scene():
+    """Four images of a frequent class 0 holding a region labelled with a
+    rare class 1 that a weak model gives only p = 0.3, ringed by 8 pixels
+    of blur just as strong, and a hidden block of class 1 labelled 0 (p =
+    0.3).
+    """
+    labels = np.zeros((4, SIZE, SIZE), np.int64)
+    p1 = np.full(labels.shape, 0.02, np.float32)
+    labels[:, 4:16, 4:16] = 1
+    p1[:, 4:16, 4:16] = 0.3
+    ring = np.zeros((SIZE, SIZE), bool)
+    ring[0:24, 0:24] = True
+    ring[4:16, 4:16] = False
+    p1[:, ring] = 0.3
+    p1[:, 40:52, 40:52] = 0.3  # the hidden rare object
+    probs = np.stack([1 - p1, p1], axis=1)
+    return labels, probs
+
+
+def _patches(prior_strength):
+    labels, probs = _scene()
+    patches, _ = find_label_errors(
+        labels,
+        probs,
+        config=FinderConfig(prior_strength=prior_strength),
+    )
+    return patches
+
+
+def _covers(patch, ys, xs):
+    return patch.full_mask()[ys, xs].mean() > 0.5
+
+
+def test_hidden_rare_object_is_suggested_only_with_the_prior():
+    hidden = (slice(40, 52), slice(40, 52))
+    assert not any(_covers(p, *hidden) for p in _patches(0.0))
+    found = [p for p in _patches(1.0) if _covers(p, *hidden)]
+    assert len(found) == 4
+    assert all(p.suggested_label == 1 and p.given_label == 0 for p in found)
+
+
+def test_blur_around_a_rare_region_is_not_flagged():
+    for p in _patches(1.0):
+        box = p.full_mask()[:26, :26]
+        assert not box.any(), p
+
+
+@pytest.mark.parametrize("weights", [None, torch.tensor([1.0, 7.0, 2.5])])
+def test_above_the_certain_level_the_given_class_is_the_argmax(weights):
+    rng = np.random.default_rng(0)
+    probs = torch.from_numpy(rng.dirichlet([0.3] * 3, 20000)).float()
+    certain = certain_argmax(3, weights)
+    _, argmax = weighted_max(probs, weights)
+    for g in range(3):
+        level = certain if weights is None else certain[g]
+        sure = probs[:, g] > level
+        assert sure.any()
+        assert (argmax[sure] == g).all()
