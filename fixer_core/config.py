@@ -38,6 +38,10 @@ class FinderConfig:
             (a missed object) less. 1 removes the prior fully; 0 disables
             the correction (for models that do not carry the labels' prior,
             such as simulated ones).
+        prior_edge_share: a suggestion won by the prior correction alone
+            (raw ``p_s <= p_g``) is dropped when at least this share of the
+            pixels just outside its patch are labelled with the suggested
+            class: along the edge of such a region it is the model's blur.
         min_score: patches scoring below this are not reported.
         correct_min_score: the corrected labels take the suggestions of the
             patches scoring at least this; patches between ``min_score``
@@ -65,6 +69,7 @@ class FinderConfig:
     boundary_width: int = 2
     score_area_scale: float = 32.0
     prior_strength: float = 1.0
+    prior_edge_share: float = 0.2
     min_score: float = 0.1
     correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
@@ -79,6 +84,7 @@ class FinderConfig:
             "min_confidence",
             "min_score",
             "correct_min_score",
+            "prior_edge_share",
             "fn_min_inside_share",
             "ambiguous_min_rate",
             "ambiguous_min_given_prob",

@@ -40,8 +40,9 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # probabilities weighted by the inverse class frequencies (logit
 # adjustment): a rare object the model half sees can be suggested, a rare
 # label the model overrides with a frequent class needs more evidence. A
-# suggestion won by the weighting alone (raw p_s <= p_g) is dropped next to
-# a region of the suggested class, where it is the model's blur.
+# suggestion won by the weighting alone (raw p_s <= p_g) is dropped along
+# the edge of a region of the suggested class, where it is the model's
+# blur.
 #
 # ``summary`` groups recurring (given, suggested, type) patterns into named
 # specific issues.
@@ -308,8 +309,8 @@ class LabelErrorFinder:
             margin = min(max(margin, 0.0), 1.0)
             if (
                 weights is not None
-                and shape.touches_suggested
                 and suggested_prob <= given_prob
+                and shape.suggested_share >= config.prior_edge_share
             ):
                 # Won by the prior correction alone next to a region of the
                 # suggested class: the model's blur at that region's edge.

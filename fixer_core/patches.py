@@ -75,7 +75,7 @@ class PatchGeometry:
     area: int
     coverage: float
     inside_share: float
-    touches_suggested: bool
+    suggested_share: float
 
 
 def find_patch_geometry(
@@ -157,10 +157,12 @@ def find_patch_geometry(
                     coverage=_coverage(
                         window_regions[box][crop], area, regions.areas
                     ),
-                    inside_share=_inside_share(
+                    inside_share=_ring_share(
                         grown_mask, given_mask[grown], valid[grown]
                     ),
-                    touches_suggested=touches,
+                    suggested_share=_ring_share(
+                        grown_mask, lab[grown] == sugg, valid[grown]
+                    ),
                 )
             )
     return patch_ids, patches
@@ -262,10 +264,10 @@ def _coverage(
     return area / total if total else 0.0
 
 
-def _inside_share(
-    mask: np.ndarray, given_mask: np.ndarray, valid: np.ndarray
-) -> float:
+def _ring_share(mask: np.ndarray, of: np.ndarray, valid: np.ndarray) -> float:
+    """Share of the valid pixels just outside ``mask`` that are in ``of``
+    (1 when there are none)."""
     ring = cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
     ring = ring.view(bool) & ~mask & valid
     n = int(ring.sum())
-    return float((ring & given_mask).sum()) / n if n else 1.0
+    return float((ring & of).sum()) / n if n else 1.0

@@ -50,6 +50,8 @@ _CONFIG_HELP = {
     "the score is 0.5",
     "prior_strength": "Correction of the model's lean towards frequent "
     "classes (1 = full, 0 = none)",
+    "prior_edge_share": "Prior-only suggestions are dropped when this "
+    "share of their outline is the suggested class",
     "min_score": "Patches scoring lower are not reported",
     "correct_min_score": "The corrected field applies the suggestions of "
     "patches scoring at least this",
