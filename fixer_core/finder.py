@@ -386,7 +386,7 @@ def _pixel_suggestions(
     """``(N, H, W)`` confident (prior-corrected) argmax where it disagrees
     with an unconfident label, else -1. Only pixels whose given class is
     unconfident and not certainly the argmax are searched."""
-    bound = _given_bound(thresholds, weights)
+    bound = _given_bound(thresholds, weights, min_confidence)
     candidates = (labels >= 0) & (p_given < bound[labels.clamp(min=0)])
     n, y, x = candidates.nonzero(as_tuple=True)
     p_max, argmax = max_at(pred_probs, n, y, x, weights)
@@ -397,14 +397,21 @@ def _pixel_suggestions(
     return suggested
 
 
-def _given_bound(thresholds: Tensor, weights: Tensor | None) -> Tensor:
-    """The given-class probability a pixel or region must be below to be
-    flagged: its threshold, and the level above which the given class is
-    certainly the (weighted) argmax."""
-    certain = certain_argmax(len(thresholds), weights)
+def _given_bound(
+    thresholds: Tensor, weights: Tensor | None, min_confidence: float
+) -> Tensor:
+    """``(K,)`` given-class probability a pixel or region must be below to
+    be flagged: its threshold; the level above which the given class is
+    certainly the (weighted) argmax; and the level above which no other
+    class can reach the lowest confidence cutoff."""
+    k = len(thresholds)
+    certain = certain_argmax(k, weights)
+    lowest_cutoff = float(thresholds.clamp(max=min_confidence).min())
+    room = certain_argmax(k) * 2 - lowest_cutoff
+    bound = thresholds.clamp(max=room)
     if weights is None:
-        return thresholds.clamp(max=certain)
-    return torch.minimum(thresholds, certain)
+        return bound.clamp(max=certain)
+    return torch.minimum(bound, certain)
 
 
 def _apply_region_suggestions(
@@ -426,7 +433,7 @@ def _apply_region_suggestions(
     """
     region_flagged = torch.zeros_like(suggested, dtype=torch.bool)
     cutoff = thresholds.clamp(max=min_confidence)
-    bound = _given_bound(thresholds, weights)
+    bound = _given_bound(thresholds, weights, min_confidence)
     pixels = _doubtful_region_pixels(
         regions, p_given.cpu().numpy(), bound.cpu().numpy()
     )

@@ -83,22 +83,38 @@ METHODS = ("fixer", "cleanlab")
 # -- metrics -----------------------------------------------------------------
 
 
-def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
-    """Average precision of ``scores`` ranking ``positives`` first:
-    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds
-    (tied scores form one threshold, as in scikit-learn)."""
+def precision_recall(
+    scores: np.ndarray, positives: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of ``scores`` ranking ``positives`` first, at
+    each distinct score threshold (tied scores form one threshold)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     positives = np.asarray(positives, dtype=bool).ravel()
-    total = int(positives.sum())
-    if total == 0:
-        return float("nan")
     order = np.argsort(-scores, kind="stable")
     scores, positives = scores[order], positives[order]
     last = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), scores.size - 1]
     tp = np.cumsum(positives)[last]
-    precision = tp / (last + 1)
-    recall = tp / total
+    return tp / (last + 1), tp / max(int(positives.sum()), 1)
+
+
+def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Average precision of ``scores`` ranking ``positives`` first:
+    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds
+    (as in scikit-learn)."""
+    if not np.any(positives):
+        return float("nan")
+    precision, recall = precision_recall(scores, positives)
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def _curve(scores: np.ndarray, positives: np.ndarray, points: int = 200):
+    """The precision-recall curve thinned to about ``points`` points."""
+    precision, recall = precision_recall(scores, positives)
+    keep = np.unique(np.linspace(0, len(recall) - 1, points).astype(int))
+    return {
+        "precision": precision[keep].round(4).tolist(),
+        "recall": recall[keep].round(4).tolist(),
+    }
 
 
 def mean_iou(confusion: np.ndarray) -> tuple[float, list[float | None]]:
@@ -245,6 +261,7 @@ class Scorer:
             "pixel_recall": pixel_recall,
             "pixel_f1": f1,
             "auprc": average_precision(scores, positives),
+            "pr_curve": _curve(scores, positives),
             "suggestion_accuracy": _ratio(self.right_class, self.tp),
             "flagged_share": _ratio(self.flagged, self.scored),
             "flagged_pixels": self.flagged,

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Reproduces every table and plot of BENCHMARKS.md (about 2.5 hours on a
+# 2-core CPU; `pip install -e ".[bench]"` first for cleanlab).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=bench/results/camvid-f4
+camvid=(--factor 4 --epochs 12 --lr 5e-3 --out "$out")
+python bench/camvid/run.py "${camvid[@]}"
+python bench/camvid/evaluate.py "${camvid[@]}" --split train
+run=$(ls -d "$out"/runs/n468-*)
+
+python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --run-dir "$run" \
+    | tee bench/results/speed-camvid.jsonl
+python bench/bench_scoring.py --sizes 500 1000 2000 5000 10000 \
+    --cleanlab-sizes 50 100 200 | tee bench/results/scale-ade.jsonl
+python bench/bench_synthetic_quality.py
+python bench/bench_models.py --images 32 --size 240 320
+
+python bench/plots.py --report "$run/report-val.json" \
+    --report "$run/report-train.json" \
+    --scale bench/results/scale-ade.jsonl \
+    --speed bench/results/speed-camvid.jsonl --out bench/plots
