@@ -17,6 +17,8 @@ python bench/bench_scoring.py --sizes 500 1000 2000 5000 10000 \
 python bench/bench_synthetic_quality.py
 python bench/bench_models.py --images 32 --size 240 320
 
+python bench/camvid/show_misses.py "${camvid[@]}" --save bench/plots/misses_val.png \
+    --images val/0016E5_08137 val/0016E5_08103 val/0016E5_08085
 python bench/plots.py --report "$run/report-val.json" \
     --report "$run/report-train.json" \
     --scale bench/results/scale-ade.jsonl \
