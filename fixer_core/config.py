@@ -63,7 +63,7 @@ class FinderConfig:
         min_issue_images: ... in at least this many images.
     """
 
-    min_confidence: float = 0.5
+    min_confidence: float = 0.25
     min_area: int = 16
     speck_radius: int = 1
     boundary_width: int = 2

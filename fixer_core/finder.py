@@ -223,6 +223,7 @@ class LabelErrorFinder:
             thresholds,
             self.config.min_confidence,
             weights,
+            min_margin=self.config.min_score,
         )
         suggested_np = suggested.to(small_int).cpu().numpy()
         region_flagged_np = region_flagged.cpu().numpy()
@@ -299,8 +300,7 @@ class LabelErrorFinder:
     ) -> list[Patch]:
         config = self.config
         weights = class_weights(stats, config.prior_strength)
-        adjusted = means if weights is None else means * weights.numpy()
-        adjusted = adjusted / adjusted.sum(axis=1, keepdims=True).clip(1e-12)
+        adjusted = prior_adjusted(torch.from_numpy(means), weights).numpy()
         patches = []
         for shape, mean, adj in zip(shapes, means, adjusted, strict=True):
             given_prob = float(mean[shape.given_label])
@@ -375,6 +375,15 @@ def class_weights(stats: ClassStatistics, strength: float) -> Tensor | None:
 MIN_FREQUENCY = 1e-3
 
 
+def prior_adjusted(probs: Tensor, weights: Tensor | None) -> Tensor:
+    """``(..., K)`` probabilities weighted by ``weights`` and renormalized
+    (unchanged without weights)."""
+    if weights is None:
+        return probs
+    adjusted = probs * weights
+    return adjusted / adjusted.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
 def _pixel_suggestions(
     labels: Tensor,
     pred_probs: Tensor,
@@ -422,12 +431,14 @@ def _apply_region_suggestions(
     thresholds: Tensor,
     min_confidence: float,
     weights: Tensor | None = None,
+    min_margin: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Flags whole label regions whose mean probabilities confidently name
     another class; their pixels take that suggestion.
 
-    A region can only be flagged when its mean given-class probability is
-    below its class's threshold and not certainly the argmax. The full
+    A region is flagged only when its (prior-adjusted) margin is at least
+    ``min_margin``, and can only be when its mean given-class probability
+    is below its class's threshold and not certainly the argmax. The full
     ``K``-class means are computed for those doubtful regions alone, from
     their pixels alone.
     """
@@ -448,10 +459,17 @@ def _apply_region_suggestions(
     )
     means = sums / torch.bincount(ids, minlength=len(given))[:, None]
     p_max, argmax = weighted_max(means, weights)
+    adjusted = prior_adjusted(means, weights)
+    margin = adjusted.gather(1, argmax[:, None]) - adjusted.gather(
+        1, given[:, None]
+    )
     flagged = (
         (argmax != given)
         & (p_max >= cutoff[argmax])
         & (means.gather(1, given[:, None])[:, 0] < thresholds[given])
+        # a region whose patch could never score min_score is left to its
+        # pixel flags
+        & (margin[:, 0] >= min_margin)
     )
     keep = flagged[ids]
     n, y, x = n[keep], y[keep], x[keep]
