@@ -354,6 +354,10 @@ class LabelErrorFinder:
         return patches
 
 
+# Classes rarer than this are weighted as if this frequent.
+MIN_FREQUENCY = 1e-3
+
+
 def class_weights(stats: ClassStatistics, strength: float) -> Tensor | None:
     """``(K,)`` class-prior correction ``f ** -strength`` of the model's
     probabilities, where ``f`` are the classes' pixel frequencies in the
@@ -370,9 +374,6 @@ def class_weights(stats: ClassStatistics, strength: float) -> Tensor | None:
         return None
     f = np.maximum(stats.frequencies, MIN_FREQUENCY)
     return torch.as_tensor((f / f.max()) ** -strength).float()
-
-
-MIN_FREQUENCY = 1e-3
 
 
 def prior_adjusted(probs: Tensor, weights: Tensor | None) -> Tensor:
@@ -453,11 +454,7 @@ def _apply_region_suggestions(
     n, y, x, ids, given = (
         torch.as_tensor(a, device=suggested.device) for a in pixels
     )
-    probs = pred_probs[n, :, y, x]
-    sums = probs.new_zeros(len(given), probs.shape[1]).index_add_(
-        0, ids, probs
-    )
-    means = sums / torch.bincount(ids, minlength=len(given))[:, None]
+    means = _id_means(pred_probs[n, :, y, x], ids, len(given))
     p_max, argmax = weighted_max(means, weights)
     adjusted = prior_adjusted(means, weights)
     margin = adjusted.gather(1, argmax[:, None]) - adjusted.gather(
@@ -511,10 +508,13 @@ def _masked_means(pred_probs: Tensor, ids: Tensor, num_ids: int) -> Tensor:
     ``(N, H, W)`` ``ids``; pixels with id -1 are skipped (and never read),
     ids without pixels get zeros."""
     n, y, x = (ids >= 0).nonzero(as_tuple=True)
-    ids = ids[n, y, x]
-    probs = pred_probs[n, :, y, x]
-    sums = probs.new_zeros(num_ids, pred_probs.shape[1])
-    sums.index_add_(0, ids, probs)
+    return _id_means(pred_probs[n, :, y, x], ids[n, y, x], num_ids)
+
+
+def _id_means(probs: Tensor, ids: Tensor, num_ids: int) -> Tensor:
+    """``(num_ids, K)`` means of ``(P, K)`` pixel probabilities by their
+    ``(P,)`` ids; ids without pixels get zeros."""
+    sums = probs.new_zeros(num_ids, probs.shape[1]).index_add_(0, ids, probs)
     counts = torch.bincount(ids, minlength=num_ids)
     return sums / counts.clamp(min=1)[:, None]
 
