@@ -10,7 +10,7 @@ gets the whole dataset as one array, as its API needs. Only the scoring
 calls are timed (generation is excluded); each size runs in a fresh process
 whose peak RSS (``VmHWM``) is reported. One JSON line per run.
 
-    python bench/bench_scoring.py --sizes 1000 2000 5000 10000 \\
+    python bench/bench_scoring.py --sizes 1000 2000 10000 \\
         --cleanlab-sizes 50 100 200
 """
 

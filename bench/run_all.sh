@@ -12,7 +12,7 @@ run=$(ls -d "$out"/runs/n468-*)
 
 python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --run-dir "$run" \
     | tee bench/results/speed-camvid.jsonl
-python bench/bench_scoring.py --sizes 1000 2000 5000 10000 \
+python bench/bench_scoring.py --sizes 1000 2000 10000 \
     --cleanlab-sizes 50 100 200 400 | tee bench/results/scale-ade.jsonl
 python bench/bench_synthetic_quality.py
 python bench/bench_models.py --images 32 --size 240 320
