@@ -11,7 +11,7 @@ calls are timed (generation is excluded); each size runs in a fresh process
 whose peak RSS (``VmHWM``) is reported. One JSON line per run.
 
     python bench/bench_scoring.py --sizes 1000 2000 10000 \\
-        --cleanlab-sizes 50 100 200
+        --cleanlab-sizes 50 100 200 400 500
 """
 
 from __future__ import annotations

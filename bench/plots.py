@@ -93,7 +93,12 @@ def plot_scale(scale: list[dict], speed: list[dict], out: Path) -> Path:
             x, [r[method]["seconds"] for r in rows], label=label, **style
         )
     mem.set(xlabel="images", ylabel="peak RSS (GiB)", title="Peak memory")
-    time.set(xlabel="images", ylabel="scoring time (s)", title="Scoring time")
+    time.set(
+        xlabel="images",
+        ylabel="scoring time (s)",
+        title="Scoring time (log-log: linear growth has slope 1)",
+        yscale="log",
+    )
     for ax in (mem, time):
         ax.set_xscale("log")
         ax.legend(fontsize=7)

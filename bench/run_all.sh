@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every table and plot of BENCHMARKS.md (about 2.5 hours on a
+# Reproduces every table and plot of BENCHMARKS.md (about 1.5 hours on a
 # 2-core CPU; `pip install -e ".[bench]"` first for cleanlab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ run=$(ls -d "$out"/runs/n468-*)
 python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --run-dir "$run" \
     | tee bench/results/speed-camvid.jsonl
 python bench/bench_scoring.py --sizes 1000 2000 10000 \
-    --cleanlab-sizes 50 100 200 400 | tee bench/results/scale-ade.jsonl
+    --cleanlab-sizes 50 100 200 400 500 | tee bench/results/scale-ade.jsonl
 python bench/bench_synthetic_quality.py
 python bench/bench_models.py --images 32 --size 240 320
 
