@@ -44,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Dataset '{dataset.name}': {len(dataset)} samples")
 
     find = foo.get_operator("@fixer/fixer/find_label_errors")
-    simulated = known is not None and args.source == "stored"
+    # The generated scenes' simulated probabilities and the colour model
+    # fitted to them carry no class prior (see FinderConfig.prior_strength)
+    simulated = known is not None and (
+        args.source == "stored" or (args.source == "model" and not args.model)
+    )
     find(
         dataset,
         gt_field="ground_truth",
         **_source_params(args, dataset),
-        # the generated scenes' probabilities carry no class prior
         config=FinderConfig(**SIMULATED_MODEL) if simulated else None,
         run_key=args.run_key,
         device=args.device,
