@@ -26,6 +26,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from peak_memory import peak_rss_mb
 
 TRUE_CLASS_LOGIT = 6.0
 
@@ -112,14 +113,6 @@ def run_cleanlab(num_images, k, size, batch_size, device):
     }
 
 
-def _peak_rss_mb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100])
@@ -137,7 +130,7 @@ def main():
     if args.run:
         run = run_fixer if args.run == "fixer" else run_cleanlab
         result = run(args.images, *shape)
-        print(json.dumps({**result, "peak_rss_mb": _peak_rss_mb()}))
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
     jobs = [("fixer", n) for n in args.sizes]
     jobs += [("cleanlab", n) for n in args.cleanlab_sizes]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from peak_memory import peak_rss_mb
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 K = 11
@@ -127,16 +128,6 @@ def run_fixer(root: Path, batch_size: int = 8) -> dict:
     return {"seconds": scoring, "read_s": total - scoring, "flagged": flagged}
 
 
-def _peak_rss_mb() -> int:
-    """This process's peak RSS. VmHWM starts afresh at exec, unlike
-    ru_maxrss, which a child inherits from its parent at fork."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def measure(method: str, root: Path) -> dict:
     """Runs one method in a fresh process; returns time and peak RSS."""
     out = subprocess.run(
@@ -165,7 +156,7 @@ def main() -> None:
         result = (run_cleanlab if args.run == "cleanlab" else run_fixer)(
             args.root
         )
-        print(json.dumps({**result, "peak_rss_mb": _peak_rss_mb()}))
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:

@@ -201,7 +201,7 @@ class LabelErrorFinder:
             )
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
         weights = class_weights(stats, self.config.prior_strength)
-        weights = None if weights is None else weights.to(labels.device)
+        on_device = None if weights is None else weights.to(labels.device)
         p_given = pred_probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
         suggested = _pixel_suggestions(
             labels,
@@ -209,7 +209,7 @@ class LabelErrorFinder:
             p_given,
             thresholds,
             self.config.min_confidence,
-            weights,
+            on_device,
         )
         # Narrow integers make the per-image NumPy and OpenCV work faster.
         small_int = torch.int16 if self.num_classes < 2**15 else torch.int32
@@ -222,7 +222,7 @@ class LabelErrorFinder:
             regions,
             thresholds,
             self.config.min_confidence,
-            weights,
+            on_device,
             min_margin=self.config.min_score,
         )
         suggested_np = suggested.to(small_int).cpu().numpy()
@@ -250,6 +250,7 @@ class LabelErrorFinder:
                     shapes,
                     image_means,
                     stats,
+                    weights,
                 )
             )
         self._num_scored += n
@@ -297,9 +298,9 @@ class LabelErrorFinder:
         shapes: list[PatchGeometry],
         means: np.ndarray,
         stats: ClassStatistics,
+        weights: Tensor | None,
     ) -> list[Patch]:
         config = self.config
-        weights = class_weights(stats, config.prior_strength)
         adjusted = prior_adjusted(torch.from_numpy(means), weights).numpy()
         patches = []
         for shape, mean, adj in zip(shapes, means, adjusted, strict=True):

@@ -147,6 +147,7 @@ def find_patch_geometry(
             if touches and _is_sliver(crop, config.boundary_width):
                 continue
             window_ids[box][crop] = len(patches)
+            ring = _ring(grown_mask, valid[grown])
             patches.append(
                 PatchGeometry(
                     box=(x + left, y + top, w, h),
@@ -157,12 +158,8 @@ def find_patch_geometry(
                     coverage=_coverage(
                         window_regions[box][crop], area, regions.areas
                     ),
-                    inside_share=_ring_share(
-                        grown_mask, given_mask[grown], valid[grown]
-                    ),
-                    suggested_share=_ring_share(
-                        grown_mask, lab[grown] == sugg, valid[grown]
-                    ),
+                    inside_share=_share(ring, given_mask[grown]),
+                    suggested_share=_share(ring, lab[grown] == sugg),
                 )
             )
     return patch_ids, patches
@@ -264,10 +261,13 @@ def _coverage(
     return area / total if total else 0.0
 
 
-def _ring_share(mask: np.ndarray, of: np.ndarray, valid: np.ndarray) -> float:
-    """Share of the valid pixels just outside ``mask`` that are in ``of``
-    (1 when there are none)."""
+def _ring(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The valid pixels just outside ``mask`` (8-connected)."""
     ring = cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
-    ring = ring.view(bool) & ~mask & valid
+    return ring.view(bool) & ~mask & valid
+
+
+def _share(ring: np.ndarray, of: np.ndarray) -> float:
+    """Share of the ``ring`` pixels in ``of`` (1 when the ring is empty)."""
     n = int(ring.sum())
     return float((ring & of).sum()) / n if n else 1.0

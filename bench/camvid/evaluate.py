@@ -417,13 +417,44 @@ def load_truth(layout: Layout, image: dict) -> dict:
     }
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    """Runs stage 3; returns the report as a dict."""
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A probability run of stage 2: its images, their cached probability
+    files and noisy labels."""
+
+    meta: dict
+    layout: Layout
+    images: list[dict]
+    run_dir: Path
+    paths: list[Path]
+    noisy: np.ndarray
+
+    def evaluated(self, split: str) -> tuple[list[int], list[dict]]:
+        """Indices of the images of ``split`` (``"all"``: every image) and
+        the planted errors (records of ``errors.json``) on them."""
+        indices = [
+            i
+            for i, im in enumerate(self.images)
+            if split in ("all", im["split"])
+        ]
+        if not indices:
+            raise SystemExit(
+                f"no {split} images among the {len(self.images)} used"
+            )
+        names = {
+            (self.images[i]["split"], self.images[i]["name"]) for i in indices
+        }
+        records = json.loads(self.layout.errors.read_text())
+        errors = [r for r in records if (r["split"], r["image"]) in names]
+        return indices, errors
+
+
+def load_run(args: argparse.Namespace) -> Run:
+    """The run the options name; stops when its probabilities are missing."""
     meta = load_meta(args.out, factor=args.factor, seed=args.seed)
     layout = Layout(args.out)
     images = select_images(meta, args.limit)
-    tag = run_tag(args, len(images))
-    run_dir = layout.run_dir(tag)
+    run_dir = layout.run_dir(run_tag(args, len(images)))
     paths = [probs_path(run_dir, im) for im in images]
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -438,19 +469,16 @@ def evaluate(args: argparse.Namespace) -> dict:
             for im in images
         ]
     )
+    return Run(meta, layout, images, run_dir, paths, noisy)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Runs stage 3; returns the report as a dict."""
+    run = load_run(args)
+    meta, layout, images = run.meta, run.layout, run.images
+    run_dir, paths, noisy = run.run_dir, run.paths, run.noisy
     split = args.split
-    evaluated = [
-        i for i, im in enumerate(images) if split in ("all", im["split"])
-    ]
-    if not evaluated:
-        raise SystemExit(f"no {split} images among the {len(images)} used")
-    evaluated_names = {
-        (images[i]["split"], images[i]["name"]) for i in evaluated
-    }
-    records = json.loads(layout.errors.read_text())
-    errors = [
-        r for r in records if (r["split"], r["image"]) in evaluated_names
-    ]
+    evaluated, errors = run.evaluated(split)
     device = resolve_device(args.device)
 
     began = time.perf_counter()
@@ -497,7 +525,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "images_scored": len(images),
         "size": meta["settings"]["size"],
         "injection": meta["settings"],
-        "run": tag,
+        "run": run_dir.name,
         "options": {
             k: str(v) if isinstance(v, Path) else v
             for k, v in vars(args).items()

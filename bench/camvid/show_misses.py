@@ -17,11 +17,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from evaluate import run_fixer
-from inject import CAMVID, Layout, load_meta, read_png, select_images
+from evaluate import load_run, run_fixer
+from inject import CAMVID, Layout, read_png
 from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
-from probabilities import probs_path, run_tag
 
 CELL = (360, 270)  # width, height of each panel
 
@@ -64,21 +63,10 @@ def main() -> None:
     parser.add_argument("--save", type=Path, required=True)
     args = parser.parse_args()
 
-    meta = load_meta(args.out, factor=args.factor, seed=args.seed)
-    layout = Layout(args.out)
-    images = select_images(meta, args.limit)
-    paths = [
-        probs_path(layout.run_dir(run_tag(args, len(images))), im)
-        for im in images
-    ]
-    noisy = np.stack(
-        [
-            read_png(layout.label("noisy", im["split"], im["name"]))
-            for im in images
-        ]
-    )
+    run = load_run(args)
+    images, layout, paths, noisy = run.images, run.layout, run.paths, run.noisy
     patches, _ = run_fixer(
-        noisy, paths, meta["class_names"], device="cpu", batch_size=16
+        noisy, paths, run.meta["class_names"], device="cpu", batch_size=16
     )
     index = {f"{im['split']}/{im['name']}": i for i, im in enumerate(images)}
     colors = palette()

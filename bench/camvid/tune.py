@@ -21,11 +21,9 @@ import itertools
 import json
 
 import numpy as np
-from evaluate import Scorer, fixer_image, load_truth, run_fixer
-from inject import Layout, load_meta, read_png, select_images
+from evaluate import Scorer, fixer_image, load_run, load_truth, run_fixer
 from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
-from probabilities import probs_path, run_tag
 
 from fixer_core import FinderConfig
 
@@ -89,31 +87,16 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    meta = load_meta(args.out, factor=args.factor, seed=args.seed)
-    layout = Layout(args.out)
-    images = select_images(meta, args.limit)
-    run_dir = layout.run_dir(run_tag(args, len(images)))
-    paths = [probs_path(run_dir, im) for im in images]
-    noisy = np.stack(
-        [
-            read_png(layout.label("noisy", im["split"], im["name"]))
-            for im in images
-        ]
-    )
-    evaluated = [i for i, im in enumerate(images) if im["split"] == SPLIT]
-    names = {(images[i]["split"], images[i]["name"]) for i in evaluated}
-    errors = [
-        r
-        for r in json.loads(layout.errors.read_text())
-        if (r["split"], r["image"]) in names
-    ]
-    truths = {i: load_truth(layout, images[i]) for i in evaluated}
+    run = load_run(args)
+    meta, noisy = run.meta, run.noisy
+    evaluated, errors = run.evaluated(SPLIT)
+    truths = {i: load_truth(run.layout, run.images[i]) for i in evaluated}
 
     for setting in parse_grid(args.grid) or [{}]:
         config = FinderConfig(**setting)
         patches, _ = run_fixer(
             noisy,
-            paths,
+            run.paths,
             meta["class_names"],
             device="cpu",
             batch_size=16,
