@@ -42,6 +42,10 @@ class FinderConfig:
             (raw ``p_s <= p_g``) is dropped when at least this share of the
             pixels just outside its patch are labelled with the suggested
             class: along the edge of such a region it is the model's blur.
+        prior_max_background: the prior correction weighs a class at most
+            this over its background level (its mean probability on pixels
+            labelled otherwise): the model's noise for a rare class is
+            never lifted above this level.
         min_score: patches scoring below this are not reported.
         correct_min_score: the corrected labels take the suggestions of the
             patches scoring at least this; patches between ``min_score``
@@ -70,6 +74,7 @@ class FinderConfig:
     score_area_scale: float = 32.0
     prior_strength: float = 1.0
     prior_edge_share: float = 0.2
+    prior_max_background: float = 0.15
     min_score: float = 0.1
     correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
@@ -85,6 +90,7 @@ class FinderConfig:
             "min_score",
             "correct_min_score",
             "prior_edge_share",
+            "prior_max_background",
             "fn_min_inside_share",
             "ambiguous_min_rate",
             "ambiguous_min_given_prob",

@@ -200,7 +200,11 @@ class LabelErrorFinder:
                 f"got {len(image_indices)} image_indices for {n} images"
             )
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
-        weights = class_weights(stats, self.config.prior_strength)
+        weights = class_weights(
+            stats,
+            self.config.prior_strength,
+            self.config.prior_max_background,
+        )
         on_device = None if weights is None else weights.to(labels.device)
         p_given = pred_probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
         suggested = _pixel_suggestions(
@@ -359,7 +363,9 @@ class LabelErrorFinder:
 MIN_FREQUENCY = 1e-3
 
 
-def class_weights(stats: ClassStatistics, strength: float) -> Tensor | None:
+def class_weights(
+    stats: ClassStatistics, strength: float, max_background: float = 1.0
+) -> Tensor | None:
     """``(K,)`` class-prior correction ``f ** -strength`` of the model's
     probabilities, where ``f`` are the classes' pixel frequencies in the
     labels (floored at ``MIN_FREQUENCY``), or ``None`` when ``strength``
@@ -374,7 +380,9 @@ def class_weights(stats: ClassStatistics, strength: float) -> Tensor | None:
     if strength == 0:
         return None
     f = np.maximum(stats.frequencies, MIN_FREQUENCY)
-    return torch.as_tensor((f / f.max()) ** -strength).float()
+    weights = (f / f.max()) ** -strength
+    cap = max_background / np.maximum(stats.background_probs, 1e-12)
+    return torch.as_tensor(np.clip(weights, None, np.maximum(cap, 1))).float()
 
 
 def prior_adjusted(probs: Tensor, weights: Tensor | None) -> Tensor:

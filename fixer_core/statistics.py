@@ -32,6 +32,9 @@ class ClassStatistics:
             label boundary are left out: boundary confusion says nothing
             about labelling policy.
         interior_counts: ``(K,)`` interior pixels labelled with each class.
+        background_probs: ``(K,)`` mean predicted probability of class
+            ``k`` over the scored pixels labelled with another class: the
+            level of the model's noise (and blur) for ``k``.
         num_images: images seen.
     """
 
@@ -39,6 +42,7 @@ class ClassStatistics:
     thresholds: np.ndarray
     confident_joint: np.ndarray
     interior_counts: np.ndarray
+    background_probs: np.ndarray
     num_images: int
 
     @property
@@ -60,6 +64,7 @@ class ClassStatistics:
             "thresholds": self.thresholds.round(6).tolist(),
             "confident_joint": self.confident_joint.tolist(),
             "interior_counts": self.interior_counts.tolist(),
+            "background_probs": self.background_probs.round(6).tolist(),
             "num_images": self.num_images,
         }
 
@@ -94,6 +99,7 @@ class ClassStatisticsAccumulator:
         self._counts = torch.zeros(k, dtype=torch.float64, device=device)
         self._prob_sums = torch.zeros(k, dtype=torch.float64, device=device)
         self._interior = torch.zeros(k, dtype=torch.float64, device=device)
+        self._channel_sums = torch.zeros(k, dtype=torch.float64, device=device)
         self._argmax_hist = torch.zeros(
             k * k * _CONFIDENCE_BINS, dtype=torch.float64, device=device
         )
@@ -111,6 +117,7 @@ class ClassStatisticsAccumulator:
         self._prob_sums += _bincount(
             given.flatten(), k, weights=p_given.flatten()
         )
+        self._channel_sums += _valid_channel_sums(labels, pred_probs)
         interior = interior_mask(labels, self.boundary_width) & (labels >= 0)
         self._interior += _bincount(torch.where(interior, labels, k), k)
 
@@ -141,11 +148,14 @@ class ClassStatisticsAccumulator:
         hist = self._argmax_hist.cpu().numpy().reshape(k, k, -1)
         cumulative = hist[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
         joint = cumulative[:, np.arange(k), first_bin]
+        others = np.maximum(counts.sum() - counts, 1)
+        background = (self._channel_sums.cpu().numpy() - sums) / others
         return ClassStatistics(
             pixel_counts=counts.astype(np.int64),
             thresholds=thresholds.astype(np.float32),
             confident_joint=joint.astype(np.int64),
             interior_counts=self._interior.cpu().numpy().astype(np.int64),
+            background_probs=np.clip(background, 0, 1).astype(np.float32),
             num_images=self._num_images,
         )
 
@@ -159,6 +169,18 @@ def _bincount(
         weights = weights.double()
     counts = torch.bincount(index.flatten(), weights=weights, minlength=size)
     return counts[:size]
+
+
+def _valid_channel_sums(labels: Tensor, pred_probs: Tensor) -> Tensor:
+    """``(K,)`` sums of each class channel over the scored pixels; the few
+    ignored pixels are subtracted rather than masked out."""
+    # Per-image float32 sums are exact enough and many times faster than
+    # a float64 reduction.
+    sums = pred_probs.sum(dim=(2, 3)).double().sum(dim=0)
+    n, y, x = (labels < 0).nonzero(as_tuple=True)
+    if n.numel():
+        sums -= pred_probs[n, :, y, x].double().sum(dim=0)
+    return sums
 
 
 def interior_mask(labels: Tensor, width: int) -> Tensor:

@@ -52,6 +52,8 @@ _CONFIG_HELP = {
     "classes (1 = full, 0 = none)",
     "prior_edge_share": "Prior-only suggestions are dropped when this "
     "share of their outline is the suggested class",
+    "prior_max_background": "The correction lifts a class's background "
+    "probability (its model noise) at most to this level",
     "min_score": "Patches scoring lower are not reported",
     "correct_min_score": "The corrected field applies the suggestions of "
     "patches scoring at least this",

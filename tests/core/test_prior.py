@@ -30,14 +30,30 @@ def _scene():
     return labels, probs
 
 
-def _patches(prior_strength):
-    labels, probs = _scene()
+def _patches(prior_strength, scene=_scene, **config):
+    labels, probs = scene()
+    # The scene's blur puts class 1 at 6% on average over class 0, so the
+    # cap on the boost of a class's background level is lifted here
+    config.setdefault("prior_max_background", 1.0)
     patches, _ = find_label_errors(
         labels,
         probs,
-        config=FinderConfig(prior_strength=prior_strength),
+        config=FinderConfig(prior_strength=prior_strength, **config),
     )
     return patches
+
+
+def _noisy_scene():
+    """A frequent class 0 over which a weak model half-sees a rare class 1
+    (p = 0.3) in the lower two thirds of the image, a region labelled 1
+    (p = 0.7) and a hidden object of class 1 labelled 0 (p = 0.6)."""
+    labels = np.zeros((4, SIZE, SIZE), np.int64)
+    p1 = np.full(labels.shape, 0.02, np.float32)
+    p1[:, 20:] = 0.3
+    labels[:, 4:12, 4:12] = 1
+    p1[:, 4:12, 4:12] = 0.7
+    p1[:, 40:52, 40:52] = 0.6
+    return labels, np.stack([1 - p1, p1], axis=1)
 
 
 def _covers(patch, ys, xs):
@@ -56,6 +72,17 @@ def test_blur_around_a_rare_region_is_not_flagged():
     for p in _patches(1.0):
         box = p.full_mask()[:26, :26]
         assert not box.any(), p
+
+
+def test_the_boost_of_a_rare_class_noise_is_capped():
+    hidden = (slice(40, 52), slice(40, 52))
+    # Weighted 1/f (about 60x) its noise of 0.3 beats class 0 throughout
+    uncapped = _patches(1.0, _noisy_scene, prior_max_background=1.0)
+    assert sum(p.area for p in uncapped) > 4 * SIZE * SIZE // 2
+    capped = _patches(1.0, _noisy_scene, prior_max_background=0.15)
+    assert len(capped) == 4
+    assert all(_covers(p, *hidden) for p in capped)
+    assert all(p.suggested_label == 1 for p in capped)
 
 
 @pytest.mark.parametrize("weights", [None, torch.tensor([1.0, 7.0, 2.5])])

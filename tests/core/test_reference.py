@@ -37,10 +37,12 @@ def _reference_interior(labels, width):
 def _reference_statistics(labels, probs, k):
     counts = np.zeros(k)
     sums = np.zeros(k)
+    background = np.zeros(k)
     for c in range(k):
         where = labels == c
         counts[c] = where.sum()
         sums[c] = probs[:, c][where].sum()
+        background[c] = probs[:, c][(labels >= 0) & ~where].mean()
     thresholds = np.where(counts > 0, sums / np.maximum(counts, 1), 0.5)
     cutoff = np.minimum(thresholds, MIN_CONFIDENCE)
     interior = _reference_interior(labels, WIDTH) & (labels >= 0)
@@ -53,7 +55,7 @@ def _reference_statistics(labels, probs, k):
         bin_ = min(int(p * 100), 99)
         if bin_ >= int(np.floor(cutoff[j] * 100)):
             joint[i, j] += 1
-    return counts, thresholds, joint
+    return counts, thresholds, joint, background
 
 
 def _reference_suggestions(labels, probs, thresholds):
@@ -87,12 +89,13 @@ def test_statistics_match_reference(inputs):
     acc.update(labels[:2], probs[:2])
     acc.update(labels[2:], probs[2:])
     stats = acc.compute()
-    counts, thresholds, joint = _reference_statistics(
+    counts, thresholds, joint, background = _reference_statistics(
         labels.numpy(), probs.numpy(), k
     )
     np.testing.assert_array_equal(stats.pixel_counts, counts)
     np.testing.assert_allclose(stats.thresholds, thresholds, rtol=1e-5)
     np.testing.assert_array_equal(stats.confident_joint, joint)
+    np.testing.assert_allclose(stats.background_probs, background, atol=1e-6)
     assert stats.num_images == 3
 
 
