@@ -1,0 +1,398 @@
+"""Offline CVAT path: a CVAT-for-images archive of a view, and its import.
+
+The archive is a zip holding ``annotations.xml`` (CVAT for images 1.1,
+written by FiftyOne's ``CVATImageDatasetExporter``), the images as
+``images/<sample id>.<ext>`` and ``cvat_labels.json`` (the labels and
+attributes to paste into CVAT's label constructor when creating the task).
+The ground truth travels as one polygon per 4-connected region, traced
+along pixel edges (integer vertices, exact); the patches as
+``fixer_patch`` polygons with their attributes and a ``review`` mark.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from xml.sax.saxutils import escape
+
+import fiftyone as fo
+import fiftyone.core.utils as fou
+import fiftyone.utils.cvat as fouc
+import numpy as np
+
+from ..fixer_core.polygons import (
+    mask_to_polygons,
+    polygons_to_mask,
+    region_outlines,
+)
+from ._relabel import (
+    PATCH_LABEL,
+    REVIEW_VALUES,
+    UNREVIEWED,
+    apply_review_marks,
+    check_destination,
+    check_segmentation_field,
+    mask_targets,
+    name_value,
+    patch_fields,
+    patch_review,
+    sample_view,
+    value_name,
+    write_segmentations,
+)
+from ._samples import LabelErrorInputError, load_mask
+
+logger = logging.getLogger(__name__)
+
+ARCHIVE_XML = "annotations.xml"
+ARCHIVE_IMAGES = "images"
+ARCHIVE_LABELS = "cvat_labels.json"
+# Patch ids are prefixed: FiftyOne's CVAT reader turns any attribute value
+# that parses as a number (an id such as "6512e4...") into one
+PATCH_REF = "patch-"
+# Patch attributes shown to annotators (read-only) and the mutable mark
+PATCH_ATTRIBUTES = (
+    "patch_id",
+    "suggested_label",
+    "given_label",
+    "error_type",
+    "issue",
+    "score",
+)
+
+
+def default_import_field(gt_field: str) -> str:
+    """Where edited labels land unless named: ``<gt>_cvat``."""
+    return f"{gt_field}_cvat"
+
+
+def export_cvat_archive(
+    view: fo.core.collections.SampleCollection,
+    gt_field: str,
+    archive_path: str,
+    *,
+    run_key: str | None = None,
+) -> dict:
+    """Writes a CVAT-for-images zip of ``view``'s ground truth (and the
+    patches of FIXER run ``run_key``, if given).
+
+    Returns:
+        counts: ``samples``, ``polygons`` (ground truth) and ``patches``.
+    """
+    dataset = view._root_dataset
+    check_segmentation_field(dataset, gt_field)
+    targets = mask_targets(dataset, gt_field)
+    (patches_field,) = patch_fields(dataset, run_key) if run_key else (None,)
+    view = sample_view(view, patches_field)
+    if len(view) == 0:
+        raise LabelErrorInputError("The target view holds no samples")
+    fields = [gt_field] + ([patches_field] if patches_field else [])
+    counts = {"samples": 0, "polygons": 0, "patches": 0}
+    names = set(targets.values())  # and values the targets miss
+    folder = os.path.dirname(os.path.abspath(archive_path))
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as stage:
+        links = os.path.join(stage, "links")
+        os.makedirs(links)
+        exporter = fouc.CVATImageDatasetExporter(
+            export_dir=os.path.join(stage, "out"),
+            data_path=ARCHIVE_IMAGES,
+            labels_path=ARCHIVE_XML,
+            export_media=True,
+        )
+        with exporter:
+            exporter.log_collection(view)
+            for sample in view.select_fields(fields).iter_samples():
+                mask = load_mask(sample, gt_field)
+                height, width = mask.shape
+                metadata = fo.ImageMetadata.build_for(sample.filepath)
+                if (metadata.height, metadata.width) != (height, width):
+                    raise LabelErrorInputError(
+                        f"Mask of sample {sample.id} is {width}x{height} but "
+                        f"its image is {metadata.width}x{metadata.height}"
+                    )
+                gt = _gt_polylines(mask, targets)
+                labels = {"ground_truth": gt}
+                counts["polygons"] += len(gt.polylines)
+                names.update(
+                    value_name(targets, int(v)) for v in np.unique(mask)
+                )
+                if patches_field and sample[patches_field] is not None:
+                    refs = _patch_polylines(
+                        sample[patches_field].detections, (height, width)
+                    )
+                    labels["patches"] = refs
+                    counts["patches"] += len(sample[patches_field].detections)
+                # Images are named by sample id so edits come back to it
+                ext = os.path.splitext(sample.filepath)[1]
+                link = os.path.join(links, f"{sample.id}{ext}")
+                os.symlink(os.path.abspath(sample.filepath), link)
+                exporter.export_sample(link, labels, metadata=metadata)
+                counts["samples"] += 1
+        with open(os.path.join(stage, "out", ARCHIVE_LABELS), "w") as f:
+            json.dump(_cvat_labels(sorted(names)), f, indent=2)
+        tmp_zip = os.path.join(stage, "archive.zip")
+        with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as z:
+            out = os.path.join(stage, "out")
+            for root, _, files in os.walk(out):
+                for name in sorted(files):
+                    path = os.path.join(root, name)
+                    z.write(path, os.path.relpath(path, out))
+        os.replace(tmp_zip, archive_path)
+    logger.info("CVAT archive written to %s", archive_path)
+    return counts
+
+
+def import_cvat_archive(
+    view: fo.core.collections.SampleCollection,
+    archive_path: str,
+    gt_field: str,
+    *,
+    dest_field: str | None = None,
+    run_key: str | None = None,
+    fill_value: int = 0,
+) -> dict:
+    """Reads an edited CVAT-for-images archive (or its XML) back.
+
+    Each image named ``<sample id>.<ext>`` that belongs to ``view`` gets
+    its polygons and brush masks painted into ``dest_field`` (default
+    ``<gt>_cvat``, never the ground truth): smaller shapes over larger
+    ones, pixels no shape covers get ``fill_value``. ``review`` marks of
+    ``fixer_patch`` shapes set the verdict tags of the patches they name
+    (those of run ``run_key``, or of any FIXER run).
+
+    Returns:
+        counts: ``samples`` written, ``unmatched_images``,
+        ``skipped_shapes`` (open polylines, boxes, points) and
+        ``confirmed``/``rejected``/``unmatched`` marks.
+    """
+    dataset = view._root_dataset
+    view = sample_view(view)
+    dest_field = dest_field or default_import_field(gt_field)
+    check_segmentation_field(dataset, gt_field)
+    check_destination(dataset, gt_field, dest_field)
+    targets = mask_targets(dataset, gt_field)
+    cvat_images = _read_cvat_images(archive_path)
+    by_id = {
+        os.path.splitext(os.path.basename(i.name))[0]: i for i in cvat_images
+    }
+    samples = view.select(list(by_id)).select_fields(gt_field)
+    counts = {"samples": 0, "skipped_shapes": 0}
+    counts["unmatched_images"] = len(by_id) - len(samples)
+    if len(samples) == 0:
+        raise LabelErrorInputError(
+            f"No image of {archive_path} is named after a sample of the "
+            "target view (images must be named <sample id>.<ext>)"
+        )
+    verdicts: dict[str, str] = {}
+    new_masks = {}
+    for sample in samples.iter_samples():
+        gt = load_mask(sample, gt_field)
+        cvat_image = by_id[sample.id]
+        if (cvat_image.height, cvat_image.width) != gt.shape:
+            raise LabelErrorInputError(
+                f"Image {cvat_image.name} is {cvat_image.width}x"
+                f"{cvat_image.height} in the archive but the mask of sample "
+                f"{sample.id} is {gt.shape[1]}x{gt.shape[0]}"
+            )
+        polygons, bitmaps, skipped = _read_shapes(
+            cvat_image, targets, verdicts
+        )
+        counts["skipped_shapes"] += skipped
+        new_masks[sample.id] = polygons_to_mask(
+            polygons,
+            gt.shape,
+            bitmaps=bitmaps,
+            fill_value=fill_value,
+            dtype=gt.dtype,
+        )
+    write_segmentations(dataset, gt_field, dest_field, new_masks)
+    counts["samples"] = len(new_masks)
+    counts.update(apply_review_marks(dataset, verdicts, run_key))
+    logger.info("Imported %d samples into '%s'", len(new_masks), dest_field)
+    return counts
+
+
+# -- export ------------------------------------------------------------------
+
+
+def _xml(text) -> str:
+    """FiftyOne's XML template does not escape; escape here (the parser
+    unescapes)."""
+    return escape(str(text), {'"': "&quot;"})
+
+
+def _rel_points(points: np.ndarray, shape: tuple[int, int]) -> list:
+    height, width = shape
+    return [(float(x) / width, float(y) / height) for x, y in points]
+
+
+def _gt_polylines(mask: np.ndarray, targets: dict[int, str]) -> fo.Polylines:
+    return fo.Polylines(
+        polylines=[
+            fo.Polyline(
+                label=_xml(value_name(targets, value)),
+                points=[_rel_points(points, mask.shape)],
+                closed=True,
+                filled=True,
+            )
+            for value, points in mask_to_polygons(mask)
+        ]
+    )
+
+
+def _patch_polylines(detections, shape: tuple[int, int]) -> fo.Polylines:
+    height, width = shape
+    out = []
+    for det in detections:
+        x, y = det.bounding_box[:2]
+        offset = np.array([round(x * width), round(y * height)])
+        attributes = {
+            "patch_id": PATCH_REF + det.id,
+            "suggested_label": det["suggested_label"],
+            "given_label": det["given_label"],
+            "error_type": det["error_type"],
+            "issue": det["issue"],
+            "score": round(float(det.confidence), 4),
+        }
+        attributes = {
+            k: _xml(v) if isinstance(v, str) else v
+            for k, v in attributes.items()
+            if v is not None
+        }
+        for outline in region_outlines(det.mask):
+            out.append(
+                fo.Polyline(
+                    label=PATCH_LABEL,
+                    points=[_rel_points(outline + offset, shape)],
+                    closed=True,
+                    filled=True,
+                    review=patch_review(det),
+                    **attributes,
+                )
+            )
+    return fo.Polylines(polylines=out)
+
+
+def _cvat_labels(names: list[str]) -> list[dict]:
+    """CVAT's raw label specification for a task of this archive."""
+
+    def text(name):
+        return {
+            "name": name,
+            "input_type": "text",
+            "mutable": False,
+            "values": [""],
+        }
+
+    labels = [
+        {"name": name, "type": "any", "attributes": []} for name in names
+    ]
+    labels.append(
+        {
+            "name": PATCH_LABEL,
+            "type": "polygon",
+            "attributes": [
+                *(text(a) for a in PATCH_ATTRIBUTES),
+                {
+                    "name": "review",
+                    "input_type": "select",
+                    "mutable": True,
+                    "values": list(REVIEW_VALUES),
+                    "default_value": UNREVIEWED,
+                },
+            ],
+        }
+    )
+    return labels
+
+
+# -- import ------------------------------------------------------------------
+
+
+def _read_cvat_images(archive_path: str) -> list:
+    """Parses the archive's XML with FiftyOne's CVAT image reader; adds
+    each image's brush masks as ``image.masks`` (FiftyOne's reader skips
+    ``<mask>`` elements)."""
+    if not os.path.isfile(archive_path):
+        raise LabelErrorInputError(f"No such archive: {archive_path}")
+    if not zipfile.is_zipfile(archive_path):
+        return _read_xml(archive_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(archive_path) as z:
+            xmls = [n for n in z.namelist() if n.endswith(".xml")]
+            if not xmls:
+                raise LabelErrorInputError(
+                    f"{archive_path} holds no CVAT XML file"
+                )
+            name = ARCHIVE_XML if ARCHIVE_XML in xmls else xmls[0]
+            z.extract(name, tmp)
+        return _read_xml(os.path.join(tmp, name))
+
+
+def _read_xml(path: str) -> list:
+    _, _, images = fouc.load_cvat_image_annotations(path)
+    raw = fou.load_xml_as_json_dict(path).get("annotations", {})
+    masks = {}
+    for image in _as_list(raw.get("image")):
+        masks[image["@name"]] = [
+            _decode_mask(m) for m in _as_list(image.get("mask"))
+        ]
+    for image in images:
+        image.masks = masks.get(image.name, [])
+    return images
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _decode_mask(element: dict) -> tuple[str, int, int, np.ndarray]:
+    """A CVAT ``<mask>``: run lengths over its box, row by row, starting
+    with a run of background. Returns ``(label, left, top, bool mask)``."""
+    left, top = int(element["@left"]), int(element["@top"])
+    width, height = int(element["@width"]), int(element["@height"])
+    runs = [int(float(c)) for c in element["@rle"].split(",") if c.strip()]
+    if sum(runs) != width * height:
+        raise LabelErrorInputError(
+            f"Mask '{element['@label']}' at ({left}, {top}) has runs of "
+            f"{sum(runs)} pixels for a {width}x{height} box"
+        )
+    values = np.arange(len(runs)) % 2 == 1
+    bitmap = np.repeat(values, runs).reshape(height, width)
+    return element["@label"], left, top, bitmap
+
+
+def _read_shapes(cvat_image, targets, verdicts: dict[str, str]):
+    """Ground-truth polygons ``(value, points)`` and brush masks ``(value,
+    x, y, mask)`` of one image; collects the patches' review marks into
+    ``verdicts``. Returns them and the number of shapes skipped (open
+    polylines, boxes, points)."""
+    shape = (cvat_image.height, cvat_image.width)
+    polygons = []
+    skipped = len(cvat_image.boxes) + len(cvat_image.points)
+    labels = cvat_image.to_labels().get("polylines")
+    for polyline in labels.polylines if labels else []:
+        if polyline.label == PATCH_LABEL:
+            ref = str(polyline["patch_id"] or "")
+            if ref.startswith(PATCH_REF) and polyline["review"] is not None:
+                verdicts[ref[len(PATCH_REF) :]] = str(polyline["review"])
+            continue
+        if not polyline.closed:
+            skipped += 1
+            continue
+        value = name_value(targets, polyline.label)
+        for points in polyline.points:
+            xy = np.asarray(points, dtype=np.float64) * (shape[1], shape[0])
+            polygons.append((value, np.round(xy, 6)))
+    bitmaps = [
+        (name_value(targets, label), x, y, bitmap)
+        for label, x, y, bitmap in cvat_image.masks
+        if label != PATCH_LABEL
+    ]
+    return polygons, bitmaps, skipped
