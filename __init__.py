@@ -1,10 +1,20 @@
 """FIXER: find and fix pixel-wise label errors in segmentation datasets."""
 
 from .operators import (
+    ApplyCorrections,
     DeleteLabelErrorRun,
+    DrawReviewSample,
+    EstimateFlagPrecision,
+    ExportCvatArchive,
     FindLabelErrors,
+    FixerPanel,
     GetLabelErrorRunInfo,
+    ImportCvatArchive,
+    LabelQualityReport,
+    LoadFromCvat,
     LoadLabelErrorView,
+    SendToCvat,
+    UndoCorrections,
 )
 
 
@@ -13,3 +23,13 @@ def register(p):
     p.register(LoadLabelErrorView)
     p.register(GetLabelErrorRunInfo)
     p.register(DeleteLabelErrorRun)
+    p.register(LabelQualityReport)
+    p.register(DrawReviewSample)
+    p.register(EstimateFlagPrecision)
+    p.register(FixerPanel)
+    p.register(ExportCvatArchive)
+    p.register(ImportCvatArchive)
+    p.register(ApplyCorrections)
+    p.register(UndoCorrections)
+    p.register(SendToCvat)
+    p.register(LoadFromCvat)

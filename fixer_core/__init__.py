@@ -15,6 +15,16 @@ from .finder import (
 )
 from .issues import SpecificIssue
 from .patches import Patch
+from .quality import (
+    LabelQuality,
+    PixelConfusion,
+    StratumReview,
+    estimate_precision,
+    flag_shares,
+    label_quality,
+    stratified_sample,
+    wilson_interval,
+)
 from .statistics import ClassStatistics
 
 __version__ = "0.1.0"
@@ -25,11 +35,19 @@ __all__ = [
     "FinderConfig",
     "FinderSummary",
     "LabelErrorFinder",
+    "LabelQuality",
     "Patch",
+    "PixelConfusion",
     "PredProbsError",
     "SpecificIssue",
+    "StratumReview",
     "__version__",
     "apply_patches",
+    "estimate_precision",
     "find_label_errors",
+    "flag_shares",
     "image_error_score",
+    "label_quality",
+    "stratified_sample",
+    "wilson_interval",
 ]

@@ -82,6 +82,18 @@ def field_dropdown(
     return True
 
 
+def gt_field_dropdown(ctx, inputs: types.Object, description: str) -> bool:
+    """Adds the required ground-truth (segmentation) field picker."""
+    return field_dropdown(
+        inputs,
+        "gt_field",
+        segmentation_fields(ctx.dataset),
+        label="Ground-truth field",
+        description=description,
+        missing="This dataset has no Segmentation field",
+    )
+
+
 def new_run_key(ctx, inputs: types.Object, *, default: str = "fixer") -> bool:
     """Adds the run key input; an existing FIXER key is replaced, others
     and invalid names are refused."""

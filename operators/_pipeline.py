@@ -102,6 +102,28 @@ def output_views(run_key: str) -> dict[str, str]:
     return views
 
 
+def quality_eval_key(run_key: str) -> str:
+    """Key of the evaluation that scores a run's original labels against
+    its corrected ones (written by the label-quality report)."""
+    return f"{run_key}_quality"
+
+
+def review_view(run_key: str) -> str:
+    """Name of the saved view of a run's review sample."""
+    return f"{run_key}-review"
+
+
+def run_dir(dataset: fo.Dataset, run_key: str, name: str) -> str:
+    """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
+    return os.path.join(
+        fo.config.default_dataset_dir,
+        "fixer",
+        str(dataset._doc.id),
+        run_key,
+        name,
+    )
+
+
 def resolve_device(device: str) -> str:
     """Turns ``auto``/``cpu``/``cuda`` into a torch device string."""
     import torch
@@ -376,9 +398,26 @@ def load_run_summary(dataset: fo.Dataset, run_key: str) -> dict:
     results = dataset.load_run_results(run_key, cache=False)
     if results is None:
         raise LabelErrorInputError(
-            f"FIXER run '{run_key}' did not finish; run it again"
+            f"FIXER run '{run_key}' of dataset '{dataset.name}' did not "
+            "finish; run it again"
         )
     return results.summary
+
+
+def stored_results(dataset: fo.Dataset, run_key: str) -> dict:
+    """Returns everything stored in a finished FIXER run's results."""
+    load_run_summary(dataset, run_key)
+    results = dataset.load_run_results(run_key, cache=False)
+    return {a: getattr(results, a) for a in results.attributes() if a != "cls"}
+
+
+def update_run_results(dataset: fo.Dataset, run_key: str, **values) -> None:
+    """Adds or replaces entries of a finished FIXER run's results."""
+    stored = stored_results(dataset, run_key)
+    stored.update(values)
+    dataset.save_run_results(
+        run_key, dataset.init_run_results(run_key, **stored), cache=False
+    )
 
 
 def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
@@ -394,6 +433,7 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             f"Run '{run_key}' of dataset '{dataset.name}' was not written by "
             "FIXER; choose another run key"
         )
+    _delete_report_and_review(dataset, run_key)
     for name in config.views:
         if dataset.has_saved_view(name):
             dataset.delete_saved_view(name)
@@ -408,18 +448,51 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
     return True
 
 
+def owns_quality_eval(dataset: fo.Dataset, run_key: str) -> bool:
+    """Whether the run's quality evaluation key holds the run's report
+    evaluation (scored against its corrected field)."""
+    key = quality_eval_key(run_key)
+    if key not in dataset.list_evaluations():
+        return False
+    config = dataset.get_evaluation_info(key).config
+    return config.gt_field == output_fields(run_key)["corrected"]
+
+
+def _delete_report_and_review(dataset: fo.Dataset, run_key: str) -> None:
+    """Deletes the quality evaluation, report files and review view."""
+    if owns_quality_eval(dataset, run_key):
+        dataset.delete_evaluation(quality_eval_key(run_key))
+    results = dataset.load_run_results(run_key, cache=False)
+    if getattr(results, "review", None) and dataset.has_saved_view(
+        review_view(run_key)
+    ):
+        dataset.delete_saved_view(review_view(run_key))
+    remove_report_files(dataset, run_key)
+    with contextlib.suppress(OSError):
+        os.rmdir(run_dir(dataset, run_key, ""))
+
+
+def remove_report_files(dataset: fo.Dataset, run_key: str) -> None:
+    """Removes the files of a run's stored label-quality report, and their
+    folder when nothing else is left in it."""
+    results = dataset.load_run_results(run_key, cache=False)
+    quality = getattr(results, "quality", None) or {}
+    folders = set()
+    for path in quality.get("files", {}).values():
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        folders.add(os.path.dirname(path))
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
 # -- writing -----------------------------------------------------------------
 
 
 def _run_dir(view, params: FindParams, name: str) -> str:
     """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
-    return os.path.join(
-        fo.config.default_dataset_dir,
-        "fixer",
-        str(view._dataset._doc.id),
-        params.run_key,
-        name,
-    )
+    return run_dir(view._dataset, params.run_key, name)
 
 
 def _corrected_dir(view, params: FindParams) -> str | None:
@@ -585,20 +658,7 @@ def _validate(view, params: FindParams) -> list[str]:
                 f"Run key '{params.run_key}' would overwrite input field "
                 f"'{name}'; choose another"
             )
-    targets = dataset.mask_targets.get(
-        params.gt_field, dataset.default_mask_targets
-    )
-    if not targets:
-        raise LabelErrorInputError(
-            f"Field '{params.gt_field}' has no mask targets: set "
-            f"dataset.mask_targets['{params.gt_field}'] (or "
-            "dataset.default_mask_targets) to {value: class name}"
-        )
-    if not all(isinstance(k, int) for k in targets):
-        raise LabelErrorInputError(
-            f"Field '{params.gt_field}' has RGB mask targets; FIXER needs "
-            "integer class masks"
-        )
+    targets = integer_mask_targets(dataset, params.gt_field)
     if params.probs_source != "stored":
         # Classes are the mask values 0, 1, ... that the targets name; a
         # value past the first gap (such as 255) is not a class.
@@ -624,6 +684,24 @@ def _validate(view, params: FindParams) -> list[str]:
             f"value(s) {missing[:10]}"
         )
     return [str(targets[k]) for k in range(num_classes)]
+
+
+def integer_mask_targets(dataset: fo.Dataset, gt_field: str) -> dict:
+    """The ``{mask value: class name}`` of a segmentation field, which
+    must have integer mask targets."""
+    targets = dataset.mask_targets.get(gt_field, dataset.default_mask_targets)
+    if not targets:
+        raise LabelErrorInputError(
+            f"Field '{gt_field}' has no mask targets: set "
+            f"dataset.mask_targets['{gt_field}'] (or "
+            "dataset.default_mask_targets) to {value: class name}"
+        )
+    if not all(isinstance(k, int) for k in targets):
+        raise LabelErrorInputError(
+            f"Field '{gt_field}' has RGB mask targets; FIXER needs integer "
+            "class masks"
+        )
+    return targets
 
 
 def _check_save_field(dataset, schema, params: FindParams) -> None:

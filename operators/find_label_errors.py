@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import time
-
+import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -14,23 +12,22 @@ from ..fixer_core.training import TrainConfig
 from ._inputs import (
     dropdown,
     field_dropdown,
+    gt_field_dropdown,
     new_run_key,
-    segmentation_fields,
     string_fields,
 )
 from ._params import CONFIG_FIELDS, find_params, flat_params, joined
 from ._pipeline import (
     DEVICES,
-    Progress,
     load_run_summary,
     output_fields,
     output_views,
     run_find_label_errors,
 )
+from ._progress import report_progress
 
-logger = logging.getLogger(__name__)
-
-_PROGRESS_INTERVAL = 1.0  # seconds between progress reports
+# Patches' colour in the App: bright, and outside its default colour pool
+PATCH_COLOR = "#ff00ff"
 _SOURCES = (
     ("stored", "Stored", "Per-sample .npy/.npz files named by a field"),
     ("model", "My model", "A TorchScript file or package.module:factory"),
@@ -97,10 +94,11 @@ class FindLabelErrors(foo.Operator):
 
     def execute(self, ctx):
         params = find_params(ctx.params)
-        reporter = _ProgressReporter(ctx)
-        for update in run_find_label_errors(ctx.target_view(), params):
-            yield from reporter.report(update)
+        yield from report_progress(
+            ctx, run_find_label_errors(ctx.target_view(), params), "FIXER"
+        )
         summary = load_run_summary(ctx.dataset, params.run_key)
+        _color_patches(ctx.dataset, params.run_key)
         yield ctx.ops.notify(_summary_message(params.run_key, summary))
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")
@@ -188,14 +186,8 @@ class FindLabelErrors(foo.Operator):
 
 def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
     inputs.view_target(ctx)
-    dataset = ctx.dataset
-    if not field_dropdown(
-        inputs,
-        "gt_field",
-        segmentation_fields(dataset),
-        label="Ground-truth field",
-        description="The segmentation labels to check (never modified)",
-        missing="This dataset has no Segmentation field",
+    if not gt_field_dropdown(
+        ctx, inputs, "The segmentation labels to check (never modified)"
     ):
         return False
     if not _probability_inputs(ctx, inputs):
@@ -223,13 +215,21 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
     )
     inputs.int("batch_size", default=8, label="Batch size", min=1)
 
-    inputs.view("thresholds", types.Header(label="Finder thresholds"))
+    inputs.view(
+        "thresholds",
+        types.Header(
+            label="Finder thresholds",
+            description="Optional: the defaults suit most datasets",
+            divider=True,
+        ),
+    )
     for f in CONFIG_FIELDS:
         number = inputs.int if f.type in (int, "int") else inputs.float
+        name = f.name.replace("fn_", "false_negative_", 1)
         number(
             f.name,
             default=f.default,
-            label=f.name.replace("_", " ").capitalize(),
+            label=name.replace("_", " ").capitalize(),
             description=_CONFIG_HELP[f.name],
         )
     return True
@@ -344,6 +344,21 @@ def _training_inputs(inputs: types.Object) -> None:
     )
 
 
+def _color_patches(dataset: fo.Dataset, run_key: str) -> None:
+    """Gives the run's patches a colour of their own in the App (unless the
+    dataset's colour scheme already sets one), so that they never share the
+    ground truth's colour. The App shows it from the next time the dataset
+    is loaded."""
+    path = output_fields(run_key)["patches"]
+    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+    fields = list(scheme.fields or [])
+    if any(f.get("path") == path for f in fields):
+        return
+    scheme.fields = fields + [{"path": path, "fieldColor": PATCH_COLOR}]
+    dataset.app_config.color_scheme = scheme
+    dataset.save()
+
+
 def _summary_message(run_key: str, summary: dict) -> str:
     totals = summary["totals"]
     counts = ", ".join(
@@ -354,33 +369,3 @@ def _summary_message(run_key: str, summary: dict) -> str:
         f"{summary['num_images']} samples; {len(summary['issues'])} "
         "specific issues"
     )
-
-
-class _ProgressReporter:
-    """Reports progress to the App, throttled, in the form the run needs."""
-
-    def __init__(self, ctx) -> None:
-        self._ctx = ctx
-        self._last = 0.0
-
-    def report(self, update: Progress):
-        now = time.monotonic()
-        final = update.fraction >= 1.0
-        if now - self._last < _PROGRESS_INTERVAL and not final:
-            return
-        self._last = now
-        logger.info("%s %s", _bar(update.fraction), update.label)
-        if self._ctx.delegated:
-            self._ctx.set_progress(
-                progress=update.fraction, label=update.label
-            )
-        else:
-            yield self._ctx.trigger(
-                "set_progress",
-                dict(progress=update.fraction, label=update.label),
-            )
-
-
-def _bar(fraction: float, width: int = 20) -> str:
-    filled = round(fraction * width)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"

@@ -38,7 +38,7 @@ class GetLabelErrorRunInfo(foo.Operator):
             "timestamp": str(info.timestamp),
             "config": info.config.serialize(),
             "totals": summary["totals"],
-            "issue_share": summary["issue_share"],
+            "issue_share": round(summary["issue_share"], 3),
             "issues": [
                 {
                     k: i[k]

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
     )
     _print_summary(dataset, args.run_key, known)
+    if args.report:
+        _print_report(foo, dataset, args.run_key, args.review_per_class)
 
     if args.app:
         session = fo.launch_app(
@@ -178,6 +180,17 @@ def _parse_args(argv):
     source.add_argument("--learning-rate", type=float, default=1e-2)
     source.add_argument(
         "--train-size", default="96,128", help="H,W for training"
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="also write the label-quality report and draw a review sample",
+    )
+    parser.add_argument(
+        "--review-per-class",
+        type=int,
+        default=25,
+        help="review sample size per given class (with --report)",
     )
     parser.add_argument(
         "--app", action="store_true", help="open the App on the result"
@@ -344,6 +357,35 @@ def _print_summary(dataset, run_key: str, known) -> None:
     if known is not None:
         _print_recovery(dataset, run_key, *known)
     print(f"\nSaved views: {', '.join(v for v in dataset.list_saved_views())}")
+
+
+def _print_report(foo, dataset, run_key: str, per_class: int) -> None:
+    report = foo.get_operator("@fixer/fixer/label_quality_report")
+    out = report(dataset, run_key).result
+    print(
+        f"\nLabel quality (original vs corrected labels): mIoU "
+        f"{out['miou']:.4f}, {out['changed_share']:.2%} of the pixels "
+        "corrected"
+    )
+    for row in out["classes"]:
+        ratio = "new" if row["ratio"] is None else f"x{row['ratio']:.3f}"
+        iou = "n/a" if row["iou"] is None else f"{row['iou']:.3f}"
+        print(
+            f"  {row['class']:15s} IoU {iou} pixels "
+            f"{row['pixels_before']:8d} -> {row['pixels_after']:8d} {ratio}"
+        )
+    print(f"  report: {out['files']['markdown']}")
+    draw = foo.get_operator("@fixer/fixer/draw_review_sample")
+    sample = draw(dataset, run_key, per_class=per_class).result
+    counts = ", ".join(
+        f"{c['class']} {c['sampled']}/{c['flagged_patches']}"
+        for c in sample["classes"]
+    )
+    print(
+        f"Review sample: {sample['num_sampled']} patches ({counts}) in the "
+        f"saved view '{sample['view']}'; tag them fixer:confirmed or "
+        "fixer:rejected, then run estimate_flag_precision"
+    )
 
 
 def _print_recovery(dataset, run_key, known, class_names) -> None:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The GPU checks, as one short script for a lent GPU machine (about 5
+# minutes on an H100): the core tests on CUDA (the same results as on the
+# CPU), then FIXER's scoring throughput on ADE20K-like batches on the GPU
+# and, for the ratio, on that machine's CPU. Run from the repository root;
+# it needs torch, numpy, opencv and pytest, no FiftyOne. Results go to
+# $OUT (when set) or bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench/results}
+mkdir -p "$out"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
+    | tee "$out/gpu.txt"
+python3 -m pytest tests/core -q -p no:cacheprovider --device cuda \
+    2>&1 | tee "$out/core-tests-cuda.txt"
+python3 bench/bench_scoring.py --sizes 1000 2000 --device cuda \
+    | tee "$out/scale-ade-cuda.jsonl"
+python3 bench/bench_scoring.py --sizes 200 --device cpu \
+    | tee "$out/scale-ade-cpu.jsonl"
