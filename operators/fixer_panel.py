@@ -22,6 +22,12 @@ from ._review import estimate_flag_precision
 from ._samples import LabelErrorInputError
 
 _BAR = {"type": "bar"}
+# One colour per error type in every chart
+_TYPE_COLORS = {
+    "general": "#1f77b4",
+    "ambiguous": "#ff7f0e",
+    "false_negative": "#2ca02c",
+}
 _ISSUE_COLUMNS = (
     ("name", "Issue"),
     ("error_type", "Type"),
@@ -238,6 +244,7 @@ def panel_content(dataset: fo.Dataset, run_key: str) -> tuple[dict, dict]:
                 "x": list(ERROR_TYPES),
                 "y": [flags["by_type"][t]["patches"] for t in ERROR_TYPES],
                 "name": "patches",
+                "marker": {"color": [_TYPE_COLORS[t] for t in ERROR_TYPES]},
             }
         ],
         "by_class": _class_bars(dataset, run_key),
@@ -294,6 +301,7 @@ def _class_bars(dataset: fo.Dataset, run_key: str) -> list[dict]:
             "name": t,
             "x": classes,
             "y": [counts[(c, t)] for c in classes],
+            "marker": {"color": _TYPE_COLORS[t]},
         }
         for t in ERROR_TYPES
     ]
