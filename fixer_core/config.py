@@ -79,7 +79,7 @@ class FinderConfig:
     correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
     fn_min_inside_share: float = 0.5
-    ambiguous_min_rate: float = 0.01
+    ambiguous_min_rate: float = 0.015
     ambiguous_min_given_prob: float = 0.2
     min_issue_patches: int = 3
     min_issue_images: int = 3

@@ -118,6 +118,7 @@ def main() -> None:
             "pixel_f1": r["pixel_f1"],
             "auprc": r["auprc"],
             "suggestion_accuracy": r["suggestion_accuracy"],
+            "type_accuracy": r["type_accuracy"]["all"]["value"],
             "flagged_share": r["flagged_share"],
             "corrected_miou": r["corrected_miou"],
         }
@@ -130,7 +131,8 @@ def main() -> None:
             f" fn {rec['false_negative']:.2f} all {rec['all']:.2f} | pp "
             f"{row['patch_precision']:.2f}/{row['patch_precision_large']:.2f}"
             f" | F1 {row['pixel_f1']:.3f} AP {row['auprc']:.3f} | sugg "
-            f"{row['suggestion_accuracy']:.2f} | flagged "
+            f"{row['suggestion_accuracy']:.2f} types "
+            f"{row['type_accuracy']:.2f} | flagged "
             f"{row['flagged_share']:.3f} | mIoU {row['corrected_miou']:.3f}",
             flush=True,
         )
