@@ -152,7 +152,7 @@ def polygons_to_mask(
     shape: tuple[int, int],
     *,
     bitmaps: Sequence[tuple[int, int, int, np.ndarray]] = (),
-    fill_value: int = 0,
+    fill_value: int | np.ndarray = 0,
     dtype: np.dtype | type = np.uint8,
 ) -> np.ndarray:
     """Paints ``(value, points)`` polygons into an ``(H, W)`` label map.
@@ -163,14 +163,15 @@ def polygons_to_mask(
         bitmaps: ``(value, x, y, mask)`` shapes drawn as bitmaps (a bool
             ``mask`` whose top-left pixel is ``(x, y)``), such as CVAT's
             brush masks.
-        fill_value: the value of pixels no shape covers.
+        fill_value: the value of pixels no shape covers, or an ``(H, W)``
+            label map whose values they keep.
         dtype: the output's dtype.
 
     Shapes are painted from the largest area (polygon area, or pixels of a
     bitmap) to the smallest, ties in the given order with polygons first,
     so a region drawn inside another one wins.
     """
-    mask = np.full(shape, fill_value, dtype=dtype)
+    mask = filled_mask(shape, fill_value, dtype)
     shapes = [
         (polygon_area(p), v, _rasterize_in_box(p, shape)) for v, p in polygons
     ]
@@ -184,6 +185,20 @@ def polygons_to_mask(
             h, w = inside.shape
             mask[r0 : r0 + h, c0 : c0 + w][inside] = value
     return mask
+
+
+def filled_mask(
+    shape: tuple[int, int], fill_value: int | np.ndarray, dtype
+) -> np.ndarray:
+    """An ``(H, W)`` map of ``fill_value``, or a copy of it if it is one."""
+    if isinstance(fill_value, np.ndarray):
+        if fill_value.shape != tuple(shape):
+            raise ValueError(
+                f"fill_value map has a shape of {fill_value.shape}, "
+                f"expected {tuple(shape)}"
+            )
+        return fill_value.astype(dtype, copy=True)
+    return np.full(shape, fill_value, dtype=dtype)
 
 
 def _clip_bitmap(

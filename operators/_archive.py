@@ -153,14 +153,15 @@ def import_cvat_archive(
     *,
     dest_field: str | None = None,
     run_key: str | None = None,
-    fill_value: int = 0,
+    fill_value: int | None = None,
 ) -> dict:
     """Reads an edited CVAT-for-images archive (or its XML) back.
 
     Each image named ``<sample id>.<ext>`` that belongs to ``view`` gets
     its polygons and brush masks painted into ``dest_field`` (default
     ``<gt>_cvat``, never the ground truth): smaller shapes over larger
-    ones, pixels no shape covers get ``fill_value``. ``review`` marks of
+    ones; pixels no shape covers keep the ground truth's label, or get
+    ``fill_value`` when it is given. ``review`` marks of
     ``fixer_patch`` shapes set the verdict tags of the patches they name
     (those of run ``run_key``, or of any FIXER run).
 
@@ -206,7 +207,7 @@ def import_cvat_archive(
             polygons,
             gt.shape,
             bitmaps=bitmaps,
-            fill_value=fill_value,
+            fill_value=gt if fill_value is None else fill_value,
             dtype=gt.dtype,
         )
     write_segmentations(dataset, gt_field, dest_field, new_masks)

@@ -27,6 +27,7 @@ import fiftyone.utils.cvat as fouc
 import numpy as np
 import requests
 
+from ..fixer_core.polygons import filled_mask
 from ._relabel import (
     REVIEW_VALUES,
     UNREVIEWED,
@@ -175,12 +176,13 @@ def paint_detections(
     shape: tuple[int, int],
     targets: dict[int, str],
     *,
-    fill_value: int = 0,
+    fill_value: int | np.ndarray = 0,
     dtype: np.dtype | type = np.uint8,
 ) -> np.ndarray:
     """Paints instance masks into an ``(H, W)`` label map, largest first
     (so a region drawn inside another wins); uncovered pixels get
-    ``fill_value``.
+    ``fill_value`` (a value, or an ``(H, W)`` map whose values they
+    keep).
 
     Each mask is placed at its box's top-left pixel with its own size,
     never resized to the box: FiftyOne 1.22's ``CVATShape.to_instance()``
@@ -189,7 +191,7 @@ def paint_detections(
     mask into its box, losing the right-most column (and bottom row).
     """
     height, width = shape
-    out = np.full(shape, fill_value, dtype=dtype)
+    out = filled_mask(shape, fill_value, dtype)
     masks = [d for d in detections if d.mask is not None]
     for det in sorted(masks, key=lambda d: -int(d.mask.sum())):
         x, y = det.bounding_box[:2]
@@ -261,7 +263,7 @@ def load_from_cvat(
     *,
     dest_field: str | None = None,
     credentials: dict,
-    fill_value: int = 0,
+    fill_value: int | None = None,
     cleanup: bool = False,
 ) -> dict:
     """Loads a CVAT run's edited ground truth into ``dest_field`` (default
@@ -310,7 +312,7 @@ def load_from_cvat(
                 loaded.detections if loaded else [],
                 gt.shape,
                 targets,
-                fill_value=fill_value,
+                fill_value=gt if fill_value is None else fill_value,
                 dtype=gt.dtype,
             )
         if masks:

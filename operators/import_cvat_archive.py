@@ -45,7 +45,7 @@ class ImportCvatArchive(foo.Operator):
             gt_field,
             dest_field=dest_field,
             run_key=ctx.params.get("run_key") or None,
-            fill_value=int(ctx.params.get("fill_value") or 0),
+            fill_value=ctx.params.get("fill_value"),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -59,7 +59,7 @@ class ImportCvatArchive(foo.Operator):
         *,
         dest_field: str | None = None,
         run_key: str | None = None,
-        fill_value: int = 0,
+        fill_value: int | None = None,
         delegate: bool = False,
     ):
         """Imports an archive into a dataset or view from Python."""
@@ -103,9 +103,9 @@ def _import_cvat_archive_inputs(ctx, inputs: types.Object) -> bool:
     )
     inputs.int(
         "fill_value",
-        default=0,
         label="Fill value",
-        description="Mask value of pixels no polygon covers",
+        description="Mask value of pixels no polygon covers (empty: "
+        "they keep the ground truth's label)",
     )
     patches_run_input(ctx, inputs)
     return True

@@ -47,9 +47,9 @@ class LoadFromCvat(foo.Operator):
             )
             inputs.int(
                 "fill_value",
-                default=0,
                 label="Fill value",
-                description="Mask value of pixels no CVAT mask covers",
+                description="Mask value of pixels no CVAT mask covers (empty: "
+                "they keep the ground truth's label)",
             )
             inputs.bool(
                 "cleanup",
@@ -64,7 +64,7 @@ class LoadFromCvat(foo.Operator):
             ctx.params["anno_key"],
             dest_field=ctx.params.get("dest_field") or None,
             credentials=cvat_credentials(operator_secrets(ctx)),
-            fill_value=int(ctx.params.get("fill_value") or 0),
+            fill_value=ctx.params.get("fill_value"),
             cleanup=bool(ctx.params.get("cleanup")),
         )
         if not ctx.delegated:
@@ -77,7 +77,7 @@ class LoadFromCvat(foo.Operator):
         anno_key: str = "fixer_cvat",
         *,
         dest_field: str | None = None,
-        fill_value: int = 0,
+        fill_value: int | None = None,
         cleanup: bool = False,
     ):
         """Loads a CVAT run from Python."""

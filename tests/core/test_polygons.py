@@ -116,6 +116,17 @@ def test_uncovered_pixels_get_the_fill_value():
     assert (mask[:2, :2] == 3).all() and (mask == 9).sum() == 5
 
 
+def test_uncovered_pixels_keep_a_fill_map():
+    square = np.array([[0, 0], [2, 0], [2, 2], [0, 2]])
+    base = np.arange(9, dtype=np.uint8).reshape(3, 3)
+    mask = polygons_to_mask([(30, square)], (3, 3), fill_value=base)
+    assert (mask[:2, :2] == 30).all()
+    np.testing.assert_array_equal(mask[2], base[2])
+    assert base[0, 0] == 0  # the map itself is not painted on
+    with pytest.raises(ValueError, match="fill_value map has a shape"):
+        polygons_to_mask([(3, square)], (4, 4), fill_value=base)
+
+
 @pytest.mark.parametrize(
     "bad",
     [np.zeros((2, 2, 2), dtype=bool), np.zeros(4, dtype=bool)],

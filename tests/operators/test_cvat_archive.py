@@ -243,6 +243,48 @@ def _add_polygon(xml, sample_id, label, points):
     return xml[:end] + polygon + xml[end:]
 
 
+def _delete_first_region(xml, sample_id):
+    """Removes the first ground-truth polygon of a sample's image; returns
+    the XML and the polygon's ``(P, 2)`` points."""
+    image = xml.index(f'name="{sample_id}.jpg"')
+    start = xml.index("<polygon", image)
+    while 'label="fixer_patch"' in xml[start : xml.index(">", start)]:
+        start = xml.index("<polygon", start + 1)
+    end = xml.index("</polygon>", start) + len("</polygon>")
+    tag = xml[start : xml.index(">", start)]
+    points = tag.split('points="', 1)[1].split('"', 1)[0]
+    outline = np.array(
+        [[float(v) for v in p.split(",")] for p in points.split(";")]
+    )
+    return xml[:start] + xml[end:], outline
+
+
+@pytest.mark.parametrize("fill_value", [None, 7])
+def test_pixels_of_a_deleted_region_keep_the_ground_truth_or_fill(
+    found, archive, fill_value
+):
+    sample = found.dataset.first()
+    xml = (archive.dir / "annotations.xml").read_text()
+    xml, outline = _delete_first_region(xml, sample.id)
+    edited = found.root / f"deleted-{fill_value}.zip"
+    with zipfile.ZipFile(edited, "w") as z:
+        z.writestr("annotations.xml", xml)
+    params = {} if fill_value is None else {"fill_value": fill_value}
+    dest = f"gt_deleted_{fill_value}"
+    result = _import(found.dataset, edited, dest_field=dest, **params)
+    assert result.error is None, result.error
+    sample.reload()
+    gt, imported = sample[GT].get_mask(), sample[dest].get_mask()
+    deleted = rasterize_polygon(outline, gt.shape)
+    if fill_value is None:
+        # Nothing is lost: uncovered pixels keep their label
+        np.testing.assert_array_equal(imported, gt)
+    else:
+        changed = imported != gt
+        assert changed.any() and not (changed & ~deleted).any()
+        assert (imported[changed] == fill_value).all()
+
+
 def test_inline_masks_and_xml_special_class_names(
     fixer_plugin, dataset_factory, tmp_path
 ):
