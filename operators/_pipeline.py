@@ -44,6 +44,8 @@ from ._sources import (
 logger = logging.getLogger(__name__)
 
 METHOD = "fixer.find_label_errors"
+# Patches' colour in the App: bright, and outside its default colour pool
+PATCH_COLOR = "#ff00ff"
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -434,6 +436,7 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             "FIXER; choose another run key"
         )
     _delete_report_and_review(dataset, run_key)
+    _uncolor_patches(dataset, run_key)
     for name in config.views:
         if dataset.has_saved_view(name):
             dataset.delete_saved_view(name)
@@ -446,6 +449,36 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             os.rmdir(os.path.dirname(config.corrected_dir))
     dataset.delete_run(run_key)
     return True
+
+
+def color_patches(dataset: fo.Dataset, run_key: str) -> None:
+    """Gives the run's patches a colour of their own in the App (unless the
+    dataset's colour scheme already sets one), so that they never share the
+    ground truth's colour. The App shows it from the next time the dataset
+    is loaded."""
+    path = output_fields(run_key)["patches"]
+    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+    fields = list(scheme.fields or [])
+    if any(f.get("path") == path for f in fields):
+        return
+    scheme.fields = fields + [{"path": path, "fieldColor": PATCH_COLOR}]
+    dataset.app_config.color_scheme = scheme
+    dataset.save()
+
+
+def _uncolor_patches(dataset: fo.Dataset, run_key: str) -> None:
+    """Removes the colour :func:`color_patches` set (a user's is kept)."""
+    scheme = dataset.app_config.color_scheme
+    if scheme is None or not scheme.fields:
+        return
+    ours = {
+        "path": output_fields(run_key)["patches"],
+        "fieldColor": PATCH_COLOR,
+    }
+    fields = [f for f in scheme.fields if dict(f) != ours]
+    if len(fields) != len(scheme.fields):
+        scheme.fields = fields
+        dataset.save()
 
 
 def owns_quality_eval(dataset: fo.Dataset, run_key: str) -> bool:

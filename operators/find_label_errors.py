@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -19,6 +18,7 @@ from ._inputs import (
 from ._params import CONFIG_FIELDS, find_params, flat_params, joined
 from ._pipeline import (
     DEVICES,
+    color_patches,
     load_run_summary,
     output_fields,
     output_views,
@@ -26,8 +26,6 @@ from ._pipeline import (
 )
 from ._progress import report_progress
 
-# Patches' colour in the App: bright, and outside its default colour pool
-PATCH_COLOR = "#ff00ff"
 _SOURCES = (
     ("stored", "Stored", "Per-sample .npy/.npz files named by a field"),
     ("model", "My model", "A TorchScript file or package.module:factory"),
@@ -98,7 +96,7 @@ class FindLabelErrors(foo.Operator):
             ctx, run_find_label_errors(ctx.target_view(), params), "FIXER"
         )
         summary = load_run_summary(ctx.dataset, params.run_key)
-        _color_patches(ctx.dataset, params.run_key)
+        color_patches(ctx.dataset, params.run_key)
         yield ctx.ops.notify(_summary_message(params.run_key, summary))
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")
@@ -342,21 +340,6 @@ def _training_inputs(inputs: types.Object) -> None:
         description="Where fold models are kept; an interrupted run "
         "resumes from it (default: under FiftyOne's dataset dir)",
     )
-
-
-def _color_patches(dataset: fo.Dataset, run_key: str) -> None:
-    """Gives the run's patches a colour of their own in the App (unless the
-    dataset's colour scheme already sets one), so that they never share the
-    ground truth's colour. The App shows it from the next time the dataset
-    is loaded."""
-    path = output_fields(run_key)["patches"]
-    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
-    fields = list(scheme.fields or [])
-    if any(f.get("path") == path for f in fields):
-        return
-    scheme.fields = fields + [{"path": path, "fieldColor": PATCH_COLOR}]
-    dataset.app_config.color_scheme = scheme
-    dataset.save()
 
 
 def _summary_message(run_key: str, summary: dict) -> str:

@@ -584,6 +584,9 @@ def test_delete_run_removes_only_that_run(
     assert sorted(dataset.list_saved_views()) == sorted(_views("second"))
     assert sorted(dataset.list_runs()) == ["other", "second"]
     assert not os.path.exists(corrected_dir)
+    # Its patch colour goes too; the other run's stays
+    colored = [f["path"] for f in dataset.app_config.color_scheme.fields]
+    assert colored == ["second_patches"]
 
     # The ground truth and the other runs are intact
     assert _gt_files(dataset) == before
