@@ -171,7 +171,7 @@ def polygons_to_mask(
     bitmap) to the smallest, ties in the given order with polygons first,
     so a region drawn inside another one wins.
     """
-    mask = filled_mask(shape, fill_value, dtype)
+    mask = _filled_mask(shape, fill_value, dtype)
     shapes = [
         (polygon_area(p), v, _rasterize_in_box(p, shape)) for v, p in polygons
     ]
@@ -187,7 +187,7 @@ def polygons_to_mask(
     return mask
 
 
-def filled_mask(
+def _filled_mask(
     shape: tuple[int, int], fill_value: int | np.ndarray, dtype
 ) -> np.ndarray:
     """An ``(H, W)`` map of ``fill_value``, or a copy of it if it is one."""

@@ -19,6 +19,7 @@ from ._relabel import (
     mask_dir,
     mask_targets,
     name_value,
+    placed_mask,
     sample_view,
     write_mask_file,
 )
@@ -180,12 +181,12 @@ def undo_corrections(dataset: fo.Dataset, apply_key: str) -> dict:
     Works on interrupted applies too. Later applies on the same field must
     be undone first.
     """
-    if apply_key not in list_applies(dataset):
+    applies = list_applies(dataset)
+    if apply_key not in applies:
         raise LabelErrorInputError(
             f"Dataset '{dataset.name}' has no FIXER correction '{apply_key}'"
         )
     config = dataset.get_run_info(apply_key).config
-    applies = list_applies(dataset)
     later = [
         k
         for k in applies[applies.index(apply_key) + 1 :]
@@ -245,7 +246,7 @@ class _Merge:
             if self.patches and sample[self.patches]
             else []
         )
-        placed = [(d, _place(d, old.shape)) for d in detections]
+        placed = [(d, placed_mask(d, old.shape)) for d in detections]
         if p.source == "suggestions":
             chosen = sorted(
                 (dp for dp in placed if self._accepts(dp[0])),
@@ -294,17 +295,6 @@ class _Merge:
         if self.params.selection == "confirmed":
             return CONFIRMED_TAG in (detection.tags or [])
         return detection.confidence >= self.params.min_score
-
-
-def _place(detection, shape: tuple[int, int]) -> np.ndarray:
-    """A patch's box-sized mask placed in an ``(H, W)`` image."""
-    height, width = shape
-    x, y = detection.bounding_box[:2]
-    x0, y0 = round(x * width), round(y * height)
-    h, w = detection.mask.shape
-    out = np.zeros(shape, dtype=bool)
-    out[y0 : y0 + h, x0 : x0 + w] = detection.mask[: height - y0, : width - x0]
-    return out
 
 
 def _validate(view, params: ApplyParams) -> None:

@@ -35,6 +35,7 @@ from ._relabel import (
     apply_review_marks,
     check_destination,
     check_segmentation_field,
+    mask_origin,
     mask_targets,
     name_value,
     patch_fields,
@@ -246,11 +247,9 @@ def _gt_polylines(mask: np.ndarray, targets: dict[int, str]) -> fo.Polylines:
 
 
 def _patch_polylines(detections, shape: tuple[int, int]) -> fo.Polylines:
-    height, width = shape
     out = []
     for det in detections:
-        x, y = det.bounding_box[:2]
-        offset = np.array([round(x * width), round(y * height)])
+        offset = np.array(mask_origin(det, shape))
         attributes = {
             "patch_id": PATCH_REF + det.id,
             "suggested_label": det["suggested_label"],

@@ -27,13 +27,14 @@ import fiftyone.utils.cvat as fouc
 import numpy as np
 import requests
 
-from ..fixer_core.polygons import filled_mask
+from ..fixer_core.polygons import polygons_to_mask
 from ._relabel import (
     REVIEW_VALUES,
     UNREVIEWED,
     apply_review_marks,
     check_destination,
     check_segmentation_field,
+    mask_origin,
     mask_targets,
     name_value,
     patch_fields,
@@ -190,16 +191,14 @@ def paint_detections(
     in boxes of ``xbr - xtl``, and FiftyOne's own rendering squeezes each
     mask into its box, losing the right-most column (and bottom row).
     """
-    height, width = shape
-    out = filled_mask(shape, fill_value, dtype)
-    masks = [d for d in detections if d.mask is not None]
-    for det in sorted(masks, key=lambda d: -int(d.mask.sum())):
-        x, y = det.bounding_box[:2]
-        x0, y0 = round(x * width), round(y * height)
-        crop = det.mask.astype(bool)[: height - y0, : width - x0]
-        region = out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]]
-        region[crop] = name_value(targets, det.label)
-    return out
+    bitmaps = [
+        (name_value(targets, d.label), *mask_origin(d, shape), d.mask)
+        for d in detections
+        if d.mask is not None
+    ]
+    return polygons_to_mask(
+        [], shape, bitmaps=bitmaps, fill_value=fill_value, dtype=dtype
+    )
 
 
 def send_to_cvat(

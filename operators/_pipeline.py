@@ -115,15 +115,17 @@ def review_view(run_key: str) -> str:
     return f"{run_key}-review"
 
 
+def fixer_dir(dataset: fo.Dataset, *parts: str) -> str:
+    """``<FiftyOne dataset dir>/fixer/<dataset id>/<parts>``: where FIXER
+    writes the dataset's files."""
+    return os.path.join(
+        fo.config.default_dataset_dir, "fixer", str(dataset._doc.id), *parts
+    )
+
+
 def run_dir(dataset: fo.Dataset, run_key: str, name: str) -> str:
     """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
-    return os.path.join(
-        fo.config.default_dataset_dir,
-        "fixer",
-        str(dataset._doc.id),
-        run_key,
-        name,
-    )
+    return fixer_dir(dataset, run_key, name)
 
 
 def resolve_device(device: str) -> str:
@@ -349,7 +351,8 @@ def _build_source(view, params: FindParams, class_names, device, stages):
         spec,
         len(class_names),
         tuple(params.ignore_values),
-        spec.checkpoint_dir or _run_dir(view, params, "checkpoints"),
+        spec.checkpoint_dir
+        or run_dir(view._dataset, params.run_key, "checkpoints"),
         device,
     )
     source = None
@@ -393,6 +396,11 @@ def _save_probs(batch, params: FindParams) -> list[str] | None:
 
 def load_run_summary(dataset: fo.Dataset, run_key: str) -> dict:
     """Returns the stored summary of a finished FIXER run."""
+    return stored_results(dataset, run_key)["summary"]
+
+
+def stored_results(dataset: fo.Dataset, run_key: str) -> dict:
+    """Returns everything stored in a finished FIXER run's results."""
     if not is_fixer_run(dataset, run_key):
         raise LabelErrorInputError(
             f"Dataset '{dataset.name}' has no FIXER run '{run_key}'"
@@ -403,13 +411,6 @@ def load_run_summary(dataset: fo.Dataset, run_key: str) -> dict:
             f"FIXER run '{run_key}' of dataset '{dataset.name}' did not "
             "finish; run it again"
         )
-    return results.summary
-
-
-def stored_results(dataset: fo.Dataset, run_key: str) -> dict:
-    """Returns everything stored in a finished FIXER run's results."""
-    load_run_summary(dataset, run_key)
-    results = dataset.load_run_results(run_key, cache=False)
     return {a: getattr(results, a) for a in results.attributes() if a != "cls"}
 
 
@@ -500,18 +501,16 @@ def _delete_report_and_review(dataset: fo.Dataset, run_key: str) -> None:
         review_view(run_key)
     ):
         dataset.delete_saved_view(review_view(run_key))
-    remove_report_files(dataset, run_key)
+    remove_report_files(getattr(results, "quality", None))
     with contextlib.suppress(OSError):
-        os.rmdir(run_dir(dataset, run_key, ""))
+        os.rmdir(fixer_dir(dataset, run_key))
 
 
-def remove_report_files(dataset: fo.Dataset, run_key: str) -> None:
-    """Removes the files of a run's stored label-quality report, and their
+def remove_report_files(quality: dict | None) -> None:
+    """Removes the files of a stored label-quality report, and their
     folder when nothing else is left in it."""
-    results = dataset.load_run_results(run_key, cache=False)
-    quality = getattr(results, "quality", None) or {}
     folders = set()
-    for path in quality.get("files", {}).values():
+    for path in (quality or {}).get("files", {}).values():
         with contextlib.suppress(OSError):
             os.remove(path)
         folders.add(os.path.dirname(path))
@@ -523,16 +522,11 @@ def remove_report_files(dataset: fo.Dataset, run_key: str) -> None:
 # -- writing -----------------------------------------------------------------
 
 
-def _run_dir(view, params: FindParams, name: str) -> str:
-    """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
-    return run_dir(view._dataset, params.run_key, name)
-
-
 def _corrected_dir(view, params: FindParams) -> str | None:
     """Folder for corrected masks when the ground truth lives on disk."""
     if view.first()[params.gt_field].mask_path is None:
         return None
-    path = _run_dir(view, params, "corrected")
+    path = run_dir(view._dataset, params.run_key, "corrected")
     os.makedirs(path, exist_ok=True)
     return path
 

@@ -13,12 +13,12 @@ from matplotlib.figure import Figure
 from ..fixer_core.config import ERROR_TYPES
 from ..fixer_core.quality import flag_shares, label_quality
 from ._pipeline import (
-    load_run_summary,
     output_fields,
     owns_quality_eval,
     quality_eval_key,
     remove_report_files,
     run_dir,
+    stored_results,
     update_run_results,
 )
 from ._samples import LabelErrorInputError
@@ -60,7 +60,7 @@ def run_label_quality_report(
     #    matrix; shares of flags from the stored summary.
     # 4. Write JSON, Markdown and PNG plots; store the report in the run.
     logger.info("Computing the label-quality report...")
-    summary = load_run_summary(dataset, run_key)
+    stored = stored_results(dataset, run_key)
     config = dataset.get_run_info(run_key).config
     corrected = output_fields(run_key)["corrected"]
     eval_key = quality_eval_key(run_key)
@@ -97,9 +97,9 @@ def run_label_quality_report(
         "corrected_field": corrected,
         "num_samples": len(samples),
         **quality.to_dict(),
-        "flags": flag_shares(summary),
+        "flags": flag_shares(stored["summary"]),
     }
-    remove_report_files(dataset, run_key)  # the previous report's
+    remove_report_files(stored.get("quality"))  # the previous report's
     report["files"] = write_report_files(
         report, output_dir or default_report_dir(dataset, run_key)
     )

@@ -14,6 +14,7 @@ from bson import ObjectId
 from fiftyone import ViewField as F
 
 from ._pipeline import (
+    fixer_dir,
     fixer_output_fields,
     integer_mask_targets,
     list_fixer_runs,
@@ -107,11 +108,28 @@ def check_destination(
 
 def mask_dir(dataset: fo.Dataset, *parts: str) -> str:
     """``<FiftyOne dataset dir>/fixer/<dataset id>/<parts>``, created."""
-    path = os.path.join(
-        fo.config.default_dataset_dir, "fixer", str(dataset._doc.id), *parts
-    )
+    path = fixer_dir(dataset, *parts)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def mask_origin(detection: fo.Detection, shape: tuple[int, int]) -> tuple:
+    """``(x, y)``: the pixel of an ``(H, W)`` image where a detection's
+    box-sized mask starts."""
+    height, width = shape
+    x, y = detection.bounding_box[:2]
+    return round(x * width), round(y * height)
+
+
+def placed_mask(detection: fo.Detection, shape: tuple[int, int]) -> np.ndarray:
+    """A detection's box-sized mask placed in an ``(H, W)`` bool image."""
+    x0, y0 = mask_origin(detection, shape)
+    height, width = shape
+    out = np.zeros(shape, dtype=bool)
+    out[
+        y0 : y0 + detection.mask.shape[0], x0 : x0 + detection.mask.shape[1]
+    ] = detection.mask[: height - y0, : width - x0]
+    return out
 
 
 def write_mask_file(path: str, mask: np.ndarray) -> None:
@@ -158,11 +176,13 @@ def write_segmentations(
 
 def patch_fields(dataset: fo.Dataset, run_key: str | None) -> list[str]:
     """Patches fields of one FIXER run, or of every run if None."""
-    keys = list_fixer_runs(dataset) if run_key is None else [run_key]
-    if run_key is not None and run_key not in list_fixer_runs(dataset):
-        raise LabelErrorInputError(
-            f"Dataset '{dataset.name}' has no FIXER run '{run_key}'"
-        )
+    keys = list_fixer_runs(dataset)
+    if run_key is not None:
+        if run_key not in keys:
+            raise LabelErrorInputError(
+                f"Dataset '{dataset.name}' has no FIXER run '{run_key}'"
+            )
+        keys = [run_key]
     fields = [output_fields(k)["patches"] for k in keys]
     return [f for f in fields if dataset.has_sample_field(f)]
 

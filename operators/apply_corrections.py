@@ -161,10 +161,11 @@ def _apply_corrections_inputs(ctx, inputs: types.Object) -> bool:
                 label="Credit patches of run",
                 description="Records which of its patches the edits cover",
             )
-    apply_key = ctx.params.get("apply_key") or new_apply_key(dataset)
+    free_key = new_apply_key(dataset)
+    apply_key = ctx.params.get("apply_key") or free_key
     inputs.str(
         "apply_key",
-        default=new_apply_key(dataset),
+        default=free_key,
         label="Apply key",
         description="Names this correction, for the undo",
     )
