@@ -3,6 +3,7 @@ channel of every pixel when few pixels are asked for."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ._checks import NEGATIVE_TOLERANCE, SUM_TOLERANCE
@@ -40,16 +41,45 @@ def max_at(
     """Argmax class at pixels ``(n, y, x)`` of ``(N, K, H, W)``
     probabilities, and its probability. With ``(K,)`` ``weights`` the
     class maximizes ``weights * probability``."""
-    pixels = pred_probs.shape[0] * pred_probs.shape[2] * pred_probs.shape[3]
-    if n.numel() > _DENSE_SHARE * pixels:
-        scores = pred_probs
-        if weights is not None:
-            scores = pred_probs * weights[:, None, None]
-        # max() is several times faster than argmax() on the CPU
-        argmax = scores.max(dim=1, keepdim=True).indices
-        p_max = pred_probs.gather(1, argmax)[:, 0]
-        return p_max[n, y, x], argmax[:, 0][n, y, x]
+    if n.numel() > _DENSE_SHARE * pred_probs[:, 0].numel():
+        p_max, argmax = _dense_max(pred_probs, weights)
+        return p_max[n, y, x], argmax[n, y, x]
     return weighted_max(pred_probs[n, :, y, x], weights)
+
+
+def max_where(
+    pred_probs: Tensor, mask: Tensor, weights: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """``(N, H, W)`` maps of :func:`max_at` where ``mask`` is true (0 and
+    -1 elsewhere)."""
+    if int(mask.count_nonzero()) > _DENSE_SHARE * mask.numel():
+        p_max, argmax = _dense_max(pred_probs, weights)
+        outside = ~mask
+        return p_max.masked_fill_(outside, 0), argmax.masked_fill_(outside, -1)
+    p_max = pred_probs.new_zeros(mask.shape)
+    argmax = torch.full(mask.shape, -1, device=mask.device)
+    n, y, x = mask.nonzero(as_tuple=True)
+    p_max[n, y, x], argmax[n, y, x] = weighted_max(
+        pred_probs[n, :, y, x], weights
+    )
+    return p_max, argmax
+
+
+def _dense_max(
+    pred_probs: Tensor, weights: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """:func:`max_at` at every pixel, image by image: one image's weighted
+    scores are the only temporary (a batch-sized one costs more to
+    allocate than to compute)."""
+    p_max = pred_probs.new_empty(pred_probs[:, 0].shape)
+    argmax = torch.empty(p_max.shape, dtype=torch.long, device=p_max.device)
+    for i, probs in enumerate(pred_probs):
+        scores = probs if weights is None else probs * weights[:, None, None]
+        # max() is several times faster than argmax() on the CPU
+        index = scores.max(dim=0, keepdim=True).indices
+        p_max[i] = probs.gather(0, index)[0]
+        argmax[i] = index[0]
+    return p_max, argmax
 
 
 def weighted_max(

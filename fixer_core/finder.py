@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._argmax import certain_argmax, max_at, weighted_max
+from ._argmax import certain_argmax, max_where, weighted_max
 from ._checks import ArrayLike, as_tensor, prepare_labels, prepare_pred_probs
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error
@@ -407,13 +407,10 @@ def _pixel_suggestions(
     unconfident and not certainly the argmax are searched."""
     bound = _given_bound(thresholds, weights, min_confidence)
     candidates = (labels >= 0) & (p_given < bound[labels.clamp(min=0)])
-    n, y, x = candidates.nonzero(as_tuple=True)
-    p_max, argmax = max_at(pred_probs, n, y, x, weights)
+    p_max, argmax = max_where(pred_probs, candidates, weights)
     cutoff = thresholds.clamp(max=min_confidence)
-    flagged = (argmax != labels[n, y, x]) & (p_max >= cutoff[argmax])
-    suggested = torch.full_like(labels, -1)
-    suggested[n[flagged], y[flagged], x[flagged]] = argmax[flagged]
-    return suggested
+    flagged = (argmax != labels) & (p_max >= cutoff[argmax.clamp(min=0)])
+    return argmax.masked_fill_(~(candidates & flagged), -1)
 
 
 def _given_bound(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fixer_core import FinderConfig, find_label_errors
-from fixer_core._argmax import certain_argmax, weighted_max
+from fixer_core._argmax import certain_argmax, max_where, weighted_max
 
 SIZE = 64
 
@@ -96,3 +96,17 @@ def test_above_the_certain_level_the_given_class_is_the_argmax(weights):
         sure = probs[:, g] > level
         assert sure.any()
         assert (argmax[sure] == g).all()
+
+
+@pytest.mark.parametrize("share", [0.05, 0.9])
+def test_max_where_dense_and_sparse_paths_agree(share):
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.rand(3, 5, 16, 20, generator=gen).softmax(dim=1)
+    mask = torch.rand(3, 16, 20, generator=gen) < share
+    weights = torch.tensor([1.0, 4.0, 0.5, 2.0, 8.0])
+    p_max, argmax = max_where(probs, mask, weights)
+    n, y, x = mask.nonzero(as_tuple=True)
+    expected_p, expected_k = weighted_max(probs[n, :, y, x], weights)
+    assert torch.equal(argmax[n, y, x], expected_k)
+    assert torch.equal(p_max[n, y, x], expected_p)
+    assert (argmax[~mask] == -1).all() and (p_max[~mask] == 0).all()
