@@ -48,29 +48,50 @@ def max_at(
 
 
 def max_where(
-    pred_probs: Tensor, mask: Tensor, weights: Tensor | None = None
+    pred_probs: Tensor,
+    mask: Tensor,
+    weights: Tensor | None = None,
+    cutoff: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """``(N, H, W)`` maps of :func:`max_at` where ``mask`` is true (0 and
-    -1 elsewhere)."""
-    if int(mask.count_nonzero()) > _DENSE_SHARE * mask.numel():
-        p_max, argmax = _dense_max(pred_probs, weights)
-        outside = ~mask
-        return p_max.masked_fill_(outside, 0), argmax.masked_fill_(outside, -1)
-    p_max = pred_probs.new_zeros(mask.shape)
-    argmax = torch.full(mask.shape, -1, device=mask.device)
+    """``(N, H, W)`` maps of :func:`weighted_max` where ``mask`` is true
+    (0 and -1 elsewhere)."""
+    if int(mask.count_nonzero()) <= _DENSE_SHARE * mask.numel():
+        p_max = pred_probs.new_zeros(mask.shape)
+        argmax = torch.full(mask.shape, -1, device=mask.device)
+        _max_at_mask(pred_probs, mask, weights, cutoff, p_max, argmax)
+        return p_max, argmax
+    p_max, argmax = _dense_max(pred_probs, weights)
+    if cutoff is not None:
+        # A winner at or above its cutoff wins among the confident classes
+        # too; the few others are searched again.
+        below = mask & (p_max < cutoff[argmax])
+        _max_at_mask(pred_probs, below, weights, cutoff, p_max, argmax)
+    outside = ~mask
+    return p_max.masked_fill_(outside, 0), argmax.masked_fill_(outside, -1)
+
+
+def _max_at_mask(
+    pred_probs: Tensor,
+    mask: Tensor,
+    weights: Tensor | None,
+    cutoff: Tensor | None,
+    p_max: Tensor,
+    argmax: Tensor,
+) -> None:
+    """Writes :func:`weighted_max` of the pixels where ``mask`` is true
+    into the ``p_max`` and ``argmax`` maps."""
     n, y, x = mask.nonzero(as_tuple=True)
     p_max[n, y, x], argmax[n, y, x] = weighted_max(
-        pred_probs[n, :, y, x], weights
+        pred_probs[n, :, y, x], weights, cutoff
     )
-    return p_max, argmax
 
 
 def _dense_max(
     pred_probs: Tensor, weights: Tensor | None
 ) -> tuple[Tensor, Tensor]:
-    """:func:`max_at` at every pixel, image by image: one image's weighted
-    scores are the only temporary (a batch-sized one costs more to
-    allocate than to compute)."""
+    """:func:`weighted_max` at every pixel, image by image: one image's
+    weighted scores are the only temporary (a batch-sized one costs more
+    to allocate than to compute)."""
     p_max = pred_probs.new_empty(pred_probs[:, 0].shape)
     argmax = torch.empty(p_max.shape, dtype=torch.long, device=p_max.device)
     for i, probs in enumerate(pred_probs):
@@ -83,11 +104,18 @@ def _dense_max(
 
 
 def weighted_max(
-    probs: Tensor, weights: Tensor | None = None
+    probs: Tensor, weights: Tensor | None = None, cutoff: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Max over the last axis of ``(..., K)`` probabilities, the class
-    maximizing ``weights * probability`` when ``weights`` are given."""
-    if weights is None:
+    maximizing ``weights * probability`` when ``weights`` are given.
+
+    With a ``(K,)`` ``cutoff``, only classes whose probability reaches
+    their cutoff compete; where none does, the result is some class below
+    its cutoff."""
+    if weights is None and cutoff is None:
         return probs.max(dim=-1)
-    argmax = (probs * weights).max(dim=-1, keepdim=True).indices
+    scores = probs if weights is None else probs * weights
+    if cutoff is not None:
+        scores = scores.masked_fill(probs < cutoff, -1)
+    argmax = scores.max(dim=-1, keepdim=True).indices
     return probs.gather(-1, argmax)[..., 0], argmax[..., 0]

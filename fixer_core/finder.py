@@ -26,12 +26,14 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # pixels labelled k) and the confident joint of given vs predicted classes
 # over region interiors.
 #
-# Pass 2 (``find``) streams it again. A pixel labelled g is flagged with
-# suggestion s when the model's argmax s != g is confident (p_s >=
-# min(t_s, min_confidence)) and g is not (p_g < t_g). Whole connected
-# regions of one label are scored too: when a region's mean probabilities
-# confidently name another class, the whole region is flagged with it,
-# which is far less noisy than single pixels. Flags become patches (see
+# Pass 2 (``find``) streams it again. The suggestion s for a pixel labelled
+# g is the argmax among the confident classes (p_k >= min(t_k,
+# min_confidence)); the pixel is flagged when s != g and g is unconfident
+# (p_g < t_g) or s reaches its own threshold (p_s >= t_s, confident
+# learning's rule). Whole connected regions of one label are scored too:
+# when a region's mean probabilities confidently name another class and its
+# given class is unconfident, the whole region is flagged with it, which is
+# far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``), each scored by its mean margin p_s - p_g times
 # a size factor, and typed (see ``classify_error``).
 #
@@ -402,32 +404,45 @@ def _pixel_suggestions(
     min_confidence: float,
     weights: Tensor | None = None,
 ) -> Tensor:
-    """``(N, H, W)`` confident (prior-corrected) argmax where it disagrees
-    with an unconfident label, else -1. Only pixels whose given class is
-    unconfident and not certainly the argmax are searched."""
-    bound = _given_bound(thresholds, weights, min_confidence)
-    candidates = (labels >= 0) & (p_given < bound[labels.clamp(min=0)])
-    p_max, argmax = max_where(pred_probs, candidates, weights)
+    """``(N, H, W)`` suggested class of the flagged pixels, else -1.
+
+    The suggestion is the (prior-corrected) argmax among the confident
+    classes (``p_k`` at least ``min(t_k, min_confidence)``). A pixel is
+    flagged when it differs from the label and the label is unconfident
+    (``p_g < t_g``), or the suggestion reaches its own class threshold
+    (``p_s >= t_s``): confident learning's rule, which lets a class the
+    model is unsure of everywhere (a low ``t_g``) be corrected. Only
+    pixels whose given class could lose are searched.
+    """
     cutoff = thresholds.clamp(max=min_confidence)
-    flagged = (argmax != labels) & (p_max >= cutoff[argmax.clamp(min=0)])
+    given = labels.clamp(min=0)
+    candidates = (labels >= 0) & (
+        p_given < _flaggable_below(thresholds, weights, min_confidence)[given]
+    )
+    p_max, argmax = max_where(pred_probs, candidates, weights, cutoff)
+    suggested = argmax.clamp(min=0)
+    flagged = (
+        (argmax != labels)
+        & (p_max >= cutoff[suggested])
+        & ((p_given < thresholds[given]) | (p_max >= thresholds[suggested]))
+    )
     return argmax.masked_fill_(~(candidates & flagged), -1)
 
 
-def _given_bound(
+def _flaggable_below(
     thresholds: Tensor, weights: Tensor | None, min_confidence: float
 ) -> Tensor:
     """``(K,)`` given-class probability a pixel or region must be below to
-    be flagged: its threshold; the level above which the given class is
-    certainly the (weighted) argmax; and the level above which no other
-    class can reach the lowest confidence cutoff."""
+    be flagged at all: above it the given class is certainly the
+    (weighted) argmax, or no other class can reach the lowest confidence
+    cutoff."""
     k = len(thresholds)
-    certain = certain_argmax(k, weights)
     lowest_cutoff = float(thresholds.clamp(max=min_confidence).min())
     room = certain_argmax(k) * 2 - lowest_cutoff
-    bound = thresholds.clamp(max=room)
-    if weights is None:
-        return bound.clamp(max=certain)
-    return torch.minimum(bound, certain)
+    certain = torch.as_tensor(
+        certain_argmax(k, weights), dtype=thresholds.dtype
+    ).to(thresholds.device)
+    return certain.clamp(max=room).expand(k)
 
 
 def _apply_region_suggestions(
@@ -441,17 +456,22 @@ def _apply_region_suggestions(
     min_margin: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Flags whole label regions whose mean probabilities confidently name
-    another class; their pixels take that suggestion.
+    another class (as pixels do, the prior-corrected argmax among the
+    confident classes); their pixels take that suggestion.
 
     A region is flagged only when its (prior-adjusted) margin is at least
-    ``min_margin``, and can only be when its mean given-class probability
-    is below its class's threshold and not certainly the argmax. The full
+    ``min_margin``, and only when its mean given-class probability is below
+    its class's threshold: a flag that relabels a whole region keeps the
+    stricter rule (the confident-learning exception of pixel flags added
+    nothing on CamVid train and cost patch precision). The full
     ``K``-class means are computed for those doubtful regions alone, from
     their pixels alone.
     """
     region_flagged = torch.zeros_like(suggested, dtype=torch.bool)
     cutoff = thresholds.clamp(max=min_confidence)
-    bound = _given_bound(thresholds, weights, min_confidence)
+    bound = torch.minimum(
+        thresholds, _flaggable_below(thresholds, weights, min_confidence)
+    )
     pixels = _doubtful_region_pixels(
         regions, p_given.cpu().numpy(), bound.cpu().numpy()
     )
@@ -461,7 +481,7 @@ def _apply_region_suggestions(
         torch.as_tensor(a, device=suggested.device) for a in pixels
     )
     means = _id_means(pred_probs[n, :, y, x], ids, len(given))
-    p_max, argmax = weighted_max(means, weights)
+    p_max, argmax = weighted_max(means, weights, cutoff)
     adjusted = prior_adjusted(means, weights)
     margin = adjusted.gather(1, argmax[:, None]) - adjusted.gather(
         1, given[:, None]

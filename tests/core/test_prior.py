@@ -99,14 +99,33 @@ def test_above_the_certain_level_the_given_class_is_the_argmax(weights):
 
 
 @pytest.mark.parametrize("share", [0.05, 0.9])
-def test_max_where_dense_and_sparse_paths_agree(share):
+@pytest.mark.parametrize(
+    "cutoff", [None, torch.tensor([0.3, 0.1, 0.2, 0.25, 0.4])]
+)
+def test_max_where_dense_and_sparse_paths_agree(share, cutoff):
     gen = torch.Generator().manual_seed(0)
-    probs = torch.rand(3, 5, 16, 20, generator=gen).softmax(dim=1)
+    probs = (torch.rand(3, 5, 16, 20, generator=gen) * 3).softmax(dim=1)
     mask = torch.rand(3, 16, 20, generator=gen) < share
     weights = torch.tensor([1.0, 4.0, 0.5, 2.0, 8.0])
-    p_max, argmax = max_where(probs, mask, weights)
+    p_max, argmax = max_where(probs, mask, weights, cutoff)
     n, y, x = mask.nonzero(as_tuple=True)
-    expected_p, expected_k = weighted_max(probs[n, :, y, x], weights)
+    expected_p, expected_k = weighted_max(probs[n, :, y, x], weights, cutoff)
     assert torch.equal(argmax[n, y, x], expected_k)
     assert torch.equal(p_max[n, y, x], expected_p)
     assert (argmax[~mask] == -1).all() and (p_max[~mask] == 0).all()
+    if cutoff is not None:
+        # the plain weighted argmax is often below its cutoff here
+        _, plain = weighted_max(probs[n, :, y, x], weights)
+        assert (plain != expected_k).float().mean() > 0.05
+
+
+def test_weighted_max_among_confident_classes():
+    probs = torch.tensor([[0.6, 0.1, 0.3], [0.2, 0.05, 0.75], [0.5, 0.3, 0.2]])
+    weights = torch.tensor([1.0, 20.0, 1.0])
+    cutoff = torch.tensor([0.5, 0.25, 0.8])
+    # row 0: class 1 wins weighted (2.0) but is below its cutoff
+    # row 1: no class reaches its cutoff; row 2: class 1 is confident
+    p_max, argmax = weighted_max(probs, weights, cutoff)
+    assert argmax[0] == 0 and p_max[0] == pytest.approx(0.6)
+    assert p_max[1] < cutoff[argmax[1]]
+    assert argmax[2] == 1
