@@ -35,7 +35,13 @@ clean labels count for neither method.
   scoring at least ``correct_min_score``, what the plugin's corrected
   field holds; cleanlab: flagged pixels set to the argmax);
 * FIXER only: share of the found errors typed right (the patch covering
-  most of the error has the planted type).
+  most of the error has the planted type);
+* by planted pair: the recall of general errors per (given, true) class
+  pair and of false negatives per missed class, beside the control that
+  keeps recall honest: the share of the objects of each class that hold
+  no planted error (8-connected regions of ``GENERAL_MIN_AREA`` px or
+  more) flagged on at least half their pixels. A method that flags every
+  object of a class "finds" every error planted into that class.
 
 Real CamVid labels hold errors of their own: flags on them count as false
 positives here, so every precision is a lower bound. Writes
@@ -57,6 +63,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from inject import (
+    GENERAL_MIN_AREA,
     NUM_CLASSES,
     VOID,
     Layout,
@@ -156,6 +163,7 @@ class Scorer:
         self.tp = self.fp = self.fn = self.right_class = 0
         self.flagged = self.scored = 0
         self.confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        self.objects = np.zeros((2, NUM_CLASSES), np.int64)  # flagged, all
         self._scores: list[np.ndarray] = []
         self._positives: list[np.ndarray] = []
 
@@ -216,6 +224,7 @@ class Scorer:
         self.flagged += int(flagged.sum())
         self.scored += int(scored.sum())
         self.confusion += _confusion(clean[scored], corrected[scored])
+        self.objects += _objects_flagged(clean, on_error, flagged)
         self._scores.append(score[scored].astype(np.float32))
         self._positives.append(on_error[scored])
 
@@ -245,6 +254,14 @@ class Scorer:
                 type_accuracy[kind] = _count(
                     sum(typed_right[i] for i in ids), n_found
                 )
+        pairs: dict[tuple[str, int, int], list[int]] = {}
+        for eid, e in self.errors.items():
+            pair = pairs.setdefault(
+                (e["type"], e["given"], e["true"]), [0] * 3
+            )
+            pair[0] += 1
+            pair[1] += found[eid]
+            pair[2] += found_right[eid]
         precision = _ratio(self.tp, self.tp + self.fp)
         pixel_recall = _ratio(self.tp, self.tp + self.fn)
         f1 = _ratio(2 * precision * pixel_recall, precision + pixel_recall)
@@ -267,7 +284,36 @@ class Scorer:
             "flagged_pixels": self.flagged,
             "corrected_miou": miou,
             "corrected_iou_per_class": ious,
+            "recall_by_pair": [
+                {"type": t, "given": g, "true": k, "errors": n}
+                | {"found": f, "found_right_class": r}
+                for (t, g, k), (n, f, r) in sorted(pairs.items())
+            ],
+            "clean_objects_flagged": [
+                _count(f, n) for f, n in self.objects.T.tolist()
+            ],
         }
+
+
+def _objects_flagged(
+    clean: np.ndarray, on_error: np.ndarray, flagged: np.ndarray
+) -> np.ndarray:
+    """``(2, K)`` counts of one image's objects without planted errors:
+    those flagged on at least half their pixels, and all. An object is an
+    8-connected region of one clean class off the errors, of
+    ``GENERAL_MIN_AREA`` px or more (as large as the smallest planted
+    general error)."""
+    counts = np.zeros((2, NUM_CLASSES), np.int64)
+    for k in range(NUM_CLASSES):
+        mask = ((clean == k) & ~on_error).astype(np.uint8)
+        n, ids, stats, _ = cv2.connectedComponentsWithStats(
+            mask, connectivity=8
+        )
+        area = stats[1:, cv2.CC_STAT_AREA]
+        hits = np.bincount(ids[flagged], minlength=n)[1:]
+        large = area >= GENERAL_MIN_AREA
+        counts[:, k] = (large & (hits * 2 >= area)).sum(), large.sum()
+    return counts
 
 
 def _count(num: int, den: int) -> dict:
@@ -524,6 +570,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "images_evaluated": len(evaluated),
         "images_scored": len(images),
         "size": meta["settings"]["size"],
+        "class_names": meta["class_names"],
         "injection": meta["settings"],
         "run": run_dir.name,
         "options": {
@@ -668,8 +715,56 @@ def to_markdown(report: dict) -> str:
         "",
         report["note"],
         "",
+        *_pair_tables(report),
     ]
     return "\n".join(lines)
+
+
+def _pair_tables(report: dict) -> list[str]:
+    """Markdown lines: recall by planted pair, and the clean-object
+    control of the classes involved."""
+    names = report["class_names"]
+    f, c = report["fixer"], report["cleanlab"]
+    pairs = f["recall_by_pair"]
+    rows: dict[str, list[list[int]]] = {}
+    for kind, key in (
+        ("general", lambda p: f"{names[p['given']]} <- {names[p['true']]}"),
+        ("false_negative", lambda p: f"missed {names[p['true']]}"),
+    ):
+        for fp, cp in zip(pairs, c["recall_by_pair"], strict=True):
+            if fp["type"] == kind:
+                counts = rows.setdefault(key(fp), [[0] * 3, [0] * 3])
+                for total, p in zip(counts, (fp, cp), strict=True):
+                    total[0] += p["errors"]
+                    total[1] += p["found"]
+                    total[2] += p["found_right_class"]
+    classes = sorted(
+        {p["given"] for p in pairs if p["type"] == "general"}
+        | {p["true"] for p in pairs if p["type"] != "ambiguous"}
+    )
+    return [
+        "Recall by planted pair: errors found (with the right class).",
+        "",
+        "| given <- true | errors | FIXER | cleanlab |",
+        "| --- | ---: | ---: | ---: |",
+        *(
+            f"| {name} | {fx[0]} | {fx[1]} ({fx[2]}) | {cl[1]} ({cl[2]}) |"
+            for name, (fx, cl) in rows.items()
+        ),
+        "",
+        "Control: objects of these classes with no planted error "
+        f"({GENERAL_MIN_AREA}+ px), flagged on at least half their pixels.",
+        "",
+        "| class | objects | FIXER | cleanlab |",
+        "| --- | ---: | ---: | ---: |",
+        *(
+            f"| {names[k]} | {f['clean_objects_flagged'][k]['den']} | "
+            f"{_fmt_count(f['clean_objects_flagged'][k])} | "
+            f"{_fmt_count(c['clean_objects_flagged'][k])} |"
+            for k in classes
+        ),
+        "",
+    ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
