@@ -28,6 +28,7 @@ python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --run-dir "$run" \
 python bench/bench_scoring.py --sizes 1000 2000 10000 \
     --cleanlab-sizes 50 100 200 400 500 | tee bench/results/scale-ade.jsonl
 python bench/bench_synthetic_quality.py
+python bench/bench_trained_demo.py
 python bench/bench_models.py --images 32 --size 240 320
 
 python bench/camvid/show_misses.py "${camvid[@]}" --save bench/plots/misses_val.png \
