@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fixer_core import ERROR_TYPES, FinderConfig, find_label_errors
-from fixer_core.evaluation import KnownError, recovery_by_type
+from fixer_core.evaluation import recovery_by_type
 from fixer_core.synthetic import IGNORE_VALUE, SIMULATED_MODEL, make_scenes
 
 
@@ -27,10 +27,7 @@ def main() -> None:
             ignore_index=[IGNORE_VALUE],
             config=FinderConfig(**SIMULATED_MODEL),
         )
-        known = [
-            KnownError(e.image_index, e.mask, e.true_label, e.error_type)
-            for e in scenes.planted
-        ]
+        known = scenes.known_errors()
         for error_type, r in recovery_by_type(patches, known).items():
             totals[error_type] += [
                 r.total,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fixer_core import FinderConfig, find_label_errors
-from fixer_core.evaluation import KnownError, recovery_by_type
+from fixer_core.evaluation import recovery_by_type
 from fixer_core.synthetic import IGNORE_VALUE, SyntheticScenes, make_scenes
 from fixer_core.training import CrossValidationTrainer, TrainConfig
 
@@ -74,14 +74,10 @@ def score(
         ignore_index=[IGNORE_VALUE],
         config=config,
     )
-    known = [
-        KnownError(e.image_index, e.mask, e.true_label, e.error_type)
-        for e in scenes.planted
-    ]
     errors = np.zeros(scenes.labels.shape, dtype=bool)
     for e in scenes.planted:
         errors[e.image_index] |= e.mask
-    r = recovery_by_type(patches, known)["all"]
+    r = recovery_by_type(patches, scenes.known_errors())["all"]
     on_errors = sum(
         (p.full_mask() & errors[p.image_index]).sum() * 2 >= p.area
         for p in patches

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .config import ERROR_TYPES
+from .evaluation import KnownError
 
 __all__ = [
     "CLASS_NAMES",
@@ -123,6 +124,14 @@ class SyntheticScenes:
     pred_probs: np.ndarray
     planted: list[PlantedError]
     class_names: tuple[str, ...]
+
+    def known_errors(self) -> list[KnownError]:
+        """The planted errors as known errors, for
+        :func:`~fixer_core.evaluation.recovery_by_type`."""
+        return [
+            KnownError(e.image_index, e.mask, e.true_label, e.error_type)
+            for e in self.planted
+        ]
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,6 @@ def _load_demo(fo, args):
     import cv2
     import numpy as np
 
-    from fixer_core.evaluation import KnownError
     from fixer_core.synthetic import IGNORE_VALUE, make_scenes
 
     scenes = make_scenes(
@@ -271,11 +270,7 @@ def _load_demo(fo, args):
         )
     dataset.add_samples(samples)
     dataset.persistent = True
-    known = [
-        KnownError(e.image_index, e.mask, e.true_label, e.error_type)
-        for e in scenes.planted
-    ]
-    return dataset, (known, scenes.class_names)
+    return dataset, (scenes.known_errors(), scenes.class_names)
 
 
 def _planted_detection(fo, error, class_names):

@@ -12,7 +12,7 @@ from fixer_core import (
     find_label_errors,
     image_error_score,
 )
-from fixer_core.evaluation import KnownError, recovery_by_type
+from fixer_core.evaluation import recovery_by_type
 from fixer_core.synthetic import IGNORE_VALUE, SIMULATED_MODEL, make_scenes
 
 # The scenes' simulated probabilities carry no class prior.
@@ -30,13 +30,6 @@ def _find(scenes, **kwargs):
     )
 
 
-def _known(scenes):
-    return [
-        KnownError(e.image_index, e.mask, e.true_label, e.error_type)
-        for e in scenes.planted
-    ]
-
-
 @pytest.fixture(scope="module")
 def scenes():
     return make_scenes(24, seed=0)
@@ -51,7 +44,7 @@ def found(scenes):
 def test_planted_errors_are_found_typed_and_corrected(seed):
     scenes = make_scenes(24, seed=seed)
     patches, _ = _find(scenes)
-    recovery = recovery_by_type(patches, _known(scenes))
+    recovery = recovery_by_type(patches, scenes.known_errors())
     for error_type in ERROR_TYPES:
         r = recovery[error_type]
         assert r.total > 0
