@@ -11,7 +11,9 @@ cleanlab's ``segmentation.filter.find_label_issues`` (all probabilities as
 one array, as its API needs) and FIXER's streaming ``LabelErrorFinder``
 (batches of 8 read from the same file, both passes). The time of the
 scoring step alone is the bar; the time to read the inputs is reported
-beside it. Prints one JSON line per size.
+beside it. ``--cores`` gives both the same cores: FIXER's torch threads
+and cleanlab's ``n_jobs`` (and both processes' BLAS threads). Prints one
+JSON line per size.
 
     python bench/camvid/run.py --factor 4 --epochs 12 --lr 5e-3 \
         --out bench/results/camvid-f4
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -72,7 +75,7 @@ def write_inputs(root: Path, n: int, run_dir: Path) -> None:
     probs.flush()
 
 
-def run_cleanlab(root: Path) -> dict:
+def run_cleanlab(root: Path, cores: int) -> dict:
     from cleanlab.segmentation.filter import find_label_issues
 
     t = time.perf_counter()
@@ -80,7 +83,7 @@ def run_cleanlab(root: Path) -> dict:
     probs = np.load(root / "probs.npy")
     read = time.perf_counter() - t
     t = time.perf_counter()
-    issues = find_label_issues(labels, probs, n_jobs=1, verbose=False)
+    issues = find_label_issues(labels, probs, n_jobs=cores, verbose=False)
     seconds = time.perf_counter() - t
     return {"seconds": seconds, "read_s": read, "flagged": int(issues.sum())}
 
@@ -103,8 +106,12 @@ def _read_batches(path: Path, batch_size: int):
             yield data.reshape(n, *shape[1:])
 
 
-def run_fixer(root: Path, batch_size: int = 8) -> dict:
+def run_fixer(root: Path, cores: int, batch_size: int = 8) -> dict:
+    import torch
+
     from fixer_core import LabelErrorFinder
+
+    torch.set_num_threads(cores)
 
     def batches():
         return zip(
@@ -128,13 +135,18 @@ def run_fixer(root: Path, batch_size: int = 8) -> dict:
     return {"seconds": scoring, "read_s": total - scoring, "flagged": flagged}
 
 
-def measure(method: str, root: Path) -> dict:
-    """Runs one method in a fresh process; returns time and peak RSS."""
+def measure(method: str, root: Path, cores: int) -> dict:
+    """Runs one method in a fresh process on ``cores`` cores; returns time
+    and peak RSS."""
+    blas = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    threads = dict.fromkeys(blas, str(cores))
     out = subprocess.run(
-        [sys.executable, __file__, "--run", method, "--root", str(root)],
+        [sys.executable, __file__, "--run", method, "--root", str(root)]
+        + ["--cores", str(cores)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, **threads},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -145,6 +157,12 @@ def main() -> None:
     parser.add_argument("--run", choices=("cleanlab", "fixer"))
     parser.add_argument("--root", type=Path)
     parser.add_argument(
+        "--cores",
+        type=int,
+        default=1,
+        help="cores each method may use (default 1)",
+    )
+    parser.add_argument(
         "--run-dir",
         type=Path,
         help="a CamVid benchmark run folder holding probs/<split>/*.npy",
@@ -154,7 +172,7 @@ def main() -> None:
         parser.error("--run-dir is required")
     if args.run:
         result = (run_cleanlab if args.run == "cleanlab" else run_fixer)(
-            args.root
+            args.root, args.cores
         )
         print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
         return
@@ -162,12 +180,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             write_inputs(root, n, args.run_dir)
-            fixer = measure("fixer", root)
-            cleanlab = measure("cleanlab", root)
+            fixer = measure("fixer", root, args.cores)
+            cleanlab = measure("cleanlab", root, args.cores)
         print(
             json.dumps(
                 {
                     "images": n,
+                    "cores": args.cores,
                     "fixer": fixer,
                     "cleanlab": cleanlab,
                     "speedup": round(

@@ -23,8 +23,10 @@ for seed in 1 2; do
     python bench/camvid/evaluate.py "${options[@]}" --split train
 done
 
-python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --run-dir "$run" \
-    | tee bench/results/speed-camvid.jsonl
+for cores in 1 2; do
+    python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --cores "$cores" \
+        --run-dir "$run"
+done | tee bench/results/speed-camvid.jsonl
 python bench/bench_scoring.py --sizes 1000 2000 10000 \
     --cleanlab-sizes 50 100 200 400 500 | tee bench/results/scale-ade.jsonl
 python bench/bench_synthetic_quality.py

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import time
 from collections.abc import Sequence
@@ -518,8 +519,19 @@ def load_run(args: argparse.Namespace) -> Run:
     return Run(meta, layout, images, run_dir, paths, noisy)
 
 
+def require_cleanlab() -> None:
+    """Stops with the install command when cleanlab is missing (checked
+    before training, not after it)."""
+    if importlib.util.find_spec("cleanlab") is None:
+        raise SystemExit(
+            'the comparison needs cleanlab: pip install -e ".[bench]" '
+            "from the repository root"
+        )
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     """Runs stage 3; returns the report as a dict."""
+    require_cleanlab()
     run = load_run(args)
     meta, layout, images = run.meta, run.layout, run.images
     run_dir, paths, noisy = run.run_dir, run.paths, run.noisy

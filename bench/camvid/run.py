@@ -44,6 +44,7 @@ def main() -> None:
     probabilities.add_arguments(parser)
     evaluate.add_arguments(parser)
     args = parser.parse_args()
+    evaluate.require_cleanlab()
     times = {}
     began = time.perf_counter()
     inject.inject(
