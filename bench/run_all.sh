@@ -30,6 +30,8 @@ done | tee bench/results/speed-camvid.jsonl
 python bench/bench_scoring.py --sizes 1000 2000 10000 \
     --cleanlab-sizes 50 100 200 400 500 | tee bench/results/scale-ade.jsonl
 python bench/bench_synthetic_quality.py
+python bench/bench_many_classes.py --accuracy 0.6 0.78 0.9 \
+    | tee bench/results/many-classes.jsonl
 python bench/bench_trained_demo.py
 python bench/bench_models.py --images 32 --size 240 320
 

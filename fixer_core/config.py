@@ -46,6 +46,11 @@ class FinderConfig:
             this over its background level (its mean probability on pixels
             labelled otherwise): the model's noise for a rare class is
             never lifted above this level.
+        margin_classes: a patch's margin is taken on its (prior-adjusted)
+            probabilities renormalized over its this many most likely
+            classes, so that a long tail of classes the model does not
+            assert does not shrink every margin and score as classes are
+            added. With at most this many classes it is the full softmax.
         min_score: patches scoring below this are not reported.
         correct_min_score: the corrected labels take the suggestions of the
             patches scoring at least this; patches between ``min_score``
@@ -75,6 +80,7 @@ class FinderConfig:
     prior_strength: float = 1.0
     prior_edge_share: float = 0.2
     prior_max_background: float = 0.15
+    margin_classes: int = 16
     min_score: float = 0.1
     correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
@@ -110,6 +116,11 @@ class FinderConfig:
                 raise ValueError(
                     f"{name} must be a non-negative integer, got {value!r}"
                 )
+        if not isinstance(self.margin_classes, int) or self.margin_classes < 2:
+            raise ValueError(
+                "margin_classes must be an integer >= 2, got "
+                f"{self.margin_classes!r}"
+            )
         if self.score_area_scale <= 0:
             raise ValueError(
                 "score_area_scale must be positive, got "

@@ -230,6 +230,7 @@ class LabelErrorFinder:
             self.config.min_confidence,
             on_device,
             min_margin=self.config.min_score,
+            margin_classes=self.config.margin_classes,
         )
         suggested_np = suggested.to(small_int).cpu().numpy()
         region_flagged_np = region_flagged.cpu().numpy()
@@ -307,7 +308,9 @@ class LabelErrorFinder:
         weights: Tensor | None,
     ) -> list[Patch]:
         config = self.config
-        adjusted = prior_adjusted(torch.from_numpy(means), weights).numpy()
+        adjusted = margin_probs(
+            torch.from_numpy(means), weights, config.margin_classes
+        ).numpy()
         patches = []
         for shape, mean, adj in zip(shapes, means, adjusted, strict=True):
             given_prob = float(mean[shape.given_label])
@@ -387,13 +390,20 @@ def class_weights(
     return torch.as_tensor(np.clip(weights, None, np.maximum(cap, 1))).float()
 
 
-def prior_adjusted(probs: Tensor, weights: Tensor | None) -> Tensor:
-    """``(..., K)`` probabilities weighted by ``weights`` and renormalized
-    (unchanged without weights)."""
-    if weights is None:
+def margin_probs(probs: Tensor, weights: Tensor | None, top: int) -> Tensor:
+    """``(..., K)`` probabilities that margins are taken on: weighted by
+    ``weights`` (the prior correction) and renormalized over the ``top``
+    largest. Without the renormalization over the top classes, the noise
+    of every class the model does not assert would shrink all margins as
+    classes are added."""
+    adjusted = probs if weights is None else probs * weights
+    if adjusted.shape[-1] > top:
+        total = adjusted.topk(top, dim=-1).values.sum(dim=-1, keepdim=True)
+    elif weights is None:
         return probs
-    adjusted = probs * weights
-    return adjusted / adjusted.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+    else:
+        total = adjusted.sum(dim=-1, keepdim=True)
+    return adjusted / total.clamp(min=1e-12)
 
 
 def _pixel_suggestions(
@@ -454,6 +464,7 @@ def _apply_region_suggestions(
     min_confidence: float,
     weights: Tensor | None = None,
     min_margin: float = 0.0,
+    margin_classes: int = FinderConfig.margin_classes,
 ) -> tuple[Tensor, Tensor]:
     """Flags whole label regions whose mean probabilities confidently name
     another class (as pixels do, the prior-corrected argmax among the
@@ -482,7 +493,7 @@ def _apply_region_suggestions(
     )
     means = _id_means(pred_probs[n, :, y, x], ids, len(given))
     p_max, argmax = weighted_max(means, weights, cutoff)
-    adjusted = prior_adjusted(means, weights)
+    adjusted = margin_probs(means, weights, margin_classes)
     margin = adjusted.gather(1, argmax[:, None]) - adjusted.gather(
         1, given[:, None]
     )

@@ -49,6 +49,8 @@ _CONFIG_HELP = {
     "share of their outline is the suggested class",
     "prior_max_background": "The correction lifts a class's background "
     "probability (its model noise) at most to this level",
+    "margin_classes": "A patch's margin is taken among its this many "
+    "most likely classes",
     "min_score": "Patches scoring lower are not reported",
     "correct_min_score": "The corrected field applies the suggestions of "
     "patches scoring at least this",

@@ -85,8 +85,17 @@ def test_logits_are_accepted_when_declared():
         ({"min_area": -1}, "min_area must be a non-negative integer"),
         ({"min_area": 2.5}, "min_area must be a non-negative integer"),
         ({"score_area_scale": 0}, "score_area_scale must be positive"),
+        ({"margin_classes": 1}, "margin_classes must be an integer >= 2"),
+        ({"margin_classes": 2.5}, "margin_classes must be an integer >= 2"),
     ],
-    ids=["confidence", "negative-area", "float-area", "area-scale"],
+    ids=[
+        "confidence",
+        "negative-area",
+        "float-area",
+        "area-scale",
+        "one-margin-class",
+        "float-margin-classes",
+    ],
 )
 def test_bad_config_is_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):

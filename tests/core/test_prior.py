@@ -129,3 +129,35 @@ def test_weighted_max_among_confident_classes():
     assert argmax[0] == 0 and p_max[0] == pytest.approx(0.6)
     assert p_max[1] < cutoff[argmax[1]]
     assert argmax[2] == 1
+
+
+def _tail_scene(num_classes):
+    """Two frequent classes (left half 0, right half 1) with a block of
+    class 1 labelled 0, scored by a model that gives the true class 0.6,
+    the other 0.1 and spreads 0.3 over ``num_classes - 2`` classes that
+    never occur in the labels."""
+    labels = np.zeros((4, SIZE, SIZE), np.int64)
+    labels[:, :, SIZE // 2 :] = 1
+    truth = labels.copy()
+    truth[:, 20:32, 8:20] = 1
+    probs = np.full(
+        (4, num_classes, SIZE, SIZE), 0.3 / (num_classes - 2), np.float32
+    )
+    probs[:, 0] = np.where(truth == 0, 0.6, 0.1)
+    probs[:, 1] = np.where(truth == 1, 0.6, 0.1)
+    return labels, probs
+
+
+@pytest.mark.parametrize("num_classes", [4, 150])
+def test_a_long_tail_of_classes_does_not_dilute_the_margin(num_classes):
+    labels, probs = _tail_scene(num_classes)
+    patches, _ = find_label_errors(labels, probs)
+    assert len(patches) == 4
+    assert all(p.suggested_label == 1 and p.given_label == 0 for p in patches)
+    assert all(_covers(p, slice(20, 32), slice(8, 20)) for p in patches)
+    # Renormalized over all 150 classes, the prior-lifted noise of the
+    # 148 unused ones shrinks the margin below min_score.
+    full, _ = find_label_errors(
+        labels, probs, config=FinderConfig(margin_classes=num_classes)
+    )
+    assert len(full) == (4 if num_classes == 4 else 0)
