@@ -34,8 +34,9 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # when a region's mean probabilities confidently name another class and its
 # given class is unconfident, the whole region is flagged with it, which is
 # far less noisy than single pixels. Flags become patches (see
-# ``find_patch_geometry``), each scored by its mean margin p_s - p_g times
-# a size factor, and typed (see ``classify_error``).
+# ``find_patch_geometry``), each scored by its mean margin p_s - p_g (over
+# its ``margin_classes`` most likely classes) times a size factor, and
+# typed (see ``classify_error``).
 #
 # A model trained on the labels leans towards frequent classes. With
 # ``prior_strength`` > 0 the argmax and the margin are taken on
