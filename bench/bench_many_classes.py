@@ -24,8 +24,9 @@ import json
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_trained_demo import parse_config
 
-from fixer_core import FinderConfig, Patch, find_label_errors
+from fixer_core import FinderConfig, find_label_errors
 from fixer_core.evaluation import KnownError, recovery_by_type
 
 CELLS = 8
@@ -104,7 +105,7 @@ def measure(
         errors[e.image_index] |= e.mask
     flagged = sum(p.area for p in patches)
     on_errors = sum(
-        int((p.mask & errors[p.image_index][_box(p)]).sum()) for p in patches
+        int((p.full_mask() & errors[p.image_index]).sum()) for p in patches
     )
     scores = np.array([p.score for p in patches])
     return {
@@ -130,11 +131,6 @@ def measure(
     }
 
 
-def _box(patch: Patch) -> tuple[slice, slice]:
-    x, y, w, h = patch.box
-    return slice(y, y + h), slice(x, x + w)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -150,13 +146,13 @@ def main() -> None:
         "--config",
         action="append",
         default=[],
-        help="a FinderConfig override, name=value (repeatable)",
+        help="FinderConfig fields, e.g. min_score=0.05 or a=1,b=2 "
+        "(repeatable, merged)",
     )
     args = parser.parse_args()
-    overrides = {
-        name: int(value) if value.isdigit() else float(value)
-        for name, value in (item.split("=", 1) for item in args.config)
-    }
+    overrides = {}
+    for text in args.config:
+        overrides |= parse_config(text)
     config = FinderConfig(**overrides)
     for target in args.accuracy:
         for k in args.classes:

@@ -92,7 +92,7 @@ def score(
     }
 
 
-def _config(text: str) -> dict:
+def parse_config(text: str) -> dict:
     """``"a=1,b=0.5"`` -> ``{"a": 1, "b": 0.5}``."""
     if not text:
         return {}
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         folder = args.out / f"seed{seed}-n{args.images}"
         probs = out_of_fold_probs(scenes, folder)
         for text in args.config or [""]:
-            r = score(scenes, probs, FinderConfig(**_config(text)))
+            r = score(scenes, probs, FinderConfig(**parse_config(text)))
             print(
                 f"| {text or 'defaults'} | {seed} | {r['found']}/"
                 f"{r['planted']} ({r['right_class']}, {r['right_type']}) | "

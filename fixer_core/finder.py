@@ -397,14 +397,14 @@ def margin_probs(probs: Tensor, weights: Tensor | None, top: int) -> Tensor:
     largest. Without the renormalization over the top classes, the noise
     of every class the model does not assert would shrink all margins as
     classes are added."""
+    if weights is None and probs.shape[-1] <= top:
+        return probs  # already normalized over all its classes
     adjusted = probs if weights is None else probs * weights
     if adjusted.shape[-1] > top:
-        total = adjusted.topk(top, dim=-1).values.sum(dim=-1, keepdim=True)
-    elif weights is None:
-        return probs
+        kept = adjusted.topk(top, dim=-1).values
     else:
-        total = adjusted.sum(dim=-1, keepdim=True)
-    return adjusted / total.clamp(min=1e-12)
+        kept = adjusted
+    return adjusted / kept.sum(dim=-1, keepdim=True).clamp(min=1e-12)
 
 
 def _pixel_suggestions(
