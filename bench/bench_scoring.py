@@ -31,8 +31,9 @@ from peak_memory import peak_rss_mb
 TRUE_CLASS_LOGIT = 6.0
 
 
-def make_batch(rng, n, k, size, device):
-    """ADE-like labels (blocky regions) and probabilities from the truth."""
+def make_batch(rng, n, k, size, device, generator=None):
+    """ADE-like labels (blocky regions) and probabilities from the truth;
+    ``rng`` draws the labels, the torch ``generator`` the model's noise."""
     cells = 8
     weights = 1.0 / np.arange(1, k + 1)
     grid = rng.choice(k, size=(n, cells, cells), p=weights / weights.sum())
@@ -43,7 +44,9 @@ def make_batch(rng, n, k, size, device):
     labels = torch.as_tensor(relabelled).repeat_interleave(size // cells, 1)
     labels = labels.repeat_interleave(size // cells, 2)
     truth = truth.to(device)
-    noise = torch.randn(n, k, size // 8, size // 8, device=device)
+    noise = torch.randn(
+        n, k, size // 8, size // 8, device=device, generator=generator
+    )
     logits = F.interpolate(noise, size=(size, size), mode="bilinear")
     boost = torch.full_like(logits[:, :1], TRUE_CLASS_LOGIT)
     logits.scatter_add_(1, truth[:, None], boost)
@@ -52,9 +55,10 @@ def make_batch(rng, n, k, size, device):
 
 def _batches(num_images, k, size, batch_size, device, seed=0):
     rng = np.random.default_rng(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     for start in range(0, num_images, batch_size):
         n = min(batch_size, num_images - start)
-        yield make_batch(rng, n, k, size, device)
+        yield make_batch(rng, n, k, size, device, generator)
 
 
 def _sync(device):

@@ -2,9 +2,9 @@
 
 * ``pr_camvid_<split>.png``: pixel precision-recall curves of FIXER and
   cleanlab from a CamVid known-error report (``bench/camvid/evaluate.py``);
-* ``scale_ade.png``: peak memory and scoring time against dataset size from
+* ``scale.png``: peak memory and scoring time against dataset size from
   the JSON lines of ``bench/bench_scoring.py`` and, when given, of
-  ``bench/bench_vs_cleanlab_speed.py``.
+  ``bench/bench_vs_cleanlab_speed.py`` (its runs with one core each).
 
     python bench/plots.py \\
         --report bench/results/camvid-f4/runs/<tag>/report-val.json \\
@@ -76,13 +76,15 @@ def plot_scale(scale: list[dict], speed: list[dict], out: Path) -> Path:
             x, [r["peak_rss_mb"] / 1024 for r in rows], label=label, **style
         )
         time.plot(x, [r["seconds"] for r in rows], label=label, **style)
+    # like for like: the runs that gave each method one core
+    same_cores = [r for r in speed if r.get("cores", 1) == 1]
     for method in ("fixer", "cleanlab"):
-        rows = sorted(speed, key=lambda r: r["images"])
+        rows = sorted(same_cores, key=lambda r: r["images"])
         if not rows:
             continue
         x = [r["images"] for r in rows]
         style = dict(color=COLORS[method], marker="s", ls="--")
-        label = f"{method}, CamVid 11 cls 360x480"
+        label = f"{method}, CamVid 11 cls 360x480, 1 core"
         mem.plot(
             x,
             [r[method]["peak_rss_mb"] / 1024 for r in rows],

@@ -3,6 +3,9 @@ channel of every pixel when few pixels are asked for."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,12 +63,7 @@ def max_where(
         argmax = torch.full(mask.shape, -1, device=mask.device)
         _max_at_mask(pred_probs, mask, weights, cutoff, p_max, argmax)
         return p_max, argmax
-    p_max, argmax = _dense_max(pred_probs, weights)
-    if cutoff is not None:
-        # A winner at or above its cutoff wins among the confident classes
-        # too; the few others are searched again.
-        below = mask & (p_max < cutoff[argmax])
-        _max_at_mask(pred_probs, below, weights, cutoff, p_max, argmax)
+    p_max, argmax = _dense_max(pred_probs, weights, cutoff)
     outside = ~mask
     return p_max.masked_fill_(outside, 0), argmax.masked_fill_(outside, -1)
 
@@ -87,20 +85,98 @@ def _max_at_mask(
 
 
 def _dense_max(
-    pred_probs: Tensor, weights: Tensor | None
+    pred_probs: Tensor, weights: Tensor | None, cutoff: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
-    """:func:`weighted_max` at every pixel, image by image: one image's
-    weighted scores are the only temporary (a batch-sized one costs more
-    to allocate than to compute)."""
-    p_max = pred_probs.new_empty(pred_probs[:, 0].shape)
-    argmax = torch.empty(p_max.shape, dtype=torch.long, device=p_max.device)
+    """:func:`weighted_max` at every pixel of ``(N, K, H, W)``
+    probabilities."""
+    if pred_probs.device.type != "cpu":
+        return _channel_max(pred_probs, weights, cutoff)
+    argmax = _running_argmax(pred_probs, weights, cutoff)
+    return pred_probs.gather(1, argmax[:, None])[:, 0], argmax
+
+
+def _channel_max(
+    pred_probs: Tensor, weights: Tensor | None, cutoff: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """:func:`_dense_max` by torch's max over the channels, image by image:
+    one image's weighted scores are the only temporary (a batch-sized one
+    costs more to allocate than to compute)."""
+    argmax = torch.empty(
+        pred_probs[:, 0].shape, dtype=torch.long, device=pred_probs.device
+    )
     for i, probs in enumerate(pred_probs):
         scores = probs if weights is None else probs * weights[:, None, None]
-        # max() is several times faster than argmax() on the CPU
-        index = scores.max(dim=0, keepdim=True).indices
-        p_max[i] = probs.gather(0, index)[0]
-        argmax[i] = index[0]
+        # max() is several times faster than argmax()
+        argmax[i] = scores.max(dim=0).indices
+    p_max = pred_probs.gather(1, argmax[:, None])[:, 0]
+    if cutoff is not None:
+        # A winner at or above its cutoff wins among the confident classes
+        # too; the few others are searched again.
+        below = p_max < cutoff[argmax]
+        _max_at_mask(pred_probs, below, weights, cutoff, p_max, argmax)
     return p_max, argmax
+
+
+def _running_argmax(
+    pred_probs: Tensor, weights: Tensor | None, cutoff: Tensor | None
+) -> Tensor:
+    """``(N, H, W)`` argmax of :func:`weighted_max` on the CPU, by one pass
+    over the class channels that keeps the running winner of each pixel.
+
+    torch's max over the channel axis does not vectorize on the CPU; NumPy's
+    element-wise kernels over one channel at a time do, and arithmetic on
+    masks (rather than masked writes) keeps them branch-free. Exact, and
+    ties go to the first class, as with ``max()``. The images are split
+    over torch's CPU threads (NumPy releases the GIL in its kernels).
+    """
+    probs = pred_probs.detach().numpy()
+    w = None if weights is None else weights.numpy()
+    lowest = None if cutoff is None else cutoff.numpy()
+    argmax = np.zeros(probs[:, 0].shape, dtype=np.int32)
+    workers = max(min(torch.get_num_threads(), len(probs)), 1)
+    bounds = np.linspace(0, len(probs), workers + 1).astype(int)
+
+    def run(start: int, stop: int) -> None:
+        _channel_scan(probs[start:stop], w, lowest, argmax[start:stop])
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, bounds[:-1], bounds[1:]))
+    return torch.from_numpy(argmax).long()
+
+
+def _channel_scan(
+    probs: np.ndarray,
+    weights: np.ndarray | None,
+    cutoff: np.ndarray | None,
+    argmax: np.ndarray,
+) -> None:
+    """Writes the argmax of ``(N, K, H, W)`` ``probs`` into ``(N, H, W)``
+    ``argmax``."""
+    shape = probs.shape[2:]
+    best = np.empty(shape, dtype=probs.dtype)
+    score = np.empty_like(best)
+    better = np.empty(shape, dtype=bool)
+    below = np.empty(shape, dtype=bool)
+    step = np.empty(shape, dtype=argmax.dtype)
+    for image, index in zip(probs, argmax, strict=True):
+        best.fill(-np.inf)
+        for k, channel in enumerate(image):
+            if weights is None:
+                np.copyto(score, channel)
+            else:
+                np.multiply(channel, weights[k], out=score)
+            if cutoff is not None:
+                # a class below its cutoff scores -1: it does not compete
+                np.less(channel, cutoff[k], out=below)
+                np.logical_not(below, out=better)
+                score *= better
+                score -= below
+            np.greater(score, best, out=better)
+            np.maximum(best, score, out=best)
+            # index = k where better, branch-free
+            np.subtract(k, index, out=step)
+            step *= better
+            index += step
 
 
 def weighted_max(

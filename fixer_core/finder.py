@@ -492,7 +492,7 @@ def _apply_region_suggestions(
     n, y, x, ids, given = (
         torch.as_tensor(a, device=suggested.device) for a in pixels
     )
-    means = _id_means(pred_probs[n, :, y, x], ids, len(given))
+    means = _pixel_means(pred_probs, n, y, x, ids, len(given))
     p_max, argmax = weighted_max(means, weights, cutoff)
     adjusted = margin_probs(means, weights, margin_classes)
     margin = adjusted.gather(1, argmax[:, None]) - adjusted.gather(
@@ -546,15 +546,35 @@ def _masked_means(pred_probs: Tensor, ids: Tensor, num_ids: int) -> Tensor:
     ``(N, H, W)`` ``ids``; pixels with id -1 are skipped (and never read),
     ids without pixels get zeros."""
     n, y, x = (ids >= 0).nonzero(as_tuple=True)
-    return _id_means(pred_probs[n, :, y, x], ids[n, y, x], num_ids)
+    return _pixel_means(pred_probs, n, y, x, ids[n, y, x], num_ids)
 
 
-def _id_means(probs: Tensor, ids: Tensor, num_ids: int) -> Tensor:
-    """``(num_ids, K)`` means of ``(P, K)`` pixel probabilities by their
-    ``(P,)`` ids; ids without pixels get zeros."""
-    sums = probs.new_zeros(num_ids, probs.shape[1]).index_add_(0, ids, probs)
+def _pixel_means(
+    pred_probs: Tensor,
+    n: Tensor,
+    y: Tensor,
+    x: Tensor,
+    ids: Tensor,
+    num_ids: int,
+) -> Tensor:
+    """``(num_ids, K)`` mean probabilities of the pixels ``(n, y, x)``
+    (sorted by image) by their ``(P,)`` ids; ids without pixels get
+    zeros."""
+    k, width = pred_probs.shape[1], pred_probs.shape[3]
+    sums = pred_probs.new_zeros(k, num_ids)
+    # Image by image, each channel's pixels are read in one pass: several
+    # times faster than gathering (P, K) rows with many classes.
+    per_image = torch.bincount(n, minlength=len(pred_probs)).tolist()
+    for probs, flat, image_ids in zip(
+        pred_probs,
+        (y * width + x).split(per_image),
+        ids.split(per_image),
+        strict=True,
+    ):
+        channels = probs.reshape(k, -1).index_select(1, flat)
+        sums.index_add_(1, image_ids, channels)
     counts = torch.bincount(ids, minlength=num_ids)
-    return sums / counts.clamp(min=1)[:, None]
+    return (sums / counts.clamp(min=1)).T.contiguous()
 
 
 def _mean_probs(pred_probs: Tensor, patch_ids: list[np.ndarray]) -> np.ndarray:
