@@ -13,7 +13,8 @@ one array, as its API needs) and FIXER's streaming ``LabelErrorFinder``
 scoring step alone is the bar; the time to read the inputs is reported
 beside it. ``--cores`` gives both the same cores: FIXER's torch threads
 and cleanlab's ``n_jobs`` (and both processes' BLAS threads). Prints one
-JSON line per size.
+JSON line per size. ``--stages`` also splits FIXER's time per image into
+its stages (one more run, timers around the finder's steps).
 
     python bench/camvid/run.py --factor 4 --epochs 12 --lr 5e-3 \
         --out bench/results/camvid-f4
@@ -135,6 +136,63 @@ def run_fixer(root: Path, cores: int, batch_size: int = 8) -> dict:
     return {"seconds": scoring, "read_s": total - scoring, "flagged": flagged}
 
 
+# The steps of pass 2 that ``--stages`` times, as named in fixer_core.finder
+# (``_doubtful_region_pixels`` runs inside ``_apply_region_suggestions``).
+PASS_2_STEPS = (
+    "prepare_labels",
+    "prepare_pred_probs",
+    "_pixel_suggestions",
+    "label_regions",
+    "_apply_region_suggestions",
+    "_doubtful_region_pixels",
+    "find_patch_geometry",
+    "_mean_probs",
+)
+
+
+def run_fixer_stages(root: Path, cores: int, batch_size: int = 8) -> dict:
+    """FIXER's milliseconds per image in each pass and each step of pass 2
+    (wall time; the inputs are read first)."""
+    import torch
+
+    import fixer_core.finder as finder_module
+    from fixer_core import LabelErrorFinder
+
+    torch.set_num_threads(cores)
+    labels = np.load(root / "labels.npy")
+    probs = np.load(root / "probs.npy")
+    n = len(labels)
+    spans = [slice(i, i + batch_size) for i in range(0, n, batch_size)]
+    finder = LabelErrorFinder([str(k) for k in range(K)])
+    t = time.perf_counter()
+    for b in spans:
+        finder.update(labels[b], probs[b])
+    pass_1 = time.perf_counter() - t
+    finder.statistics  # noqa: B018 (ends pass 1 outside the timers)
+
+    spent = dict.fromkeys(PASS_2_STEPS, 0.0)
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - began
+
+        return wrapper
+
+    for name in PASS_2_STEPS:
+        fn = getattr(finder_module, name)
+        setattr(finder_module, name, timed(name, fn))
+    t = time.perf_counter()
+    for b in spans:
+        finder.find(labels[b], probs[b])
+    pass_2 = time.perf_counter() - t
+    ms = {"pass_1": pass_1, "pass_2": pass_2, **spent}
+    return {name: round(seconds / n * 1e3, 2) for name, seconds in ms.items()}
+
+
 def measure(method: str, root: Path, cores: int) -> dict:
     """Runs one method in a fresh process on ``cores`` cores; returns time
     and peak RSS."""
@@ -154,7 +212,7 @@ def measure(method: str, root: Path, cores: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100])
-    parser.add_argument("--run", choices=("cleanlab", "fixer"))
+    parser.add_argument("--run", choices=("cleanlab", "fixer", "stages"))
     parser.add_argument("--root", type=Path)
     parser.add_argument(
         "--cores",
@@ -167,14 +225,24 @@ def main() -> None:
         type=Path,
         help="a CamVid benchmark run folder holding probs/<split>/*.npy",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also time FIXER's stages (ms per image)",
+    )
     args = parser.parse_args()
     if not args.run and args.run_dir is None:
         parser.error("--run-dir is required")
     if args.run:
-        result = (run_cleanlab if args.run == "cleanlab" else run_fixer)(
-            args.root, args.cores
-        )
-        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        runner = {
+            "cleanlab": run_cleanlab,
+            "fixer": run_fixer,
+            "stages": run_fixer_stages,
+        }[args.run]
+        result = runner(args.root, args.cores)
+        if args.run != "stages":  # that run holds all inputs at once
+            result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
         return
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -182,6 +250,9 @@ def main() -> None:
             write_inputs(root, n, args.run_dir)
             fixer = measure("fixer", root, args.cores)
             cleanlab = measure("cleanlab", root, args.cores)
+            stages = (
+                measure("stages", root, args.cores) if args.stages else None
+            )
         print(
             json.dumps(
                 {
@@ -200,6 +271,7 @@ def main() -> None:
                     "memory_ratio": round(
                         cleanlab["peak_rss_mb"] / fixer["peak_rss_mb"], 1
                     ),
+                    **({"fixer_ms_per_image": stages} if stages else {}),
                 }
             ),
             flush=True,
