@@ -5,6 +5,9 @@ default compact U-Net, from scratch) on the NOISY labels of stage 1, train
 and val images together, at the working resolution (``train_size`` = the
 downscaled label size; the full-size JPEGs are resized by the trainer),
 and predicts every image with the model of the fold that never saw it.
+``--train-labels clean`` trains the folds on the clean labels instead:
+models independent of the planted errors, like a pretrained model the
+user brings (its runs are tagged ``-clean``).
 Each image's ``(11, H, W)`` probabilities are cached as float16 ``.npy``::
 
     <out>/runs/<tag>/checkpoints/           the trainer's (resumable)
@@ -48,13 +51,17 @@ from fixer_core.training import (
 PREDICT_CHUNK = 16  # images predicted (and held) at a time
 
 
-class NoisyCamVid:
-    """The trainer's data: full-size RGB images and noisy labels at the
-    working resolution (``SegmentationData``)."""
+class CamVidLabels:
+    """The trainer's data: full-size RGB images and the ``kind``
+    (``"noisy"`` or ``"clean"``) labels at the working resolution
+    (``SegmentationData``)."""
 
-    def __init__(self, layout: Layout, images: list[dict]) -> None:
+    def __init__(
+        self, layout: Layout, images: list[dict], kind: str = "noisy"
+    ) -> None:
         self.layout = layout
         self.images = images
+        self.kind = kind
         self.sample_ids = [f"{im['split']}/{im['name']}" for im in images]
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +69,7 @@ class NoisyCamVid:
         image = cv2.imread(im["image"], cv2.IMREAD_COLOR)
         if image is None:
             raise FileNotFoundError(im["image"])
-        label = read_png(self.layout.label("noisy", im["split"], im["name"]))
+        label = read_png(self.layout.label(self.kind, im["split"], im["name"]))
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), label
 
 
@@ -89,11 +96,12 @@ def train_config(args: argparse.Namespace, meta: dict) -> TrainConfig:
 
 def run_tag(args: argparse.Namespace, num_images: int) -> str:
     """Names a probability run by its images and training settings."""
-    return (
+    tag = (
         f"n{num_images}-folds{args.folds}-epochs{args.epochs}"
         f"-lr{args.lr:g}-bs{args.batch_size}-w{args.width}"
         f"-seed{args.train_seed}"
     )
+    return tag if args.train_labels == "noisy" else f"{tag}-clean"
 
 
 def probs_path(run_dir: Path, image: dict) -> Path:
@@ -125,7 +133,7 @@ def compute_probabilities(args: argparse.Namespace) -> Path:
     device = resolve_device(args.device)
     config = train_config(args, meta)
     trainer = CrossValidationTrainer(
-        NoisyCamVid(layout, images),
+        CamVidLabels(layout, images, args.train_labels),
         NUM_CLASSES,
         config=config,
         checkpoint_dir=run_dir / "checkpoints",
@@ -134,8 +142,9 @@ def compute_probabilities(args: argparse.Namespace) -> Path:
     )
     print(
         f"probabilities: {len(images)} images, {config.folds} folds x "
-        f"{config.epochs} epochs at {config.train_size[0]}x"
-        f"{config.train_size[1]} on {device}, run {run_dir}",
+        f"{config.epochs} epochs on the {args.train_labels} labels at "
+        f"{config.train_size[0]}x{config.train_size[1]} on {device}, "
+        f"run {run_dir}",
         flush=True,
     )
     began = time.perf_counter()
@@ -175,6 +184,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--width", type=int, default=16, help="U-Net width")
     parser.add_argument("--train-seed", type=int, default=0)
+    parser.add_argument(
+        "--train-labels",
+        choices=("noisy", "clean"),
+        default="noisy",
+        help="labels the fold models learn from: the noisy ones (default), "
+        "or the clean ones for models independent of the planted errors",
+    )
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA if available), cpu, cuda"
     )
