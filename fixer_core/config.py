@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, fields, replace
 
 ERROR_TYPES = ("general", "ambiguous", "false_negative")
 
@@ -70,6 +71,14 @@ class FinderConfig:
         min_issue_patches: a recurring pattern becomes a specific issue when
             it holds at least this many patches ...
         min_issue_images: ... in at least this many images.
+        spatial_reference: image size, in pixels, that the spatial
+            thresholds ``min_area``, ``boundary_width`` and
+            ``score_area_scale`` are given for. On larger images they grow
+            with the image side (``boundary_width`` by ``sqrt(H * W /
+            spatial_reference)``, the areas by its square): the same scene
+            at a higher resolution has larger objects and a wider model blur
+            in pixels. ``speck_radius`` stays: specks are pixel noise. 0
+            keeps them all fixed.
     """
 
     min_confidence: float = 0.25
@@ -89,6 +98,7 @@ class FinderConfig:
     ambiguous_min_given_prob: float = 0.2
     min_issue_patches: int = 3
     min_issue_images: int = 3
+    spatial_reference: int = 128 * 128
 
     def __post_init__(self) -> None:
         for name in (
@@ -110,6 +120,7 @@ class FinderConfig:
             "boundary_width",
             "min_issue_patches",
             "min_issue_images",
+            "spatial_reference",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -136,6 +147,21 @@ class FinderConfig:
                 "fn_max_frequency_ratio must be non-negative, got "
                 f"{self.fn_max_frequency_ratio}"
             )
+
+    def at_size(self, height: int, width: int) -> FinderConfig:
+        """The config for ``height x width`` images: its spatial thresholds
+        scaled to that size (see ``spatial_reference``)."""
+        pixels = height * width
+        if not self.spatial_reference or pixels <= self.spatial_reference:
+            return self
+        scale = math.sqrt(pixels / self.spatial_reference)
+        return replace(
+            self,
+            min_area=round(self.min_area * scale**2),
+            boundary_width=round(self.boundary_width * scale),
+            score_area_scale=self.score_area_scale * scale**2,
+            spatial_reference=0,
+        )
 
     def to_dict(self) -> dict:
         """Returns the config as a JSON-serializable dict."""

@@ -165,7 +165,10 @@ class LabelErrorFinder:
                 min_confidence=self.config.min_confidence,
                 device=labels.device,
             )
-        self._accumulator.update(labels, pred_probs)
+        config = self.config.at_size(*labels.shape[-2:])
+        self._accumulator.update(
+            labels, pred_probs, boundary_width=config.boundary_width
+        )
 
     @property
     def statistics(self) -> ClassStatistics:
@@ -196,6 +199,7 @@ class LabelErrorFinder:
         stats = self.statistics
         labels, pred_probs = self._prepare(labels, pred_probs)
         n = labels.shape[0]
+        config = self.config.at_size(*labels.shape[-2:])
         if image_indices is None:
             image_indices = range(self._num_scored, self._num_scored + n)
         elif len(image_indices) != n:
@@ -205,8 +209,8 @@ class LabelErrorFinder:
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
         weights = class_weights(
             stats,
-            self.config.prior_strength,
-            self.config.prior_max_background,
+            config.prior_strength,
+            config.prior_max_background,
         )
         on_device = None if weights is None else weights.to(labels.device)
         p_given = pred_probs.gather(1, labels.clamp(min=0)[:, None])[:, 0]
@@ -215,7 +219,7 @@ class LabelErrorFinder:
             pred_probs,
             p_given,
             thresholds,
-            self.config.min_confidence,
+            config.min_confidence,
             on_device,
         )
         # Narrow integers make the per-image NumPy and OpenCV work faster.
@@ -228,10 +232,10 @@ class LabelErrorFinder:
             p_given,
             regions,
             thresholds,
-            self.config.min_confidence,
+            config.min_confidence,
             on_device,
-            min_margin=self.config.min_score,
-            margin_classes=self.config.margin_classes,
+            min_margin=config.min_score,
+            margin_classes=config.margin_classes,
         )
         suggested_np = suggested.to(small_int).cpu().numpy()
         region_flagged_np = region_flagged.cpu().numpy()
@@ -242,7 +246,7 @@ class LabelErrorFinder:
                 suggested_np[i],
                 region_flagged_np[i],
                 regions[i],
-                self.config,
+                config,
             )
             for i in range(n)
         ]
@@ -259,6 +263,7 @@ class LabelErrorFinder:
                     image_means,
                     stats,
                     weights,
+                    config,
                 )
             )
         self._num_scored += n
@@ -307,8 +312,8 @@ class LabelErrorFinder:
         means: np.ndarray,
         stats: ClassStatistics,
         weights: Tensor | None,
+        config: FinderConfig,
     ) -> list[Patch]:
-        config = self.config
         adjusted = margin_probs(
             torch.from_numpy(means), weights, config.margin_classes
         ).numpy()

@@ -105,10 +105,20 @@ class ClassStatisticsAccumulator:
         )
         self._num_images = 0
 
-    def update(self, labels: Tensor, pred_probs: Tensor) -> None:
+    def update(
+        self,
+        labels: Tensor,
+        pred_probs: Tensor,
+        *,
+        boundary_width: int | None = None,
+    ) -> None:
         """Adds a batch of prepared ``(N, H, W)`` labels (-1 = ignored) and
-        ``(N, K, H, W)`` probabilities."""
+        ``(N, K, H, W)`` probabilities; ``boundary_width`` overrides the
+        accumulator's for this batch (the finder scales it to the images'
+        size)."""
         k = self.num_classes
+        if boundary_width is None:
+            boundary_width = self.boundary_width
         # Ignored pixels count in an overflow bin that is dropped, which is
         # much faster than selecting the valid pixels first.
         given = torch.where(labels >= 0, labels, k)
@@ -118,7 +128,7 @@ class ClassStatisticsAccumulator:
             given.flatten(), k, weights=p_given.flatten()
         )
         self._channel_sums += _valid_channel_sums(labels, pred_probs)
-        interior = interior_mask(labels, self.boundary_width) & (labels >= 0)
+        interior = interior_mask(labels, boundary_width) & (labels >= 0)
         self._interior += _bincount(torch.where(interior, labels, k), k)
 
         # A pixel whose given class holds most of its probability is its own

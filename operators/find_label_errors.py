@@ -64,6 +64,9 @@ _CONFIG_HELP = {
     "on the patch",
     "min_issue_patches": "Specific issue: least patches",
     "min_issue_images": "Specific issue: least images",
+    "spatial_reference": "Image size (pixels) the minimum area, boundary "
+    "width and score area scale are for; they grow on larger images "
+    "(0 = fixed)",
 }
 
 

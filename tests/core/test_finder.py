@@ -309,3 +309,25 @@ def test_patches_never_overlap(found):
         covered = by_image.setdefault(p.image_index, np.zeros((96, 128), int))
         covered += p.full_mask()
     assert max(c.max() for c in by_image.values()) == 1
+
+
+@pytest.mark.parametrize("spatial_reference", [0, 64 * 64])
+def test_min_area_grows_with_the_image(spatial_reference):
+    # a 6x6 mislabelled block in a 128x128 image: 36 pixels pass min_area
+    # 16, not the 64 it grows to at twice the reference side
+    labels = np.zeros((1, 128, 128), dtype=np.int64)
+    probs = np.zeros((1, 2, 128, 128), dtype=np.float32)
+    probs[:, 0] = 0.95
+    probs[:, 1] = 0.05
+    probs[:, :, 60:66, 60:66] = np.array([0.05, 0.95])[:, None, None]
+    config = FinderConfig(
+        **SIMULATED_MODEL,
+        min_area=16,
+        min_score=0.0,
+        spatial_reference=spatial_reference,
+    )
+    patches, _ = find_label_errors(
+        labels, probs, class_names=["a", "b"], config=config
+    )
+    areas = [p.area for p in patches]
+    assert areas == ([36] if spatial_reference == 0 else [])

@@ -87,6 +87,10 @@ def test_logits_are_accepted_when_declared():
         ({"score_area_scale": 0}, "score_area_scale must be positive"),
         ({"margin_classes": 1}, "margin_classes must be an integer >= 2"),
         ({"margin_classes": 2.5}, "margin_classes must be an integer >= 2"),
+        (
+            {"spatial_reference": -1},
+            "spatial_reference must be a non-negative integer",
+        ),
     ],
     ids=[
         "confidence",
@@ -95,6 +99,7 @@ def test_logits_are_accepted_when_declared():
         "area-scale",
         "one-margin-class",
         "float-margin-classes",
+        "negative-reference",
     ],
 )
 def test_bad_config_is_rejected(kwargs, match):
@@ -122,3 +127,18 @@ def test_issue_names(error_type, name):
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_size must be positive"):
         find_label_errors(_labels(), _probs(), batch_size=0)
+
+
+def test_spatial_thresholds_scale_with_the_image_size():
+    config = FinderConfig(min_area=16, boundary_width=2, speck_radius=1)
+    reference = config.spatial_reference
+    assert config.at_size(90, 120) is config  # below the reference
+    side = int(reference**0.5)
+    large = config.at_size(2 * side, 2 * side)  # sides twice as long
+    assert large.min_area == 64
+    assert large.boundary_width == 4
+    assert large.score_area_scale == 4 * config.score_area_scale
+    assert large.speck_radius == 1  # specks are pixel noise
+    assert large.at_size(2 * side, 2 * side) == large  # scaled once
+    fixed = FinderConfig(spatial_reference=0)
+    assert fixed.at_size(4 * side, 4 * side) is fixed

@@ -1,0 +1,149 @@
+"""The CamVid known-error benchmark at a higher resolution: a finished
+run's labels and planted errors upsampled ``--up`` times (nearest) and its
+probabilities upsampled bilinearly, as most segmentation models' outputs
+are, so the model's blur grows with the image. FIXER (streamed, default
+config unless ``--config`` overrides it) and cleanlab (all in memory) score
+the same upsampled inputs; prints one markdown row per method and split
+(the metrics of ``evaluate.py``).
+
+    python bench/camvid/upsampled.py --factor 4 --epochs 12 --lr 5e-3 \\
+        --out bench/results/camvid-f4 --up 4
+    python bench/camvid/upsampled.py ... --up 4 --config spatial_reference=0
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+from evaluate import (
+    NUM_CLASSES,
+    VOID,
+    Scorer,
+    cleanlab_image,
+    fixer_image,
+    load_run,
+    load_truth,
+    require_cleanlab,
+)
+from inject import add_arguments as add_common_arguments
+from probabilities import add_arguments as add_probability_arguments
+from tune import parse_grid
+
+from fixer_core import FinderConfig, LabelErrorFinder
+
+BATCH = 8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    add_probability_arguments(parser)
+    parser.add_argument("--up", type=int, default=4, help="upsampling factor")
+    parser.add_argument("--splits", default="val,train")
+    parser.add_argument(
+        "--config", nargs="*", default=[], help="FinderConfig overrides"
+    )
+    parser.add_argument("--no-cleanlab", action="store_true")
+    args = parser.parse_args()
+    if not args.no_cleanlab:
+        require_cleanlab()
+
+    run = load_run(args)
+    height, width = (args.up * s for s in run.noisy.shape[1:])
+
+    def labels(array: np.ndarray) -> np.ndarray:
+        return cv2.resize(
+            array, (width, height), interpolation=cv2.INTER_NEAREST
+        )
+
+    def probs(indices: range) -> np.ndarray:
+        out = []
+        for i in indices:
+            small = np.load(run.paths[i]).astype(np.float32)
+            large = cv2.resize(
+                small.transpose(1, 2, 0),
+                (width, height),
+                interpolation=cv2.INTER_LINEAR,
+            )
+            large /= large.sum(axis=2, keepdims=True)
+            out.append(large.transpose(2, 0, 1))
+        return np.stack(out)
+
+    n = len(run.noisy)
+    noisy = np.stack([labels(x) for x in run.noisy])
+    batches = [range(i, min(i + BATCH, n)) for i in range(0, n, BATCH)]
+    overrides = parse_grid(args.config)[0] if args.config else {}
+    config = FinderConfig(**overrides)
+    finder = LabelErrorFinder(
+        run.meta["class_names"], ignore_index=[VOID], config=config
+    )
+    for b in batches:
+        finder.update(noisy[b.start : b.stop], probs(b))
+    patches = []
+    for b in batches:
+        patches += finder.find(
+            noisy[b.start : b.stop], probs(b), image_indices=list(b)
+        )
+
+    if not args.no_cleanlab:
+        from cleanlab.segmentation.filter import find_label_issues
+        from cleanlab.segmentation.rank import get_label_quality_scores
+
+        all_probs = np.empty((n, NUM_CLASSES, height, width), np.float32)
+        for b in batches:
+            all_probs[b.start : b.stop] = probs(b)
+        argmax = all_probs.argmax(axis=1).astype(np.uint8)
+        filled = np.where(noisy == VOID, argmax, noisy).astype(np.int64)
+        issues = find_label_issues(filled, all_probs, n_jobs=1, verbose=False)
+        _, quality = get_label_quality_scores(
+            filled, all_probs, n_jobs=1, verbose=False
+        )
+        del all_probs
+
+    print(
+        f"{height}x{width} (x{args.up}), {config}\n\n"
+        "| split, method | recall general / ambiguous / false negative | "
+        "patch precision all / 50+ px (patches) | pixel F1 | AUPRC | "
+        "suggestion accuracy | mIoU corrected | flagged |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    )
+    for split in args.splits.split(","):
+        evaluated, errors = run.evaluated(split)
+        methods = ["fixer"] + ([] if args.no_cleanlab else ["cleanlab"])
+        scorers = {m: Scorer(errors) for m in methods}
+        for i in evaluated:
+            small = load_truth(run.layout, run.images[i])
+            truth = {
+                "clean": labels(small["clean"]),
+                "error_map": np.stack([labels(m) for m in small["error_map"]]),
+            }
+            scorers["fixer"].add(
+                truth, **fixer_image(truth, noisy[i], patches[i])
+            )
+            if not args.no_cleanlab:
+                scorers["cleanlab"].add(
+                    truth,
+                    **cleanlab_image(
+                        truth, noisy[i], issues[i], quality[i], argmax[i]
+                    ),
+                )
+        for method, scorer in scorers.items():
+            r = scorer.result(typed=False)
+            recall = " / ".join(
+                f"{r['recall'][t]['num']}/{r['recall'][t]['den']}"
+                for t in ("general", "ambiguous", "false_negative")
+            )
+            pp, large = r["patch_precision"], r["patch_precision_large"]
+            print(
+                f"| {split}, {method} | {recall} | {pp['value']:.3f} / "
+                f"{large['value']:.3f} ({pp['den']}) | {r['pixel_f1']:.3f} | "
+                f"{r['auprc']:.3f} | {r['suggestion_accuracy']:.3f} | "
+                f"{r['corrected_miou']:.3f} | {r['flagged_share']:.3f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
