@@ -32,10 +32,28 @@ for seed in 0 1 2; do
     python bench/camvid/evaluate.py "${options[@]}" --split train
 done
 
+# at CamVid's full 360x480: the runs above upsampled 4x
+up=(--factor 4 --epochs 12 --lr 5e-3 --up 4)
+for seed in 0 1 2; do
+    dir=bench/results/camvid-f4-s$seed
+    [[ $seed == 0 ]] && dir=$out
+    python bench/camvid/upsampled.py "${up[@]}" --seed "$seed" \
+        --train-labels clean --out "$dir"
+done
+python bench/camvid/upsampled.py "${up[@]}" --out "$out"
+for labels in clean noisy; do
+    python bench/camvid/upsampled.py "${up[@]}" --train-labels "$labels" \
+        --out "$out" --no-cleanlab --config spatial_reference=0
+done
+
 for cores in 1 2; do
     python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --cores "$cores" \
         --run-dir "$run"
 done | tee bench/results/speed-camvid.jsonl
+for cores in 1 2; do
+    python bench/bench_vs_cleanlab_speed.py --sizes 200 --stages \
+        --cores "$cores" --run-dir "$run"
+done | tee bench/results/stages-camvid.jsonl
 python bench/bench_scoring.py --sizes 1000 2000 10000 \
     --cleanlab-sizes 50 100 200 400 500 | tee bench/results/scale-ade.jsonl
 python bench/bench_synthetic_quality.py
