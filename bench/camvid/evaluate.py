@@ -58,7 +58,7 @@ import dataclasses
 import importlib.util
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -337,9 +337,11 @@ def run_fixer(
     device: str,
     batch_size: int,
     config: FinderConfig | None = None,
+    load: Callable[[Sequence[Path]], np.ndarray] = load_probs,
 ) -> tuple[list[list[Patch]], dict]:
-    """FIXER on all images, both passes streamed over batches; returns
-    the patches of each image and the summary as a dict."""
+    """FIXER on all images, both passes streamed over batches (``load``
+    reads a batch's probabilities); returns the patches of each image and
+    the summary as a dict."""
     finder = LabelErrorFinder(
         class_names, ignore_index=[VOID], device=device, config=config
     )
@@ -348,14 +350,12 @@ def run_fixer(
         for i in range(0, len(noisy), batch_size)
     ]
     for b in batches:
-        finder.update(
-            noisy[b.start : b.stop], load_probs(paths[b.start : b.stop])
-        )
+        finder.update(noisy[b.start : b.stop], load(paths[b.start : b.stop]))
     found: list[list[Patch]] = []
     for b in batches:
         found += finder.find(
             noisy[b.start : b.stop],
-            load_probs(paths[b.start : b.stop]),
+            load(paths[b.start : b.stop]),
             image_indices=list(b),
         )
     summary = finder.summary()
@@ -367,17 +367,20 @@ def run_fixer(
 
 
 def run_cleanlab(
-    noisy: np.ndarray, paths: Sequence[Path]
+    noisy: np.ndarray,
+    paths: Sequence[Path],
+    load: Callable[[Sequence[Path]], np.ndarray] = load_probs,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """cleanlab on all images at once; returns its ``(N, H, W)`` issue
-    mask, pixel label quality scores and argmax suggestions."""
+    """cleanlab on all images at once (``load`` reads probabilities);
+    returns its ``(N, H, W)`` issue mask, pixel label quality scores and
+    argmax suggestions."""
     from cleanlab.segmentation.filter import find_label_issues
     from cleanlab.segmentation.rank import get_label_quality_scores
 
     n, (h, w) = len(noisy), noisy.shape[1:]
     probs = np.empty((n, NUM_CLASSES, h, w), dtype=np.float32)
     for i, path in enumerate(paths):
-        probs[i] = np.load(path)
+        probs[i] = load([path])[0]
     argmax = probs.argmax(axis=1).astype(np.uint8)
     labels = np.where(noisy == VOID, argmax, noisy).astype(np.int64)
     issues = find_label_issues(labels, probs, n_jobs=1, verbose=False)

@@ -18,20 +18,20 @@ import argparse
 import cv2
 import numpy as np
 from evaluate import (
-    NUM_CLASSES,
-    VOID,
     Scorer,
     cleanlab_image,
     fixer_image,
     load_run,
     load_truth,
     require_cleanlab,
+    run_cleanlab,
+    run_fixer,
 )
 from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
 from tune import parse_grid
 
-from fixer_core import FinderConfig, LabelErrorFinder
+from fixer_core import FinderConfig
 
 BATCH = 8
 
@@ -58,10 +58,10 @@ def main() -> None:
             array, (width, height), interpolation=cv2.INTER_NEAREST
         )
 
-    def probs(indices: range) -> np.ndarray:
+    def load(paths: list) -> np.ndarray:
         out = []
-        for i in indices:
-            small = np.load(run.paths[i]).astype(np.float32)
+        for path in paths:
+            small = np.load(path).astype(np.float32)
             large = cv2.resize(
                 small.transpose(1, 2, 0),
                 (width, height),
@@ -71,36 +71,20 @@ def main() -> None:
             out.append(large.transpose(2, 0, 1))
         return np.stack(out)
 
-    n = len(run.noisy)
     noisy = np.stack([labels(x) for x in run.noisy])
-    batches = [range(i, min(i + BATCH, n)) for i in range(0, n, BATCH)]
     overrides = parse_grid(args.config)[0] if args.config else {}
     config = FinderConfig(**overrides)
-    finder = LabelErrorFinder(
-        run.meta["class_names"], ignore_index=[VOID], config=config
+    patches, _ = run_fixer(
+        noisy,
+        run.paths,
+        run.meta["class_names"],
+        device="cpu",
+        batch_size=BATCH,
+        config=config,
+        load=load,
     )
-    for b in batches:
-        finder.update(noisy[b.start : b.stop], probs(b))
-    patches = []
-    for b in batches:
-        patches += finder.find(
-            noisy[b.start : b.stop], probs(b), image_indices=list(b)
-        )
-
     if not args.no_cleanlab:
-        from cleanlab.segmentation.filter import find_label_issues
-        from cleanlab.segmentation.rank import get_label_quality_scores
-
-        all_probs = np.empty((n, NUM_CLASSES, height, width), np.float32)
-        for b in batches:
-            all_probs[b.start : b.stop] = probs(b)
-        argmax = all_probs.argmax(axis=1).astype(np.uint8)
-        filled = np.where(noisy == VOID, argmax, noisy).astype(np.int64)
-        issues = find_label_issues(filled, all_probs, n_jobs=1, verbose=False)
-        _, quality = get_label_quality_scores(
-            filled, all_probs, n_jobs=1, verbose=False
-        )
-        del all_probs
+        issues, quality, argmax = run_cleanlab(noisy, run.paths, load)
 
     print(
         f"{height}x{width} (x{args.up}), {config}\n\n"
