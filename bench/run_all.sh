@@ -45,6 +45,30 @@ for labels in clean noisy; do
     python bench/camvid/upsampled.py "${up[@]}" --train-labels "$labels" \
         --out "$out" --no-cleanlab --config spatial_reference=0
 done
+# The half-resolution check of the growing thresholds, and the choice of
+# min_score (section "The reporting threshold").
+half=(--factor 2 --epochs 12 --lr 5e-3 --out bench/results/camvid-f2)
+for config in spatial_reference=0 "spatial_reference=0 min_area=42 \
+    boundary_width=3" min_score=0.1 min_score=0.05; do
+    # shellcheck disable=SC2086  # the config is words
+    python bench/camvid/upsampled.py "${half[@]}" --up 1 --no-cleanlab \
+        --config $config
+done
+for seed in 0 1 2; do
+    dir=bench/results/camvid-f4-s$seed
+    [[ $seed == 0 ]] && dir=$out
+    for labels in noisy clean; do
+        python bench/camvid/tune.py --factor 4 --epochs 12 --lr 5e-3 \
+            --seed "$seed" --train-labels "$labels" --out "$dir" \
+            --grid min_score=0.05,0.075,0.1
+    done
+done
+for labels in clean noisy; do
+    for score in 0.1 0.05; do
+        python bench/camvid/upsampled.py "${up[@]}" --train-labels "$labels" \
+            --out "$out" --no-cleanlab --config min_score=$score
+    done
+done
 
 for cores in 1 2; do
     python bench/bench_vs_cleanlab_speed.py --sizes 100 1000 --cores "$cores" \
@@ -59,7 +83,10 @@ python bench/bench_scoring.py --sizes 1000 2000 10000 \
 python bench/bench_synthetic_quality.py
 python bench/bench_many_classes.py --accuracy 0.6 0.78 0.9 \
     | tee bench/results/many-classes.jsonl
-python bench/bench_trained_demo.py
+python bench/bench_many_classes.py --accuracy 0.6 0.78 0.9 \
+    --config min_score=0.1
+python bench/bench_trained_demo.py --config min_score=0.1 \
+    --config min_score=0.075
 python bench/bench_models.py --images 32 --size 240 320
 
 python bench/camvid/show_misses.py "${camvid[@]}" --save bench/plots/misses_val.png \

@@ -90,7 +90,7 @@ class FinderConfig:
     prior_edge_share: float = 0.2
     prior_max_background: float = 0.15
     margin_classes: int = 16
-    min_score: float = 0.1
+    min_score: float = 0.075
     correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
     fn_min_inside_share: float = 0.5

@@ -24,6 +24,11 @@ clean labels count for neither method.
 * patch precision: share of patches that are right (at least half their
   pixels are planted errors), for all patches and those of 50+ pixels;
   cleanlab's patches are the 8-connected components of its mask;
+* top-100 precision: share of right patches among the 100 scoring
+  highest, the first page a reviewer sees (FIXER: the patch score;
+  cleanlab: the sum of 1 - its pixel label quality score over the patch,
+  which ranks large patches first; its mean ranks one-pixel specks first
+  and puts 0-4 right patches in the top 100);
 * pixel precision, recall and F1 of the flagged pixels;
 * AUPRC: average precision of a pixel score against the planted-error
   pixels (FIXER: the score of the patch covering the pixel, 0 elsewhere;
@@ -85,6 +90,7 @@ from fixer_core import (
 )
 
 LARGE_PATCH = 50  # px: "patches of 50+ pixels"
+TOP_PATCHES = 100  # the first page of a review
 METHODS = ("fixer", "cleanlab")
 
 
@@ -161,6 +167,8 @@ class Scorer:
         self.covered_right = dict.fromkeys(self.errors, 0)
         self.best: dict[int, tuple[int, str]] = {}
         self.patches = {"all": [0, 0], "large": [0, 0]}  # [right, total]
+        self._patch_scores: list[np.ndarray] = []
+        self._patch_right: list[np.ndarray] = []
         self.tp = self.fp = self.fn = self.right_class = 0
         self.flagged = self.scored = 0
         self.confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
@@ -178,6 +186,7 @@ class Scorer:
         corrected: np.ndarray,
         patch_area: np.ndarray,
         patch_on_error: np.ndarray,
+        patch_score: np.ndarray,
         best_patches: dict[int, tuple[int, str]] | None = None,
     ) -> None:
         """Adds one image.
@@ -190,6 +199,7 @@ class Scorer:
             corrected: ``(H, W)`` labels after applying the suggestions.
             patch_area: labelled pixels of each patch.
             patch_on_error: planted-error pixels of each patch.
+            patch_score: score of each patch, higher = more suspect.
             best_patches: ``{error id: (overlap, type)}``, the patch
                 covering most of each error (typed methods only).
         """
@@ -218,6 +228,8 @@ class Scorer:
         self.patches["all"][1] += int(patch_area.size)
         self.patches["large"][0] += int((patch_right & large).sum())
         self.patches["large"][1] += int(large.sum())
+        self._patch_scores.append(np.asarray(patch_score, np.float64))
+        self._patch_right.append(patch_right)
         self.tp += int((flagged & on_error).sum())
         self.fp += int((flagged & ~on_error).sum())
         self.fn += int((~flagged & on_error & scored).sum())
@@ -269,12 +281,15 @@ class Scorer:
         scores = np.concatenate(self._scores)
         positives = np.concatenate(self._positives)
         miou, ious = mean_iou(self.confusion)
+        top = np.argsort(-np.concatenate(self._patch_scores), kind="stable")
+        top_right = np.concatenate(self._patch_right)[top[:TOP_PATCHES]]
         return {
             "recall": recall,
             "recall_right_class": recall_right,
             "type_accuracy": type_accuracy if typed else None,
             "patch_precision": _count(*self.patches["all"]),
             "patch_precision_large": _count(*self.patches["large"]),
+            "top_patch_precision": _count(top_right.sum(), top_right.size),
             "pixel_precision": precision,
             "pixel_recall": pixel_recall,
             "pixel_f1": f1,
@@ -428,6 +443,7 @@ def fixer_image(
         ),
         "patch_area": np.asarray(area, dtype=np.int64),
         "patch_on_error": np.asarray(on_error, dtype=np.int64),
+        "patch_score": np.asarray([p.score for p in patches]),
         "best_patches": best,
     }
 
@@ -440,18 +456,22 @@ def cleanlab_image(
     argmax: np.ndarray,
 ) -> dict:
     """Scorer inputs of cleanlab's mask on one image: its patches are the
-    8-connected components of the mask (void pixels left out)."""
+    8-connected components of the mask (void pixels left out), each
+    scored by the sum of its pixel scores."""
     flagged = issues & (truth["clean"] != VOID)
     n, comp = cv2.connectedComponents(flagged.astype(np.uint8), connectivity=8)
     area = np.bincount(comp.ravel(), minlength=n)[1:]
     on_error = np.bincount(comp[truth["error_map"][2] >= 0], minlength=n)[1:]
+    score = 1.0 - quality
+    patch_score = np.bincount(comp.ravel(), weights=score.ravel(), minlength=n)
     return {
         "flagged": flagged,
         "suggestion": argmax,
-        "score": 1.0 - quality,
+        "score": score,
         "corrected": np.where(flagged, argmax, noisy),
         "patch_area": area,
         "patch_on_error": on_error,
+        "patch_score": patch_score[1:],
     }
 
 
@@ -683,6 +703,11 @@ def to_markdown(report: dict) -> str:
             f"patch precision, patches of {LARGE_PATCH}+ px",
             _fmt_count(f["patch_precision_large"]),
             _fmt_count(c["patch_precision_large"]),
+        ),
+        (
+            f"patch precision, {TOP_PATCHES} highest-scoring patches",
+            _fmt_count(f.get("top_patch_precision")),
+            _fmt_count(c.get("top_patch_precision")),
         ),
         (
             "flagged pixels (share of labelled)",

@@ -115,6 +115,7 @@ def main() -> None:
             "recall": {k: v["value"] for k, v in r["recall"].items()},
             "patch_precision": r["patch_precision"]["value"],
             "patch_precision_large": r["patch_precision_large"]["value"],
+            "top_patch_precision": r["top_patch_precision"]["value"],
             "pixel_f1": r["pixel_f1"],
             "auprc": r["auprc"],
             "suggestion_accuracy": r["suggestion_accuracy"],

@@ -89,9 +89,10 @@ def main() -> None:
     print(
         f"{height}x{width} (x{args.up}), {config}\n\n"
         "| split, method | recall general / ambiguous / false negative | "
-        "patch precision all / 50+ px (patches) | pixel F1 | AUPRC | "
-        "suggestion accuracy | mIoU corrected | flagged |\n"
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        "patch precision all / 50+ px (patches) | top-100 precision | "
+        "pixel F1 | AUPRC | suggestion accuracy | mIoU corrected | "
+        "flagged |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     for split in args.splits.split(","):
         evaluated, errors = run.evaluated(split)
@@ -120,9 +121,11 @@ def main() -> None:
                 for t in ("general", "ambiguous", "false_negative")
             )
             pp, large = r["patch_precision"], r["patch_precision_large"]
+            top = r["top_patch_precision"]["value"]
             print(
                 f"| {split}, {method} | {recall} | {pp['value']:.3f} / "
-                f"{large['value']:.3f} ({pp['den']}) | {r['pixel_f1']:.3f} | "
+                f"{large['value']:.3f} ({pp['den']}) | "
+                f"{top:.2f} | {r['pixel_f1']:.3f} | "
                 f"{r['auprc']:.3f} | {r['suggestion_accuracy']:.3f} | "
                 f"{r['corrected_miou']:.3f} | {r['flagged_share']:.3f} |",
                 flush=True,
