@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 out=bench/results/camvid-f4
 camvid=(--factor 4 --epochs 12 --lr 5e-3 --out "$out")
 run=$out/runs/n468-folds5-epochs12-lr0.005-bs8-w16-seed0
+
+seed_dir() {  # the output folder of a planting seed
+    if [[ $1 == 0 ]]; then echo "$out"; else echo "bench/results/camvid-f4-s$1"; fi
+}
 # quarter resolution (the main tables), 30 epochs, half resolution
 for options in "${camvid[*]}" "--factor 4 --epochs 30 --lr 5e-3 --out $out" \
     "--factor 2 --epochs 12 --lr 5e-3 --out bench/results/camvid-f2"; do
@@ -18,14 +22,13 @@ done
 # two more planting seeds of the main tables
 for seed in 1 2; do
     options=(--factor 4 --epochs 12 --lr 5e-3 --seed "$seed"
-        --out "bench/results/camvid-f4-s$seed")
+        --out "$(seed_dir "$seed")")
     python bench/camvid/run.py "${options[@]}"
     python bench/camvid/evaluate.py "${options[@]}" --split train
 done
 # an independent model: the folds trained on the clean labels, three seeds
 for seed in 0 1 2; do
-    dir=bench/results/camvid-f4-s$seed
-    [[ $seed == 0 ]] && dir=$out
+    dir=$(seed_dir "$seed")
     options=(--factor 4 --epochs 12 --lr 5e-3 --seed "$seed"
         --train-labels clean --out "$dir")
     python bench/camvid/run.py "${options[@]}"
@@ -35,8 +38,7 @@ done
 # at CamVid's full 360x480: the runs above upsampled 4x
 up=(--factor 4 --epochs 12 --lr 5e-3 --up 4)
 for seed in 0 1 2; do
-    dir=bench/results/camvid-f4-s$seed
-    [[ $seed == 0 ]] && dir=$out
+    dir=$(seed_dir "$seed")
     python bench/camvid/upsampled.py "${up[@]}" --seed "$seed" \
         --train-labels clean --out "$dir"
 done
@@ -48,15 +50,15 @@ done
 # The half-resolution check of the growing thresholds, and the choice of
 # min_score (section "The reporting threshold").
 half=(--factor 2 --epochs 12 --lr 5e-3 --out bench/results/camvid-f2)
-for config in spatial_reference=0 "spatial_reference=0 min_area=42 \
-    boundary_width=3" min_score=0.1 min_score=0.05; do
+for config in spatial_reference=0 \
+    "spatial_reference=0 min_area=42 boundary_width=3" \
+    min_score=0.1 min_score=0.05; do
     # shellcheck disable=SC2086  # the config is words
     python bench/camvid/upsampled.py "${half[@]}" --up 1 --no-cleanlab \
         --config $config
 done
 for seed in 0 1 2; do
-    dir=bench/results/camvid-f4-s$seed
-    [[ $seed == 0 ]] && dir=$out
+    dir=$(seed_dir "$seed")
     for labels in noisy clean; do
         python bench/camvid/tune.py --factor 4 --epochs 12 --lr 5e-3 \
             --seed "$seed" --train-labels "$labels" --out "$dir" \

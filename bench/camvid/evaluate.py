@@ -706,8 +706,8 @@ def to_markdown(report: dict) -> str:
         ),
         (
             f"patch precision, {TOP_PATCHES} highest-scoring patches",
-            _fmt_count(f.get("top_patch_precision")),
-            _fmt_count(c.get("top_patch_precision")),
+            _fmt_count(f["top_patch_precision"]),
+            _fmt_count(c["top_patch_precision"]),
         ),
         (
             "flagged pixels (share of labelled)",
