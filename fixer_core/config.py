@@ -52,6 +52,12 @@ class FinderConfig:
             classes, so that a long tail of classes the model does not
             assert does not shrink every margin and score as classes are
             added. With at most this many classes it is the full softmax.
+        absorbed_min_share: a patch of a class much rarer than its
+            suggested class (at most ``fn_max_frequency_ratio`` of its
+            pixels) is not reported when at least this share of the pixels
+            just outside it carry the suggested class: a small object, such
+            as a sign on a wall, that the model merges into its
+            surroundings (0 disables the rule).
         min_score: patches scoring below this are not reported.
         correct_min_score: the corrected labels take the suggestions of the
             patches scoring at least this; patches between ``min_score``
@@ -90,6 +96,7 @@ class FinderConfig:
     prior_edge_share: float = 0.2
     prior_max_background: float = 0.15
     margin_classes: int = 16
+    absorbed_min_share: float = 0.0
     min_score: float = 0.075
     correct_min_score: float = 0.5
     fn_max_frequency_ratio: float = 0.3
@@ -107,6 +114,7 @@ class FinderConfig:
             "correct_min_score",
             "prior_edge_share",
             "prior_max_background",
+            "absorbed_min_share",
             "fn_min_inside_share",
             "ambiguous_min_rate",
             "ambiguous_min_given_prob",

@@ -331,6 +331,8 @@ class LabelErrorFinder:
                 # Won by the prior correction alone next to a region of the
                 # suggested class: the model's blur at that region's edge.
                 continue
+            if _absorbed(shape, stats.pixel_counts, config):
+                continue
             size = shape.area / (shape.area + config.score_area_scale)
             score = margin * size
             if score < config.min_score:
@@ -368,6 +370,20 @@ class LabelErrorFinder:
                 )
             )
         return patches
+
+
+def _absorbed(
+    shape: PatchGeometry, counts: np.ndarray, config: FinderConfig
+) -> bool:
+    """Whether the patch is an object of a rare class enclosed by the much
+    more frequent class suggested for it: the model merging a small object
+    into its surroundings (the mirror image of a false negative)."""
+    return (
+        config.absorbed_min_share > 0
+        and shape.suggested_share >= config.absorbed_min_share
+        and counts[shape.given_label]
+        <= config.fn_max_frequency_ratio * counts[shape.suggested_label]
+    )
 
 
 # Classes rarer than this are weighted as if this frequent.

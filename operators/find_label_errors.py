@@ -51,6 +51,9 @@ _CONFIG_HELP = {
     "probability (its model noise) at most to this level",
     "margin_classes": "A patch's margin is taken among its this many "
     "most likely classes",
+    "absorbed_min_share": "Patches of a rare class are dropped when this "
+    "share of their outline is the much more frequent suggested class: "
+    "small objects the model merges into their surroundings (0 = off)",
     "min_score": "Patches scoring lower are not reported",
     "correct_min_score": "The corrected field applies the suggestions of "
     "patches scoring at least this",

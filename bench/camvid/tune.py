@@ -1,12 +1,12 @@
 """Tunes the finder's defaults on the CamVid known-error benchmark's TRAIN
-split (the val split is for reporting only).
+split (``--split val`` reports a setting chosen there; never choose on it).
 
 Loads the noisy labels, cached out-of-fold probabilities and planted
 errors of a finished run once, then scores FIXER under each setting of a
 small grid of ``FinderConfig`` fields and prints one line of metrics per
 setting (JSON with ``--json``). Every setting runs the whole dataset
 (class statistics come from all images, as in real use); the metrics are
-computed on train images only.
+computed on the images of one split.
 
     python bench/camvid/tune.py --factor 4 --epochs 12 --lr 5e-3 \\
         --out bench/results/camvid-f4 \\
@@ -26,8 +26,6 @@ from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
 
 from fixer_core import FinderConfig
-
-SPLIT = "train"
 
 
 def parse_grid(items: list[str]) -> list[dict]:
@@ -77,6 +75,7 @@ def main() -> None:
     add_common_arguments(parser)
     add_probability_arguments(parser)
     parser.add_argument("--grid", nargs="*", default=[])
+    parser.add_argument("--split", choices=("train", "val"), default="train")
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--pairs",
@@ -89,7 +88,7 @@ def main() -> None:
 
     run = load_run(args)
     meta, noisy = run.meta, run.noisy
-    evaluated, errors = run.evaluated(SPLIT)
+    evaluated, errors = run.evaluated(args.split)
     truths = {i: load_truth(run.layout, run.images[i]) for i in evaluated}
 
     for setting in parse_grid(args.grid) or [{}]:
@@ -113,6 +112,7 @@ def main() -> None:
         row = {
             "setting": setting,
             "recall": {k: v["value"] for k, v in r["recall"].items()},
+            "found": {k: v["num"] for k, v in r["recall"].items()},
             "patch_precision": r["patch_precision"]["value"],
             "patch_precision_large": r["patch_precision_large"]["value"],
             "top_patch_precision": r["top_patch_precision"]["value"],
@@ -126,13 +126,16 @@ def main() -> None:
         if args.json:
             print(json.dumps(row), flush=True)
             continue
-        rec = row["recall"]
+        found = " ".join(
+            f"{row['found'][t]}/{r['recall'][t]['den']}"
+            for t in ("general", "ambiguous", "false_negative")
+        )
         print(
-            f"{setting} | rec g {rec['general']:.2f} a {rec['ambiguous']:.2f}"
-            f" fn {rec['false_negative']:.2f} all {rec['all']:.2f} | pp "
-            f"{row['patch_precision']:.2f}/{row['patch_precision_large']:.2f}"
-            f" | F1 {row['pixel_f1']:.3f} AP {row['auprc']:.3f} | sugg "
-            f"{row['suggestion_accuracy']:.2f} types "
+            f"{setting} | found {found} | pp "
+            f"{row['patch_precision']:.3f}/{row['patch_precision_large']:.3f}"
+            f" top-100 {row['top_patch_precision']:.2f} | F1 "
+            f"{row['pixel_f1']:.3f} AP {row['auprc']:.3f} | sugg "
+            f"{row['suggestion_accuracy']:.3f} types "
             f"{row['type_accuracy']:.2f} | flagged "
             f"{row['flagged_share']:.3f} | mIoU {row['corrected_miou']:.3f}",
             flush=True,

@@ -14,6 +14,7 @@ the same upsampled inputs; prints one markdown row per method and split
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,6 +37,24 @@ from fixer_core import FinderConfig
 BATCH = 8
 
 
+def upsample_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``labels`` resized to ``height x width``, nearest neighbour."""
+    return cv2.resize(labels, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def upsample_probs(path: Path, height: int, width: int) -> np.ndarray:
+    """The cached ``(K, h, w)`` probabilities at ``path`` resized bilinearly
+    to ``(K, height, width)`` and renormalized."""
+    small = np.load(path).astype(np.float32)
+    large = cv2.resize(
+        small.transpose(1, 2, 0),
+        (width, height),
+        interpolation=cv2.INTER_LINEAR,
+    )
+    large /= large.sum(axis=2, keepdims=True)
+    return large.transpose(2, 0, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
@@ -54,22 +73,10 @@ def main() -> None:
     height, width = (args.up * s for s in run.noisy.shape[1:])
 
     def labels(array: np.ndarray) -> np.ndarray:
-        return cv2.resize(
-            array, (width, height), interpolation=cv2.INTER_NEAREST
-        )
+        return upsample_labels(array, height, width)
 
     def load(paths: list) -> np.ndarray:
-        out = []
-        for path in paths:
-            small = np.load(path).astype(np.float32)
-            large = cv2.resize(
-                small.transpose(1, 2, 0),
-                (width, height),
-                interpolation=cv2.INTER_LINEAR,
-            )
-            large /= large.sum(axis=2, keepdims=True)
-            out.append(large.transpose(2, 0, 1))
-        return np.stack(out)
+        return np.stack([upsample_probs(p, height, width) for p in paths])
 
     noisy = np.stack([labels(x) for x in run.noisy])
     overrides = parse_grid(args.config)[0] if args.config else {}
