@@ -39,12 +39,11 @@ done
 # at CamVid's full 360x480: the runs above upsampled 4x
 up=(--factor 4 --epochs 12 --lr 5e-3 --up 4)
 for seed in 0 1 2 3; do
-    dir=$(seed_dir "$seed")
-    python bench/camvid/upsampled.py "${up[@]}" --seed "$seed" \
-        --train-labels clean --out "$dir"
+    for labels in clean noisy; do
+        python bench/camvid/upsampled.py "${up[@]}" --seed "$seed" \
+            --train-labels "$labels" --out "$(seed_dir "$seed")"
+    done
 done
-python bench/camvid/upsampled.py "${up[@]}" --out "$out"
-python bench/camvid/upsampled.py "${up[@]}" --seed 3 --out "$(seed_dir 3)"
 for labels in clean noisy; do
     python bench/camvid/upsampled.py "${up[@]}" --train-labels "$labels" \
         --out "$out" --no-cleanlab --config spatial_reference=0
