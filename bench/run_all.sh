@@ -91,14 +91,14 @@ for labels in clean noisy; do
 done
 # the model's blur along the boundaries against the size rule
 for seed in 0 1 2; do
-    for up in 1 4; do
+    for factor in 1 4; do
         python bench/camvid/blur_width.py --factor 4 --epochs 12 --lr 5e-3 \
-            --seed "$seed" --out "$(seed_dir "$seed")" --up "$up"
+            --seed "$seed" --out "$(seed_dir "$seed")" --up "$factor"
     done
 done
-for up in 1 4; do
+for factor in 1 4; do
     python bench/camvid/blur_width.py "${camvid[@]}" --train-labels clean \
-        --up "$up"
+        --up "$factor"
 done
 python bench/camvid/blur_width.py "${half[@]}"
 

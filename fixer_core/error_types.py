@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .config import FinderConfig
 from .statistics import ClassStatistics
 
@@ -39,10 +41,17 @@ def classify_error(
         and given_prob >= config.ambiguous_min_given_prob
     ):
         return "ambiguous"
-    counts = statistics.pixel_counts
     if (
-        counts[suggested] <= config.fn_max_frequency_ratio * counts[given]
+        much_rarer(suggested, given, statistics.pixel_counts, config)
         and inside_share >= config.fn_min_inside_share
     ):
         return "false_negative"
     return "general"
+
+
+def much_rarer(
+    rare: int, common: int, counts: np.ndarray, config: FinderConfig
+) -> bool:
+    """Whether class ``rare`` holds at most ``fn_max_frequency_ratio`` of
+    the pixels of class ``common`` across the dataset."""
+    return counts[rare] <= config.fn_max_frequency_ratio * counts[common]

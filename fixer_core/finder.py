@@ -13,7 +13,7 @@ from torch import Tensor
 from ._argmax import certain_argmax, max_where, weighted_max
 from ._checks import ArrayLike, as_tensor, prepare_labels, prepare_pred_probs
 from .config import ERROR_TYPES, FinderConfig
-from .error_types import classify_error
+from .error_types import classify_error, much_rarer
 from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
@@ -381,8 +381,9 @@ def _absorbed(
     return (
         config.absorbed_min_share > 0
         and shape.suggested_share >= config.absorbed_min_share
-        and counts[shape.given_label]
-        <= config.fn_max_frequency_ratio * counts[shape.suggested_label]
+        and much_rarer(
+            shape.given_label, shape.suggested_label, counts, config
+        )
     )
 
 

@@ -127,7 +127,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             continue
         found = " ".join(
-            f"{row['found'][t]}/{r['recall'][t]['den']}"
+            f"{r['recall'][t]['num']}/{r['recall'][t]['den']}"
             for t in ("general", "ambiguous", "false_negative")
         )
         print(
