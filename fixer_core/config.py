@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, fields, replace
 
 ERROR_TYPES = ("general", "ambiguous", "false_negative")
 
+# Below this mean probability on its own pixels the model barely predicts a
+# class: its labels are checked weakly (``ClassStatistics.weakly_predicted``).
+WEAKLY_PREDICTED_BELOW = 0.1
+
 
 @dataclass(frozen=True)
 class FinderConfig:

@@ -61,6 +61,9 @@ class FinderSummary:
         num_images: images scored.
         num_pixels: scored pixels.
         issue_share: share of flagged pixels that lie in specific issues.
+        weakly_predicted: ``{class name: the model's mean probability on
+            its pixels}`` of the classes it barely predicts, whose labels
+            are checked weakly (see ``ClassStatistics.weakly_predicted``).
     """
 
     issues: list[SpecificIssue]
@@ -68,6 +71,9 @@ class FinderSummary:
     num_images: int
     num_pixels: int
     issue_share: float
+    weakly_predicted: dict[str, float] = dataclasses.field(
+        default_factory=dict
+    )
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
@@ -94,6 +100,7 @@ class FinderSummary:
             "num_pixels": self.num_pixels,
             "flagged_pixels": self.flagged_pixels,
             "issue_share": self.issue_share,
+            "weakly_predicted": self.weakly_predicted,
         }
 
 
@@ -286,7 +293,20 @@ class LabelErrorFinder:
             num_images=self._num_scored,
             num_pixels=self._num_pixels,
             issue_share=in_issues / flagged if flagged else 0.0,
+            weakly_predicted=self.weakly_predicted,
         )
+
+    @property
+    def weakly_predicted(self) -> dict[str, float]:
+        """``{class name: mean probability on its pixels}`` of the classes
+        the model barely predicts; empty until pass 1 has ended."""
+        stats = self._statistics
+        if stats is None:
+            return {}
+        return {
+            self.class_names[k]: round(float(stats.thresholds[k]), 4)
+            for k in stats.weakly_predicted()
+        }
 
     # -- helpers ----------------------------------------------------------
 

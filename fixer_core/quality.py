@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .config import ERROR_TYPES
+from .config import ERROR_TYPES, WEAKLY_PREDICTED_BELOW
 
 Z_95 = 1.959963984540054  # standard normal quantile of 0.975
 
@@ -198,7 +198,7 @@ def flag_shares(summary: Mapping) -> dict:
     patches and pixels in specific issues and outside them (``other_*``:
     the study's general errors, whatever their error type), totals by
     error type with their shares, and the issues sorted by pixels, largest
-    first.
+    first, and the classes the model barely predicts.
     """
     totals = summary["totals"]
     patches = sum(t.get("patches", 0) for t in totals.values())
@@ -234,7 +234,25 @@ def flag_shares(summary: Mapping) -> dict:
             {**i, "pixel_share": _share(i["num_pixels"], pixels)}
             for i in issues
         ],
+        # runs stored before the field existed have none
+        "weakly_predicted": dict(summary.get("weakly_predicted", {})),
     }
+
+
+def weakly_predicted_note(weakly_predicted: Mapping[str, float]) -> str | None:
+    """One sentence naming the classes the model barely predicts (see
+    ``ClassStatistics.weakly_predicted``), or ``None`` when there are none."""
+    if not weakly_predicted:
+        return None
+    names = ", ".join(
+        f"{name} ({100 * p:.1f}%)" for name, p in weakly_predicted.items()
+    )
+    return (
+        f"The model barely predicts {names}: its mean probability on their "
+        f"pixels is under {100 * WEAKLY_PREDICTED_BELOW:.0f}%. Their labels "
+        "are checked weakly (swaps between these classes go unflagged); a "
+        "stronger model would check them."
+    )
 
 
 def _share(part: int, whole: int) -> float:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._argmax import certain_argmax, max_at
+from .config import WEAKLY_PREDICTED_BELOW
 
 _CONFIDENCE_BINS = 100
 
@@ -55,6 +56,21 @@ class ClassStatistics:
         """``(K, K)`` share of interior pixels of ``i`` confidently ``j``."""
         return (
             self.confident_joint / np.maximum(self.interior_counts, 1)[:, None]
+        )
+
+    def weakly_predicted(
+        self, below: float = WEAKLY_PREDICTED_BELOW
+    ) -> np.ndarray:
+        """Indices of the labelled classes whose threshold (the model's mean
+        probability on their pixels) is under ``below``.
+
+        The model barely predicts these classes, so the finder checks their
+        labels weakly: a swap between two of them goes unflagged, and where
+        one is suggested the evidence is thin. A stronger model (more
+        epochs, full resolution) is the fix.
+        """
+        return np.flatnonzero(
+            (self.pixel_counts > 0) & (self.thresholds < below)
         )
 
     def to_dict(self) -> dict:

@@ -25,6 +25,7 @@ from ..fixer_core import (
     apply_patches,
     image_error_score,
 )
+from ..fixer_core.quality import weakly_predicted_note
 from ._samples import (
     LabelErrorInputError,
     batches,
@@ -236,6 +237,9 @@ def run_find_label_errors(
             finder.update(batch.labels, batch.pred_probs)
         yield stages.advance("Estimating class statistics", len(batch.samples))
     statistics = finder.statistics
+    weak_note = weakly_predicted_note(finder.weakly_predicted)
+    if weak_note:
+        logger.warning(weak_note)
 
     delete_run(dataset, params.run_key)
     fields = output_fields(params.run_key)

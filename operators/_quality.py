@@ -11,7 +11,11 @@ import fiftyone as fo
 from matplotlib.figure import Figure
 
 from ..fixer_core.config import ERROR_TYPES
-from ..fixer_core.quality import flag_shares, label_quality
+from ..fixer_core.quality import (
+    flag_shares,
+    label_quality,
+    weakly_predicted_note,
+)
 from ._pipeline import (
     output_fields,
     owns_quality_eval,
@@ -158,6 +162,9 @@ def report_markdown(report: dict) -> str:
         f"pixels; outside them: {_pct(flags['other_patch_share'])} and "
         f"{_pct(flags['other_pixel_share'])}",
     ]
+    note = weakly_predicted_note(flags["weakly_predicted"])
+    if note:
+        lines.append(f"- {note}")
     if rare["classes"]:
         lines.append(
             f"- Classes under {_pct(rare['max_share'])} of the pixels each "

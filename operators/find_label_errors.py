@@ -7,6 +7,7 @@ import fiftyone.operators.types as types
 
 from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
+from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.training import TrainConfig
 from ._inputs import (
     dropdown,
@@ -355,8 +356,10 @@ def _summary_message(run_key: str, summary: dict) -> str:
     counts = ", ".join(
         f"{totals[t].get('patches', 0)} {t.replace('_', ' ')}" for t in totals
     )
-    return (
+    message = (
         f"FIXER run '{run_key}': {counts} patches in "
         f"{summary['num_images']} samples; {len(summary['issues'])} "
         "specific issues"
     )
+    note = weakly_predicted_note(summary.get("weakly_predicted", {}))
+    return f"{message}. {note}" if note else message

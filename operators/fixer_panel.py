@@ -10,7 +10,7 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from ..fixer_core.config import ERROR_TYPES
-from ..fixer_core.quality import flag_shares
+from ..fixer_core.quality import flag_shares, weakly_predicted_note
 from ._pipeline import (
     list_fixer_runs,
     output_fields,
@@ -212,6 +212,11 @@ class FixerPanel(foo.Panel):
         )
 
 
+def _note_paragraph(weakly_predicted: dict) -> str:
+    note = weakly_predicted_note(weakly_predicted)
+    return f"\n\n{note}" if note else ""
+
+
 def panel_content(dataset: fo.Dataset, run_key: str) -> tuple[dict, dict]:
     """The panel's state (texts, flags) and data (table rows, plotly
     traces) for a run, read from what the run stored."""
@@ -226,6 +231,7 @@ def panel_content(dataset: fo.Dataset, run_key: str) -> tuple[dict, dict]:
             f"({100 * flags['flagged_share']:.2f}% of the scored pixels); "
             f"{100 * flags['issue_pixel_share']:.0f}% of the flagged "
             "pixels lie in specific issues"
+            + _note_paragraph(flags["weakly_predicted"])
         ),
         "has_report": bool(quality),
         "quality": _quality_text(quality),

@@ -39,6 +39,7 @@ class GetLabelErrorRunInfo(foo.Operator):
             "config": info.config.serialize(),
             "totals": summary["totals"],
             "issue_share": round(summary["issue_share"], 3),
+            "weakly_predicted": summary.get("weakly_predicted", {}),
             "issues": [
                 {
                     k: i[k]
@@ -64,6 +65,12 @@ class GetLabelErrorRunInfo(foo.Operator):
         )
         outputs.float(
             "issue_share", label="Share of flagged pixels in specific issues"
+        )
+        outputs.obj(
+            "weakly_predicted",
+            label="Classes the model barely predicts (their labels are "
+            "checked weakly): mean probability on their pixels",
+            view=types.JSONView(),
         )
         table = types.TableView()
         for key, label in (

@@ -327,6 +327,8 @@ def _load_folder(fo, args):
 
 
 def _print_summary(dataset, run_key: str, known) -> None:
+    from fixer_core.quality import weakly_predicted_note
+
     summary = dataset.load_run_results(run_key, cache=False).summary
     flagged = summary["flagged_pixels"]
     print(f"\nFIXER run '{run_key}' on {summary['num_images']} images")
@@ -349,6 +351,9 @@ def _print_summary(dataset, run_key: str, known) -> None:
             f"{issue['num_patches']:4d} patches {issue['num_images']:4d} "
             f"images {issue['num_pixels']:7d} px"
         )
+    note = weakly_predicted_note(summary.get("weakly_predicted", {}))
+    if note:
+        print(f"  {note}")
     if known is not None:
         _print_recovery(dataset, run_key, *known)
     print(f"\nSaved views: {', '.join(v for v in dataset.list_saved_views())}")

@@ -622,6 +622,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         "fixer_summary": summary,
         "note": NOTE,
     }
+    weak = {meta["class_names"].index(n) for n in summary["weakly_predicted"]}
+    for method in METHODS:
+        report[method]["recall_by_weak"] = recall_by_weak(report[method], weak)
     markdown = to_markdown(report)
     (run_dir / f"report-{split}.json").write_text(
         json.dumps(_finite(report), indent=1, allow_nan=False)
@@ -630,6 +633,34 @@ def evaluate(args: argparse.Namespace) -> dict:
     print(markdown)
     print(f"evaluate: wrote {run_dir / f'report-{split}.md'} and .json")
     return report
+
+
+def recall_by_weak(result: dict, weak: set[int]) -> dict:
+    """Recall of the errors that involve classes the model barely predicts
+    (``weakly_predicted``) and of the others: general errors between two
+    such classes (swaps that leave the model's output unchanged) or not,
+    and missed objects of such a class or not."""
+    totals = {
+        key: [0, 0]
+        for key in (
+            "general_between_weak",
+            "general_other",
+            "false_negative_weak",
+            "false_negative_other",
+        )
+    }
+    for pair in result["recall_by_pair"]:
+        if pair["type"] == "general":
+            both = {pair["given"], pair["true"]} <= weak
+            key = "general_between_weak" if both else "general_other"
+        elif pair["type"] == "false_negative":
+            hidden = pair["true"] in weak
+            key = "false_negative_weak" if hidden else "false_negative_other"
+        else:
+            continue
+        totals[key][0] += pair["found"]
+        totals[key][1] += pair["errors"]
+    return {k: _count(found, n) for k, (found, n) in totals.items()}
 
 
 NOTE = (
@@ -665,11 +696,24 @@ def _fmt_count(count: dict | None) -> str:
     return f"{_fmt(count['value'])} ({count['num']}/{count['den']})"
 
 
+WEAK_ROWS = {
+    "general": {
+        "between_weak": "between classes the model barely predicts ({weak})",
+        "other": "on the other pairs",
+    },
+    "false_negative": {
+        "weak": "of a class the model barely predicts",
+        "other": "of the other classes",
+    },
+}
+
+
 def to_markdown(report: dict) -> str:
     """The report as a Markdown table, FIXER and cleanlab side by side."""
     f, c = report["fixer"], report["cleanlab"]
     h, w = report["size"]
     labelled = report["labelled_pixels"]
+    weak = ", ".join(report["fixer_summary"]["weakly_predicted"]) or "none"
     rows: list[tuple[str, str, str]] = []
     for kind in (*ERROR_TYPES, "all"):
         rows.append(
@@ -679,6 +723,15 @@ def to_markdown(report: dict) -> str:
                 _fmt_count(c["recall"][kind]),
             )
         )
+        if kind in ("general", "false_negative"):
+            rows += [
+                (
+                    f"- {WEAK_ROWS[kind][part].format(weak=weak)}",
+                    _fmt_count(f["recall_by_weak"][f"{kind}_{part}"]),
+                    _fmt_count(c["recall_by_weak"][f"{kind}_{part}"]),
+                )
+                for part in WEAK_ROWS[kind]
+            ]
     rows.append(
         (
             "recall with the right class, all",

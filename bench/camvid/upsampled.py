@@ -24,6 +24,7 @@ from evaluate import (
     fixer_image,
     load_run,
     load_truth,
+    recall_by_weak,
     require_cleanlab,
     run_cleanlab,
     run_fixer,
@@ -81,7 +82,7 @@ def main() -> None:
     noisy = np.stack([labels(x) for x in run.noisy])
     overrides = parse_grid(args.config)[0] if args.config else {}
     config = FinderConfig(**overrides)
-    patches, _ = run_fixer(
+    patches, summary = run_fixer(
         noisy,
         run.paths,
         run.meta["class_names"],
@@ -101,6 +102,9 @@ def main() -> None:
         "flagged |\n"
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
+    names = run.meta["class_names"]
+    weak = {names.index(n) for n in summary["weakly_predicted"]}
+    weak_lines = []
     for split in args.splits.split(","):
         evaluated, errors = run.evaluated(split)
         methods = ["fixer"] + ([] if args.no_cleanlab else ["cleanlab"])
@@ -137,6 +141,20 @@ def main() -> None:
                 f"{r['corrected_miou']:.3f} | {r['flagged_share']:.3f} |",
                 flush=True,
             )
+            by_weak = recall_by_weak(r, weak)
+            weak_lines.append(
+                f"{split}, {method}: "
+                + "; ".join(
+                    f"{part} {c['num']}/{c['den']}"
+                    for part, c in by_weak.items()
+                )
+            )
+    print(
+        "\nRecall of the errors involving classes the model barely predicts"
+        f" ({', '.join(summary['weakly_predicted']) or 'none'}) and of the"
+        " others:"
+    )
+    print("\n".join(weak_lines))
 
 
 if __name__ == "__main__":

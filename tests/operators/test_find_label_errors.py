@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import uuid
@@ -318,6 +319,31 @@ def test_run_record_describes_the_run(found):
         assert totals["pixels"] == pixels[error_type]
     assert summary["flagged_pixels"] == sum(pixels.values())
     assert 0.0 <= summary["issue_share"] <= 1.0
+    assert summary["weakly_predicted"] == {}  # the model sees every class
+
+
+def test_classes_the_model_barely_predicts_are_named(
+    fixer_plugin, dataset_factory, tmp_path
+):
+    scenes = make_scenes(NUM_IMAGES, seed=0)
+    lamp = scenes.class_names.index("lamp")
+    probs = scenes.pred_probs.copy()
+    probs[:, lamp] *= 0.02
+    probs /= probs.sum(axis=1, keepdims=True)
+    dataset = dataset_factory("weak")
+    write_scenes_dataset(
+        dataset, dataclasses.replace(scenes, pred_probs=probs), tmp_path
+    )
+    _find(dataset)
+    summary = dataset.load_run_results("fixer").summary
+    assert list(summary["weakly_predicted"]) == ["lamp"]
+    info = _execute("get_label_error_run_info", dataset, run_key="fixer")
+    assert info.result["weakly_predicted"] == summary["weakly_predicted"]
+    report = fixer_plugin.get_operator("label_quality_report")(
+        dataset, "fixer", output_dir=str(tmp_path / "report")
+    ).result
+    markdown = Path(report["files"]["markdown"]).read_text()
+    assert "The model barely predicts lamp (" in markdown
 
 
 def test_get_run_info_returns_counts_and_issues(found):
@@ -329,6 +355,7 @@ def test_get_run_info_returns_counts_and_issues(found):
     assert isinstance(result["timestamp"], str) and result["timestamp"]
     assert result["totals"] == summary["totals"]
     assert result["issue_share"] == summary["issue_share"]
+    assert result["weakly_predicted"] == {}
     assert result["config"]["gt_field"] == GT
     assert result["config"]["method"] == "fixer.find_label_errors"
     keys = ("name", "num_patches", "num_images", "num_pixels")

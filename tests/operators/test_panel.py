@@ -86,6 +86,20 @@ def run(fixer_plugin, dataset_factory):
     return dataset
 
 
+def test_headline_names_classes_the_model_barely_predicts(run):
+    results = run.load_run_results("fixer", cache=False)
+    stored = {a: getattr(results, a) for a in results.attributes()}
+    stored.pop("cls")
+    stored["summary"] = {**stored["summary"], "weakly_predicted": {"c": 0.031}}
+    run.save_run_results(
+        "fixer", run.init_run_results("fixer", **stored), cache=False
+    )
+    requests, _ = _event(run, "on_load")
+    headline = _patched(requests, "state")["headline"]
+    assert headline.startswith("**4 patches**")
+    assert "The model barely predicts c (3.1%)" in headline
+
+
 def test_panel_is_registered(fixer_plugin):
     panel = fixer_plugin.operators["fixer_panel"]
     assert isinstance(panel, foo.Panel)
