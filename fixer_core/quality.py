@@ -247,10 +247,17 @@ def weakly_predicted_note(weakly_predicted: Mapping[str, float]) -> str | None:
     names = ", ".join(
         f"{name} ({100 * p:.1f}%)" for name, p in weakly_predicted.items()
     )
+    level = f"{100 * WEAKLY_PREDICTED_BELOW:.0f}%"
+    if len(weakly_predicted) == 1:
+        return (
+            f"The model barely predicts {names}, under {level} on average "
+            "on its pixels: its labels are checked weakly, and suggestions "
+            "of it rest on thin evidence. A stronger model would check it."
+        )
     return (
-        f"The model barely predicts {names}: its mean probability on their "
-        f"pixels is under {100 * WEAKLY_PREDICTED_BELOW:.0f}%. Their labels "
-        "are checked weakly (swaps between these classes go unflagged); a "
+        f"The model barely predicts {names}, under {level} on average on "
+        "their pixels: their labels are checked weakly (swaps between them "
+        "go unflagged), and suggestions of them rest on thin evidence. A "
         "stronger model would check them."
     )
 

@@ -70,8 +70,13 @@ def test_flag_shares_and_note_carry_the_classes():
         "Bicyclist": 0.028,
     }
     note = weakly_predicted_note(summary["weakly_predicted"])
-    assert "Pole (2.4%), Bicyclist (2.8%)" in note
-    assert "under 10%" in note
+    assert note.startswith(
+        "The model barely predicts Pole (2.4%), Bicyclist (2.8%), under 10%"
+    )
+    assert "swaps between them go unflagged" in note
+    one = weakly_predicted_note({"lamp": 0.044})
+    assert one.startswith("The model barely predicts lamp (4.4%), under 10%")
+    assert "its labels are checked weakly" in one
 
 
 def test_runs_stored_without_the_field_have_no_note():
