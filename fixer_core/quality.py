@@ -239,14 +239,21 @@ def flag_shares(summary: Mapping) -> dict:
     }
 
 
+_NOTE_NAMES = 8  # classes named in the note, weakest first
+
+
 def weakly_predicted_note(weakly_predicted: Mapping[str, float]) -> str | None:
     """One sentence naming the classes the model barely predicts (see
-    ``ClassStatistics.weakly_predicted``), or ``None`` when there are none."""
+    ``ClassStatistics.weakly_predicted``), weakest first, or ``None`` when
+    there are none."""
     if not weakly_predicted:
         return None
+    weakest = sorted(weakly_predicted.items(), key=lambda item: item[1])
     names = ", ".join(
-        f"{name} ({100 * p:.1f}%)" for name, p in weakly_predicted.items()
+        f"{name} ({100 * p:.1f}%)" for name, p in weakest[:_NOTE_NAMES]
     )
+    if len(weakest) > _NOTE_NAMES:
+        names += f" and {len(weakest) - _NOTE_NAMES} more"
     level = f"{100 * WEAKLY_PREDICTED_BELOW:.0f}%"
     if len(weakly_predicted) == 1:
         return (

@@ -72,7 +72,7 @@ def test_flag_shares_and_note_carry_the_classes():
     note = weakly_predicted_note(summary["weakly_predicted"])
     assert note.startswith(
         "The model barely predicts Pole (2.4%), Bicyclist (2.8%), under 10%"
-    )
+    )  # weakest first
     assert "swaps between them go unflagged" in note
     one = weakly_predicted_note({"lamp": 0.044})
     assert one.startswith("The model barely predicts lamp (4.4%), under 10%")
@@ -83,3 +83,10 @@ def test_runs_stored_without_the_field_have_no_note():
     shares = flag_shares({"totals": {}, "issues": [], "num_pixels": 0})
     assert shares["weakly_predicted"] == {}
     assert weakly_predicted_note(shares["weakly_predicted"]) is None
+
+
+def test_a_long_list_is_cut_to_the_weakest():
+    weak = {f"class{k}": 0.01 * k for k in range(1, 10)}  # 9 classes
+    note = weakly_predicted_note(weak)
+    assert "class1 (1.0%)" in note and "class8 (8.0%)" in note
+    assert "class9" not in note and "and 1 more" in note
