@@ -638,7 +638,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 def recall_by_weak(result: dict, weak: set[int]) -> dict:
     """Recall of the errors that involve classes the model barely predicts
     (``weakly_predicted``) and of the others: general errors between two
-    such classes (swaps that leave the model's output unchanged) or not,
+    such classes (swaps the model cannot tell apart) or not,
     and missed objects of such a class or not."""
     totals = {
         key: [0, 0]
