@@ -58,11 +58,9 @@ class ClassStatistics:
             self.confident_joint / np.maximum(self.interior_counts, 1)[:, None]
         )
 
-    def weakly_predicted(
-        self, below: float = WEAKLY_PREDICTED_BELOW
-    ) -> np.ndarray:
+    def weakly_predicted(self) -> np.ndarray:
         """Indices of the labelled classes whose threshold (the model's mean
-        probability on their pixels) is under ``below``.
+        probability on their pixels) is under ``WEAKLY_PREDICTED_BELOW``.
 
         The model barely predicts these classes, so the finder checks their
         labels weakly: a swap between two of them goes unflagged, and where
@@ -70,7 +68,8 @@ class ClassStatistics:
         epochs, full resolution) is the fix.
         """
         return np.flatnonzero(
-            (self.pixel_counts > 0) & (self.thresholds < below)
+            (self.pixel_counts > 0)
+            & (self.thresholds < WEAKLY_PREDICTED_BELOW)
         )
 
     def to_dict(self) -> dict:

@@ -361,5 +361,5 @@ def _summary_message(run_key: str, summary: dict) -> str:
         f"{summary['num_images']} samples; {len(summary['issues'])} "
         "specific issues"
     )
-    note = weakly_predicted_note(summary.get("weakly_predicted", {}))
+    note = weakly_predicted_note(summary["weakly_predicted"])
     return f"{message}. {note}" if note else message

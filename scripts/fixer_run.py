@@ -351,7 +351,7 @@ def _print_summary(dataset, run_key: str, known) -> None:
             f"{issue['num_patches']:4d} patches {issue['num_images']:4d} "
             f"images {issue['num_pixels']:7d} px"
         )
-    note = weakly_predicted_note(summary.get("weakly_predicted", {}))
+    note = weakly_predicted_note(summary["weakly_predicted"])
     if note:
         print(f"  {note}")
     if known is not None:

@@ -622,7 +622,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "fixer_summary": summary,
         "note": NOTE,
     }
-    weak = {meta["class_names"].index(n) for n in summary["weakly_predicted"]}
+    weak = weak_classes(summary, meta["class_names"])
     for method in METHODS:
         report[method]["recall_by_weak"] = recall_by_weak(report[method], weak)
     markdown = to_markdown(report)
@@ -633,6 +633,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     print(markdown)
     print(f"evaluate: wrote {run_dir / f'report-{split}.md'} and .json")
     return report
+
+
+def weak_classes(summary: dict, class_names: Sequence[str]) -> set[int]:
+    """Indices of the classes a FIXER summary names as weakly predicted."""
+    return {class_names.index(n) for n in summary["weakly_predicted"]}
 
 
 def recall_by_weak(result: dict, weak: set[int]) -> dict:

@@ -28,6 +28,7 @@ from evaluate import (
     require_cleanlab,
     run_cleanlab,
     run_fixer,
+    weak_classes,
 )
 from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
@@ -102,8 +103,7 @@ def main() -> None:
         "flagged |\n"
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
-    names = run.meta["class_names"]
-    weak = {names.index(n) for n in summary["weakly_predicted"]}
+    weak = weak_classes(summary, run.meta["class_names"])
     weak_lines = []
     for split in args.splits.split(","):
         evaluated, errors = run.evaluated(split)
