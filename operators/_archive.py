@@ -29,7 +29,9 @@ from ..fixer_core.polygons import (
     region_outlines,
 )
 from ._relabel import (
+    CONFIRMED,
     PATCH_LABEL,
+    REJECTED,
     REVIEW_VALUES,
     UNREVIEWED,
     apply_review_marks,
@@ -368,6 +370,18 @@ def _decode_mask(element: dict) -> tuple[str, int, int, np.ndarray]:
     return element["@label"], left, top, bitmap
 
 
+# A patch of several regions comes back as one polygon per region, each
+# with its own mark: whatever the order, a verdict beats "unreviewed" and
+# "rejected" beats "confirmed" (an unknown mark is kept, to be refused)
+_MARK_RANKS = {UNREVIEWED: 0, CONFIRMED: 1, REJECTED: 2}
+
+
+def _merge_mark(verdicts: dict[str, str], patch_id: str, mark: str) -> None:
+    old = verdicts.get(patch_id)
+    if old is None or _MARK_RANKS.get(mark, 3) > _MARK_RANKS.get(old, 3):
+        verdicts[patch_id] = mark
+
+
 def _read_shapes(cvat_image, targets, verdicts: dict[str, str]):
     """Ground-truth polygons ``(value, points)`` and brush masks ``(value,
     x, y, mask)`` of one image; collects the patches' review marks into
@@ -381,7 +395,9 @@ def _read_shapes(cvat_image, targets, verdicts: dict[str, str]):
         if polyline.label == PATCH_LABEL:
             ref = str(polyline["patch_id"] or "")
             if ref.startswith(PATCH_REF) and polyline["review"] is not None:
-                verdicts[ref[len(PATCH_REF) :]] = str(polyline["review"])
+                _merge_mark(
+                    verdicts, ref[len(PATCH_REF) :], str(polyline["review"])
+                )
             continue
         if not polyline.closed:
             skipped += 1
