@@ -1,6 +1,7 @@
-"""Measures CVAT round trips of real label masks (no database, no server).
+"""Measures CVAT round trips of real label masks.
 
-For each mask (single-channel PNGs, e.g. CamVid's ``labels/val``):
+Without ``--live`` (no database, no server), for each mask
+(single-channel PNGs, e.g. CamVid's ``labels/val``):
 
 - ``archive``: FIXER's offline path. Mask -> pixel-edge polygons ->
   FiftyOne's ``CVATImage``/XML writer -> FiftyOne's CVAT XML reader ->
@@ -14,17 +15,30 @@ For each mask (single-channel PNGs, e.g. CamVid's ``labels/val``):
   ``load_from_cvat`` do: one mask per class (value 0 included) -> the same
   RLE -> ``CVATShape.to_instance`` -> FIXER's ``paint_detections``.
 
+With ``--live IMAGES_DIR``: the masks and their images (``<stem>.jpg``
+in ``IMAGES_DIR``) go to the CVAT server of ``FIFTYONE_CVAT_*`` through
+``send_to_cvat`` and come back through ``load_from_cvat`` (which deletes
+the task): times both, counts differing pixels and reports the server's
+memory (RSS of the processes recorded under ``$CVAT_ROOT``, default
+``/tmp/cvat``). It uses FiftyOne's database (a temporary dataset).
+
 Usage::
 
     python scripts/measure_cvat_roundtrip.py ../shared/data/camvid/labels/val \
         --limit 20
+    source /tmp/cvat/cvat.env
+    python scripts/measure_cvat_roundtrip.py ../shared/data/camvid/labels/val \
+        --limit 100 --live ../shared/data/camvid/images/val
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,13 +141,91 @@ def live_segmentation(mask: np.ndarray) -> np.ndarray:
     return seg.mask
 
 
+def live_round_trip(labels_dir: str, images_dir: str, names: list, cvat):
+    """Send -> CVAT server -> load, timed, on a temporary dataset."""
+    credentials = cvat.cvat_credentials()
+    masks = [cv2.imread(os.path.join(labels_dir, n), 0) for n in names]
+    dataset = fo.Dataset()
+    dataset.add_samples(
+        fo.Sample(
+            filepath=os.path.join(images_dir, f"{os.path.splitext(n)[0]}.jpg"),
+            ground_truth=fo.Segmentation(
+                mask_path=os.path.join(labels_dir, n)
+            ),
+        )
+        for n in names
+    )
+    values = np.unique(np.concatenate([np.unique(m) for m in masks]))
+    dataset.default_mask_targets = {int(v): f"class{v}" for v in values}
+    dataset.save()
+    out_dir = sys.modules["fixer_plugin.operators._pipeline"].fixer_dir(
+        dataset
+    )
+    try:
+        start = time.perf_counter()
+        cvat.send_to_cvat(
+            dataset.view(), "measure", "ground_truth", credentials=credentials
+        )
+        sent = time.perf_counter()
+        memory = cvat_memory_mib()
+        cvat.load_from_cvat(
+            dataset, "measure", credentials=credentials, cleanup=True
+        )
+        loaded = time.perf_counter()
+        differing = sum(
+            int(
+                (
+                    s.ground_truth_cvat.get_mask() != s.ground_truth.get_mask()
+                ).sum()
+            )
+            for s in dataset.iter_samples()
+        )
+    finally:
+        dataset.delete()
+        shutil.rmtree(out_dir, ignore_errors=True)
+    print(f"live, {len(names)} images, {len(values)} classes, server "
+          f"{credentials['url']}: send {sent - start:.1f} s, load (with "
+          f"cleanup) {loaded - sent:.1f} s, differing pixels {differing}; "
+          f"CVAT server RSS {memory:.0f} MiB after the send")  # fmt: skip
+
+
+def cvat_memory_mib() -> float:
+    """RSS of the CVAT server's processes (those recorded in
+    ``$CVAT_ROOT/run/*.pid`` and PostgreSQL's, with their children)."""
+    root = os.environ.get("CVAT_ROOT", "/tmp/cvat")
+    pid_files = glob.glob(os.path.join(root, "run", "*.pid"))
+    pid_files.append(os.path.join(root, "pgdata", "postmaster.pid"))
+    roots = set()
+    for path in pid_files:
+        with open(path) as f:
+            roots.add(int(f.readline()))
+    table = subprocess.run(
+        ["ps", "-eo", "pid=,ppid=,rss="], capture_output=True, text=True
+    ).stdout.split()
+    rows = [tuple(map(int, table[i : i + 3])) for i in range(0, len(table), 3)]
+    members, grown = set(roots), True
+    while grown:
+        new = {pid for pid, ppid, _ in rows if ppid in members} - members
+        members |= new
+        grown = bool(new)
+    return sum(rss for pid, _, rss in rows if pid in members) / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("labels_dir")
     parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument(
+        "--live",
+        metavar="IMAGES_DIR",
+        help="send the masks and these images to the CVAT server instead",
+    )
     args = parser.parse_args()
     cvat = _load_cvat_module()
     names = sorted(os.listdir(args.labels_dir))[: args.limit]
+    if args.live:
+        live_round_trip(args.labels_dir, args.live, names, cvat)
+        return
     stats = {"archive": [], "live, segmentation field": [], "live, FIXER": []}
     seconds = 0.0
     num_polygons = 0
