@@ -20,7 +20,7 @@ class SendToCvat(foo.Operator):
             name="send_to_cvat",
             label="Send to CVAT",
             description="Upload a view to CVAT: the ground truth to edit, "
-            "the patches as locked reference shapes with a review mark",
+            "the patches as 'fixer_patch' shapes with a review mark",
             icon="/assets/icon.svg",
             dynamic=True,
             allow_immediate_execution=True,
