@@ -474,113 +474,125 @@ def _new_shape(frame, label_id, kind, points):
     }
 
 
-def test_send_an_issue_view_edit_in_cvat_and_load_back_exactly(
-    live, dataset, cvat
-):
+def _send_issue_view(live, dataset, anno_key):
+    """Sends the view ``fixer-general`` with the run's patches; returns
+    the task's labels by name, the samples by frame, and the job and its
+    shapes."""
     view = dataset.load_saved_view("fixer-general")
-    assert len(view) == PLANTED_IMAGES
-    before = _digests(dataset)
     sent = foo.execute_operator(
         f"{PLUGIN}/send_to_cvat",
         dict(
             view=view,
-            params=dict(gt_field=GT, run_key="fixer", anno_key="live"),
+            params=dict(gt_field=GT, run_key="fixer", anno_key=anno_key),
         ),
     ).result
     (task_id,) = sent["task_ids"]
-    assert not dataset.has_sample_field("fixer_cvat_live_patches")
-    labels = live.labels(task_id)
-    # Every class once (no "Car_fixer_cvat_live"), and the patches' label
+    frame_ids = dataset.load_annotation_results(anno_key).frame_id_map
+    samples = [
+        dataset[frame_ids[task_id][f]["sample_id"]]
+        for f in range(len(live.frame_names(task_id)))
+    ]
+    job = live.job_id(task_id)
+    return live.labels(task_id), samples, job, live.shapes(job)
+
+
+def _references(shapes, labels):
+    """``{patch id: (frame, shape)}`` of the ``fixer_patch`` shapes."""
+    specs = {a["name"]: a["id"] for a in labels["fixer_patch"]["attributes"]}
+    refs = {}
+    for shape in shapes:
+        if shape["label_id"] == labels["fixer_patch"]["id"]:
+            values = {a["spec_id"]: a["value"] for a in shape["attributes"]}
+            refs[values[specs["label_id"]]] = (shape["frame"], shape)
+    return refs
+
+
+def test_send_an_issue_view_puts_every_class_once_and_every_pixel_in_cvat(
+    live, dataset
+):
+    labels, samples, _, shapes = _send_issue_view(live, dataset, "sent")
+    assert len(samples) == PLANTED_IMAGES
+    assert not dataset.has_sample_field("fixer_cvat_sent_patches")
+    # Every class once (no "Car_fixer_cvat_sent"), and the patches' label
     assert set(labels) == {
         *dataset.default_mask_targets.values(),
         "fixer_patch",
     }
     by_id = {label["id"]: name for name, label in labels.items()}
     targets = {v: k for k, v in dataset.default_mask_targets.items()}
-    frames = live.frame_names(task_id)
-    assert len(frames) == PLANTED_IMAGES
-    job = live.job_id(task_id)
-    shapes = live.shapes(job)
-    specs = {a["name"]: a["id"] for a in labels["fixer_patch"]["attributes"]}
-
-    # In CVAT: the ground truth class by class, pixel for pixel, and one
-    # reference shape per patch, tied to it by FiftyOne's label_id
-    results = dataset.load_annotation_results("live")
-    samples = [
-        dataset[results.frame_id_map[task_id][f]["sample_id"]]
-        for f in range(len(frames))
-    ]
-    refs = {}
+    # The ground truth class by class, pixel for pixel
     for frame, sample in enumerate(samples):
         gt = sample[GT].get_mask()
-        mine = [s for s in shapes if s["frame"] == frame]
-        for shape in mine:
-            name = by_id[shape["label_id"]]
-            if name == "fixer_patch":
-                values = {
-                    a["spec_id"]: a["value"] for a in shape["attributes"]
-                }
-                refs[values[specs["label_id"]]] = (frame, shape)
-                continue
-            assert shape["type"] == "mask"
-            np.testing.assert_array_equal(
-                points_mask(shape["points"], gt.shape), gt == targets[name]
-            )
-        classes = {by_id[s["label_id"]] for s in mine} - {"fixer_patch"}
-        assert classes == {
+        masks = [
+            s
+            for s in shapes
+            if s["frame"] == frame and by_id[s["label_id"]] != "fixer_patch"
+        ]
+        assert {by_id[s["label_id"]] for s in masks} == {
             dataset.default_mask_targets[v] for v in np.unique(gt)
         }
-    patches = {
-        d.id: d for d in view.values("fixer_patches.detections", unwind=True)
-    }
-    assert set(refs) == set(patches)
+        for shape in masks:
+            assert shape["type"] == "mask"
+            np.testing.assert_array_equal(
+                points_mask(shape["points"], gt.shape),
+                gt == targets[by_id[shape["label_id"]]],
+            )
+    # One reference shape per patch, tied to it by FiftyOne's label_id
+    patches = dataset.load_saved_view("fixer-general").values(
+        "fixer_patches.detections.id", unwind=True
+    )
+    assert set(_references(shapes, labels)) == set(patches)
+
+
+def test_edits_and_review_marks_made_in_cvat_load_back_exactly(
+    live, dataset, cvat
+):
+    before = _digests(dataset)
+    labels, samples, job, shapes = _send_issue_view(live, dataset, "live")
+    by_id = {label["id"]: name for name, label in labels.items()}
+    specs = {a["name"]: a["id"] for a in labels["fixer_patch"]["attributes"]}
 
     # An annotator relabels the Pavement of frame 0 as Road, grows the Car
-    # of frame 1 over a piece of road, paints a pedestrian into the sky of
-    # frame 2, confirms the patch of frame 0 and rejects that of frame 1
-    expected = {s.id: s[GT].get_mask() for s in samples}
-    updates = []
-    pavement = next(
-        s
-        for s in shapes
-        if s["frame"] == 0 and by_id[s["label_id"]] == "Pavement"
-    )
-    updates.append(_relabel(pavement, labels["Pavement"], labels["Road"]))
-    expected[samples[0].id][expected[samples[0].id] == PAVEMENT] = ROAD
+    # of frame 1 over a piece of road, paints a pedestrian with a hole into
+    # the sky of frame 2, confirms the patch of frame 0 and rejects that of
+    # frame 1
+    def shape_of(frame, name):
+        return next(
+            s
+            for s in shapes
+            if s["frame"] == frame and by_id[s["label_id"]] == name
+        )
 
-    gt1 = expected[samples[1].id]
-    car = next(
-        s for s in shapes if s["frame"] == 1 and by_id[s["label_id"]] == "Car"
-    )
+    expected = {s.id: s[GT].get_mask() for s in samples}
+    gt0, gt1, gt2 = (expected[s.id] for s in samples[:3])
+    updates = [
+        _relabel(shape_of(0, "Pavement"), labels["Pavement"], labels["Road"])
+    ]
+    gt0[gt0 == PAVEMENT] = ROAD
+
+    car = shape_of(1, "Car")
     y, x = _inside(gt1, ROAD, 12, 30)
     grown = points_mask(car["points"], gt1.shape)
     grown[y : y + 12, x : x + 30] = True
     updates.append(dict(car, points=mask_points(grown)))
     gt1[grown] = CAR
 
-    gt2 = expected[samples[2].id]
     y, x = _inside(gt2, SKY, 20, 8)
     person = np.zeros(gt2.shape, dtype=bool)
     person[y : y + 20, x : x + 8] = True
-    person[y + 5 : y + 8, x + 2 : x + 5] = False  # a hole stays sky
+    person[y + 5 : y + 8, x + 2 : x + 5] = False
     gt2[person] = PEDESTRIAN
 
     verdicts = {}
+    refs = _references(shapes, labels)
     for frame, mark in ((0, "confirmed"), (1, "rejected")):
-        patch_id, (_, ref) = next(
-            (k, v) for k, v in refs.items() if v[0] == frame
-        )
-        updates.append(_mark(ref, specs, review=mark))
+        patch_id = next(k for k, (f, _) in refs.items() if f == frame)
+        updates.append(_mark(refs[patch_id][1], specs, review=mark))
         verdicts[patch_id] = mark
     live.edit_shapes(job, "update", updates)
+    pedestrian = labels["Pedestrian"]["id"]
     live.edit_shapes(
-        job,
-        "create",
-        [
-            _new_shape(
-                2, labels["Pedestrian"]["id"], "mask", mask_points(person)
-            )
-        ],
+        job, "create", [_new_shape(2, pedestrian, "mask", mask_points(person))]
     )
 
     counts = foo.execute_operator(
