@@ -154,10 +154,11 @@ class CvatServer:
             json={"version": 0, "tags": [], "shapes": shapes, "tracks": []},
         )
 
-    def task_ids(self, name: str) -> list[int]:
-        """The ids of the tasks named ``name``."""
-        page = self.api("GET", "/api/tasks", params={"name": name}).json()
-        return [t["id"] for t in page["results"] if t["name"] == name]
+    def task_ids(self, name: str | None = None) -> list[int]:
+        """The ids of the tasks (named ``name``, if given)."""
+        params = {"page_size": 1000, **({"name": name} if name else {})}
+        page = self.api("GET", "/api/tasks", params=params).json()
+        return [t["id"] for t in page["results"] if name in (None, t["name"])]
 
     def stop_api_server(self) -> None:
         """Stops the API process (uvicorn) by the PID it recorded; the

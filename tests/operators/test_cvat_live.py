@@ -337,10 +337,14 @@ def cvat_server():
 
 @pytest.fixture
 def live(cvat_server, monkeypatch):
-    """The server, its credentials set where FIXER reads them."""
+    """The server, its credentials set where FIXER reads them; the tasks
+    a test leaves there are deleted after it."""
     for name, value in cvat_server.env().items():
         monkeypatch.setenv(name, value)
-    return cvat_server
+    before = set(cvat_server.task_ids())
+    yield cvat_server
+    for task_id in set(cvat_server.task_ids()) - before:
+        cvat_server.api("DELETE", f"/api/tasks/{task_id}")
 
 
 @pytest.fixture(scope="module")
@@ -698,7 +702,6 @@ def test_server_lost_mid_upload_names_the_task_left_behind(
     assert not {"fixer_cvat_lost", "fixer_cvat_lost_patches"} & set(schema)
     (task_id,) = live.task_ids(task)
     assert len(live.frame_names(task_id)) == NUM_IMAGES
-    live.api("DELETE", f"/api/tasks/{task_id}")
 
 
 def test_archive_round_trip_through_a_real_cvat_task(live, dataset, tmp_path):
@@ -725,14 +728,8 @@ def test_archive_round_trip_through_a_real_cvat_task(live, dataset, tmp_path):
         json.loads((folder / "cvat_labels.json").read_text()),
         sorted((folder / "images").iterdir()),
     )
-    try:
-        live.import_annotations(
-            task_id, folder / "annotations.xml", "CVAT 1.1"
-        )
-        exported = _edit_and_export(live, task_id, dataset)
-    finally:
-        live.api("DELETE", f"/api/tasks/{task_id}")
-    edited, expected, verdicts = exported
+    live.import_annotations(task_id, folder / "annotations.xml", "CVAT 1.1")
+    edited, expected, verdicts = _edit_and_export(live, task_id, dataset)
     path = tmp_path / "edited.zip"
     path.write_bytes(edited)
     counts = foo.execute_operator(
