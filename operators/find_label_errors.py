@@ -14,6 +14,7 @@ from ._inputs import (
     field_dropdown,
     gt_field_dropdown,
     new_run_key,
+    refuse,
     string_fields,
 )
 from ._params import CONFIG_FIELDS, find_params, flat_params, joined
@@ -27,6 +28,8 @@ from ._pipeline import (
 )
 from ._progress import report_progress
 
+_DATASET, _DATASET_VIEW = "DATASET", "DATASET_VIEW"
+_CURRENT_VIEW = "CURRENT_VIEW"
 _SOURCES = (
     ("stored", "Stored", "Per-sample .npy/.npz files named by a field"),
     ("model", "My model", "A TorchScript file or package.module:factory"),
@@ -192,7 +195,8 @@ class FindLabelErrors(foo.Operator):
 
 
 def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
-    inputs.view_target(ctx)
+    if not _target_inputs(ctx, inputs):
+        return False
     if not gt_field_dropdown(
         ctx, inputs, "The segmentation labels to check (never modified)"
     ):
@@ -238,6 +242,50 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
             default=f.default,
             label=name.replace("_", " ").capitalize(),
             description=_CONFIG_HELP[f.name],
+        )
+    return True
+
+
+def _target_inputs(ctx, inputs: types.Object) -> bool:
+    """The samples to search: the whole dataset unless the user picks the
+    current view or selection (a run on a subset replaces a run of the
+    same key on the whole dataset, so the form says so). On a patches or
+    frames view, whose own targets hold no images, "Dataset" is offered."""
+    generated = ctx.view._is_generated
+    default = _DATASET_VIEW if generated else _DATASET
+    inputs.view_target(
+        ctx,
+        default_target=default,
+        allow_dataset_view=generated,
+        dataset_view_description="Search every image of the dataset",
+    )
+    target = (
+        ctx.params.get("view_target")
+        or ctx.request_params.get("view_target")
+        or default
+    )
+    if generated and target != _DATASET_VIEW:
+        return refuse(
+            inputs,
+            "target_error",
+            types.Warning(
+                label="This view shows patches or frames, not images; "
+                "choose Dataset"
+            ),
+        )
+    if target in (_DATASET, _DATASET_VIEW):
+        view = ctx.dataset
+    elif target == _CURRENT_VIEW:
+        view = ctx.view
+    else:
+        view = ctx.dataset.select(ctx.selected)
+    count, total = len(view), len(ctx.dataset)
+    if count < total:
+        inputs.view(
+            "target_notice",
+            types.Notice(
+                label=f"Searches {count} of the dataset's {total} samples"
+            ),
         )
     return True
 
