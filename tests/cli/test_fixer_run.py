@@ -240,3 +240,62 @@ def test_camvid_demo_runs_the_model_on_real_images(cli_env):
         assert "planted errors recovered" in out
     finally:
         dataset.delete()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_serves_the_result_until_interrupted(cli_env):
+    """``--app`` opens the App on the run's view; its view is part of the
+    session's initial state, so a slow connection cannot fail it."""
+    import signal
+    import time
+    import urllib.request
+
+    import fiftyone as fo
+
+    port = _free_port()
+    args = ["--scenes", "--num-images", "4", "--dataset", "cli-app"]
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *args, "--app", "--port", str(port)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if line.startswith("App at "):
+                break
+        else:
+            pytest.fail(f"no App line; stderr:\n{proc.stderr.read()}")
+        url = f"http://127.0.0.1:{port}/datasets/cli-app"
+        assert url in line
+        answered = False
+        for _ in range(120):  # the server may be slow on a busy machine
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    answered = response.status == 200
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(1)
+        assert answered
+        time.sleep(3)  # the session's client connects meanwhile
+        assert proc.poll() is None, proc.stderr.read()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        if fo.dataset_exists("cli-app"):
+            fo.delete_dataset("cli-app")
+    assert "Client is not connected" not in err
+    assert "Traceback" not in err
