@@ -412,8 +412,8 @@ def _load_camvid(fo, args, camvid: Path):
 
     targets, colors = read_classes(camvid / "classes.json")
     names = sorted(p.stem for p in (camvid / "images" / "val").glob("*.jpg"))
-    if args.num_images:
-        names = names[: args.num_images]
+    n = min(args.num_images or 50, len(names))
+    names = names[:: len(names) // n][:n]  # spread over the val sequences
     root = HOME / "demo" / f"camvid-seed{args.seed}"
     (root / "masks").mkdir(parents=True, exist_ok=True)
     dataset = new_dataset(
@@ -729,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--num-images",
         type=int,
-        help="images in the demo (default: 32 scenes, the 101 CamVid "
+        help="images in the demo (default: 32 scenes, 50 of the 101 CamVid "
         "val images)",
     )
     demo.add_argument(
