@@ -93,6 +93,10 @@ def test_folder_run_finds_errors_and_colours_masks(cli_env, tmp_path):
         scheme = dataset.app_config.color_scheme
         gt = next(f for f in scheme.fields if f["path"] == "ground_truth")
         assert len(gt["maskTargetsColors"]) == 3
+        corrected = next(
+            f for f in scheme.fields if f["path"] == "fixer_corrected"
+        )
+        assert corrected["maskTargetsColors"] == gt["maskTargetsColors"]
         assert dataset.app_config.active_fields.paths == [
             "ground_truth",
             "fixer_patches",
