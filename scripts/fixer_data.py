@@ -50,6 +50,7 @@ class Demo:
 
     known: list  # fixer_core.evaluation.KnownError
     class_names: tuple[str, ...]
+    real: bool = False  # real labels, with errors of their own
 
 
 # -- datasets the user owns --------------------------------------------------

@@ -458,7 +458,7 @@ def _load_camvid(fo, args, camvid: Path):
     dataset.add_samples(samples)
     dataset.compute_metadata()
     set_mask_colors(fo, dataset, "ground_truth", colors)
-    return dataset, Demo(known, classes)
+    return dataset, Demo(known, classes, real=True)
 
 
 def _clean(fo) -> int:
@@ -511,7 +511,7 @@ def _print_summary(dataset, run_key: str, demo: Demo | None) -> None:
     if note:
         print(f"  {note}")
     if demo is not None:
-        _print_recovery(dataset, run_key, demo.known, demo.class_names)
+        _print_recovery(dataset, run_key, demo)
     print(f"\nSaved views: {', '.join(dataset.list_saved_views())}")
 
 
@@ -544,11 +544,12 @@ def _print_report(foo, dataset, run_key: str, per_class: int) -> None:
     )
 
 
-def _print_recovery(dataset, run_key, known, class_names) -> None:
+def _print_recovery(dataset, run_key: str, demo: Demo) -> None:
     from fixer_core import Patch
     from fixer_core.evaluation import recovery_by_type
 
-    index = {class_name: k for k, class_name in enumerate(class_names)}
+    known = demo.known
+    index = {name: k for k, name in enumerate(demo.class_names)}
     patches = []
     view = dataset.select_fields([f"{run_key}_patches", "ground_truth"])
     for i, sample in enumerate(view):
@@ -586,8 +587,15 @@ def _print_recovery(dataset, run_key, known, class_names) -> None:
         f"\n  patches on planted errors: {on_errors} of {len(patches)} "
         "(mostly planted pixels)"
     )
+    if demo.real:
+        print(
+            "  (real labels hold errors of their own: not all the others "
+            "are false)"
+        )
     print("  planted errors recovered (>= half their pixels flagged):")
     for error_type, r in recovery_by_type(patches, known).items():
+        if not r.total:
+            continue
         print(
             f"    {error_type:15s} {r.found:3d} / {r.total:3d} "
             f"({r.recall:.0%}); right suggestion {r.suggested_right}, "
