@@ -467,7 +467,7 @@ def color_patches(dataset: fo.Dataset, run_key: str) -> None:
     entries = {f.get("path"): f for f in scheme.fields or []}
     added = []
     if fields["patches"] not in entries:
-        added.append({"path": fields["patches"], "fieldColor": PATCH_COLOR})
+        added.append(_patch_colors(fields["patches"]))
     gt = dataset.get_run_info(run_key).config.gt_field
     colors = (entries.get(gt) or {}).get("maskTargetsColors")
     if colors and fields["corrected"] not in entries:
@@ -480,13 +480,26 @@ def color_patches(dataset: fo.Dataset, run_key: str) -> None:
         dataset.save()
 
 
+def _patch_colors(path: str) -> dict:
+    """The patches' colour entry: one colour whether the App colours by
+    field or by value (as it must to draw masks in class colours)."""
+    return {
+        "path": path,
+        "fieldColor": PATCH_COLOR,
+        "colorByAttribute": "error_type",
+        "valueColors": [
+            {"value": t, "color": PATCH_COLOR} for t in ERROR_TYPES
+        ],
+    }
+
+
 def _uncolor_patches(dataset: fo.Dataset, run_key: str) -> None:
     """Removes the colours :func:`color_patches` set (a user's are kept)."""
     scheme = dataset.app_config.color_scheme
     if scheme is None or not scheme.fields:
         return
     fields = output_fields(run_key)
-    ours = {"path": fields["patches"], "fieldColor": PATCH_COLOR}
+    ours = _patch_colors(fields["patches"])
     kept = [
         f
         for f in scheme.fields

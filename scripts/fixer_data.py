@@ -75,8 +75,10 @@ def new_dataset(fo, name: str, *, overwrite: bool, demo: bool = False):
 
 
 def set_mask_colors(fo, dataset, field: str, colors: dict[int, str]) -> None:
-    """Draws ``field`` in the App with one colour per mask value."""
+    """Draws ``field`` in the App with one colour per mask value (the App
+    then colours labels by value)."""
     scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+    scheme.color_by = "value"
     entries = [f for f in (scheme.fields or []) if f.get("path") != field]
     entries.append(
         {

@@ -38,7 +38,7 @@ from app_driver import (  # noqa: E402
 )
 
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
-NUM_IMAGES = 24
+NUM_IMAGES = 16
 CAMVID = REPO.parent / "shared" / "data" / "camvid"
 RUN_KEY = "fixer"
 
@@ -136,7 +136,7 @@ def _demo_dataset(root: Path, camvid: Path):
         run_key=RUN_KEY,
     )
     dataset.app_config.active_fields = fo.ActiveFields(
-        paths=["ground_truth", f"{RUN_KEY}_patches"]
+        paths=[f"{RUN_KEY}_patches", "ground_truth"]
     )
     dataset.save()
     return dataset
@@ -165,10 +165,22 @@ def _issue_view(app, dataset, path: Path) -> None:
         sample[f"{RUN_KEY}_patches"].detections, key=lambda d: d.confidence
     )
     app.open_sample(0)
-    app.hover_label(best.bounding_box, sample.metadata).wait_for()
+    app.hover_label(_inside(best), sample.metadata).wait_for()
     app.page.wait_for_timeout(500)
     app.page.screenshot(path=str(path))
     app.close_modal()
+
+
+def _inside(detection) -> list[float]:
+    """A zero-size box on the patch pixel nearest its mask's centre (the
+    centre of its box may fall outside an irregular patch)."""
+    import numpy as np
+
+    ys, xs = np.nonzero(detection.mask)
+    i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+    x, y, w, h = detection.bounding_box
+    mh, mw = detection.mask.shape
+    return [x + (xs[i] + 0.5) / mw * w, y + (ys[i] + 0.5) / mh * h, 0, 0]
 
 
 def _panel(app, dataset, path: Path) -> None:
