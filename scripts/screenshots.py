@@ -8,8 +8,8 @@ ESPNet model beside it, as ``fixer_run.py`` does) on a throwaway MongoDB
 and plugins dir (the test suite's isolation: your FiftyOne database is
 never touched), runs the finder, starts the App server and drives Debian's
 Chromium with the end-to-end tests' App driver (``tests/e2e/app_driver.py``):
-the ``find_label_errors`` form; a sample of the ``general`` issue view
-with a patch hovered; the FIXER panel. Needs ``playwright`` (dev extras)
+the ``find_label_errors`` form; the best sample of the ``general`` issue
+view; the FIXER panel. Needs ``playwright`` (dev extras)
 and ``apt-get install -y chromium``; on failure it leaves a screenshot and
 the server log in ``test-artifacts/screenshots/``.
 """
@@ -156,31 +156,19 @@ def _operator_form(app, dataset, path: Path) -> None:
 
 
 def _issue_view(app, dataset, path: Path) -> None:
+    """The best sample of the ``general`` view: the ground truth in its
+    class colours, the patches in magenta labelled with their suggested
+    class (no tooltip: hovering shows the ground truth's, on top)."""
     dataset.reload()  # the run was written by the App server
-    view_name = f"{RUN_KEY}-general"
     app.open(dataset.name)
-    app.open_saved_view(view_name)
-    sample = dataset.load_saved_view(view_name).first()
-    best = max(
-        sample[f"{RUN_KEY}_patches"].detections, key=lambda d: d.confidence
-    )
+    app.open_saved_view(f"{RUN_KEY}-general")
     app.open_sample(0)
-    app.hover_label(_inside(best), sample.metadata).wait_for()
-    app.page.wait_for_timeout(500)
+    frame = app.page.get_by_test_id("modal-looker-container")
+    frame.locator("canvas[canvas-loaded=true]").wait_for()
+    app.page.mouse.move(0, 0)
+    app.page.wait_for_timeout(1500)
     app.page.screenshot(path=str(path))
     app.close_modal()
-
-
-def _inside(detection) -> list[float]:
-    """A zero-size box on the patch pixel nearest its mask's centre (the
-    centre of its box may fall outside an irregular patch)."""
-    import numpy as np
-
-    ys, xs = np.nonzero(detection.mask)
-    i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
-    x, y, w, h = detection.bounding_box
-    mh, mw = detection.mask.shape
-    return [x + (xs[i] + 0.5) / mw * w, y + (ys[i] + 0.5) / mh * h, 0, 0]
 
 
 def _panel(app, dataset, path: Path) -> None:
@@ -191,7 +179,12 @@ def _panel(app, dataset, path: Path) -> None:
     panel = app.page.get_by_test_id("panel-content-fixer_panel")
     panel.get_by_text("Issue", exact=True).wait_for()
     app.page.mouse.move(0, 0)  # no hovered thumbnail
-    app.page.wait_for_timeout(2000)  # thumbnails and plots settle
+    thumbnails = app.page.get_by_test_id("looker")
+    for i in range(min(4, len(dataset))):
+        thumbnails.nth(i).locator("canvas[canvas-loaded=true]").wait_for(
+            timeout=120_000
+        )
+    app.page.wait_for_timeout(3000)  # thumbnails and plots settle
     app.page.screenshot(path=str(path))
 
 
