@@ -14,7 +14,6 @@ from ._inputs import (
     field_dropdown,
     gt_field_dropdown,
     new_run_key,
-    refuse,
     string_fields,
 )
 from ._params import CONFIG_FIELDS, find_params, flat_params, joined
@@ -28,8 +27,7 @@ from ._pipeline import (
 )
 from ._progress import report_progress
 
-_DATASET, _DATASET_VIEW = "DATASET", "DATASET_VIEW"
-_CURRENT_VIEW = "CURRENT_VIEW"
+_DATASET = "DATASET"
 _SOURCES = (
     ("stored", "Stored", "Per-sample .npy/.npz files named by a field"),
     ("model", "My model", "A TorchScript file or package.module:factory"),
@@ -105,7 +103,7 @@ class FindLabelErrors(foo.Operator):
     def execute(self, ctx):
         params = find_params(ctx.params)
         yield from report_progress(
-            ctx, run_find_label_errors(ctx.target_view(), params), "FIXER"
+            ctx, run_find_label_errors(_target_view(ctx), params), "FIXER"
         )
         summary = load_run_summary(ctx.dataset, params.run_key)
         color_patches(ctx.dataset, params.run_key)
@@ -195,8 +193,7 @@ class FindLabelErrors(foo.Operator):
 
 
 def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
-    if not _target_inputs(ctx, inputs):
-        return False
+    _target_inputs(ctx, inputs)
     if not gt_field_dropdown(
         ctx, inputs, "The segmentation labels to check (never modified)"
     ):
@@ -246,48 +243,33 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
     return True
 
 
-def _target_inputs(ctx, inputs: types.Object) -> bool:
-    """The samples to search: the whole dataset unless the user picks the
-    current view or selection (a run on a subset replaces a run of the
-    same key on the whole dataset, so the form says so). On a patches or
-    frames view, whose own targets hold no images, "Dataset" is offered."""
+def _target_inputs(ctx, inputs: types.Object) -> None:
+    """The samples to search, and a notice when they are not the whole
+    dataset (a run replaces the previous run of its key)."""
     generated = ctx.view._is_generated
-    default = _DATASET_VIEW if generated else _DATASET
-    inputs.view_target(
-        ctx,
-        default_target=default,
-        allow_dataset_view=generated,
-        dataset_view_description="Search every image of the dataset",
-    )
-    target = (
-        ctx.params.get("view_target")
-        or ctx.request_params.get("view_target")
-        or default
-    )
-    if generated and target != _DATASET_VIEW:
-        return refuse(
-            inputs,
-            "target_error",
-            types.Warning(
-                label="This view shows patches or frames, not images; "
-                "choose Dataset"
-            ),
-        )
-    if target in (_DATASET, _DATASET_VIEW):
-        view = ctx.dataset
-    elif target == _CURRENT_VIEW:
-        view = ctx.view
-    else:
-        view = ctx.dataset.select(ctx.selected)
+    inputs.view_target(ctx, default_target=None if generated else _DATASET)
+    view = _target_view(ctx)
     count, total = len(view), len(ctx.dataset)
-    if count < total:
-        inputs.view(
-            "target_notice",
-            types.Notice(
-                label=f"Searches {count} of the dataset's {total} samples"
-            ),
+    if generated:
+        label = (
+            f"The App shows patches: the run searches all {total} samples "
+            "of the dataset"
         )
-    return True
+    elif count < total:
+        label = (
+            f"Searches {count} of the dataset's {total} samples; choose "
+            "Dataset to search them all"
+        )
+    else:
+        return
+    inputs.view("target_notice", types.Notice(label=label))
+
+
+def _target_view(ctx):
+    """The chosen target; a patches or frames view stands for the whole
+    dataset, since FIXER searches images."""
+    view = ctx.target_view()
+    return ctx.dataset if view._is_generated else view
 
 
 def _probability_inputs(ctx, inputs: types.Object) -> bool:

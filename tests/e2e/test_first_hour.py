@@ -1,5 +1,6 @@
 """A new user's first run from the App (issue 26): on the patches view the
-App shows after a run, the form's defaults rerun the whole dataset."""
+App shows after a run, the form's defaults rerun the whole dataset, and
+the form says so."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def test_rerun_from_the_patches_view_with_the_defaults(app, camvid_run):
     app.open_saved_view("fixer-patches")
     form = app.open_operator("Find label errors")
     expect(form.get_by_text("will be replaced")).to_be_visible()
-    expect(form.get_by_role("radio", name="Dataset")).to_be_checked()
+    expect(form.get_by_text("The App shows patches")).to_be_visible()
     app.fill("Prior strength", "0")  # simulated probabilities: no prior
     app.execute()
     app.finish_progress("FIXER run 'fixer':")

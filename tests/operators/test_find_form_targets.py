@@ -46,40 +46,32 @@ def test_on_the_patches_view_the_form_targets_the_images(
     fixer_plugin, with_run
 ):
     props = _form(fixer_plugin, with_run, view_name="fixer-patches")
-    assert props["view_target"].default == "DATASET_VIEW"
     assert _invalid(props) == {}
     assert "will be replaced" in props["run_key_notice"].view.label
-    assert "target_notice" not in props
-
-    refused = _form(
-        fixer_plugin,
-        with_run,
-        view_name="fixer-patches",
-        view_target="BASE_VIEW",
-    )
-    assert "target_error" in _invalid(refused)
+    notice = props["target_notice"].view.label
+    assert notice.startswith("The App shows patches: the run searches all 6")
 
 
-def test_run_from_the_patches_view_replaces_the_whole_run(with_run):
-    patches = with_run.load_saved_view("fixer-patches")
-    result = foo.execute_operator(
-        FIND,
-        dict(view=patches, params={**PARAMS, "view_target": "DATASET_VIEW"}),
-    )
+@pytest.mark.parametrize("target", [None, "CURRENT_VIEW", "BASE_VIEW"])
+def test_run_from_the_patches_view_replaces_the_whole_run(with_run, target):
+    patches = with_run.load_saved_view("fixer-patches").limit(3)
+    params = dict(PARAMS)
+    if target:
+        params["view_target"] = target
+    result = foo.execute_operator(FIND, dict(view=patches, params=params))
     result.raise_exceptions()
     summary = with_run.load_run_results("fixer", cache=False).summary
     assert summary["num_images"] == len(with_run)
 
 
-def test_on_a_subset_the_default_is_the_dataset_and_a_subset_is_said(
-    fixer_plugin, with_run
-):
+def test_a_run_on_a_subset_is_said(fixer_plugin, with_run):
     subset = with_run.limit(2)._serialize()
     props = _form(fixer_plugin, with_run, stages=subset)
     assert props["view_target"].default == "DATASET"
-    assert "target_notice" not in props
     props = _form(
         fixer_plugin, with_run, stages=subset, view_target="CURRENT_VIEW"
     )
     notice = props["target_notice"].view.label
-    assert notice == "Searches 2 of the dataset's 6 samples"
+    assert notice.startswith("Searches 2 of the dataset's 6 samples")
+    props = _form(fixer_plugin, with_run, stages=subset, view_target="DATASET")
+    assert "target_notice" not in props
