@@ -12,5 +12,4 @@ for arg in "$@"; do
     fi
 done
 bash scripts/setup.sh
-export FIFTYONE_DATABASE_VALIDATION=${FIFTYONE_DATABASE_VALIDATION:-false}
 exec "$PY" scripts/fixer_run.py "$@"

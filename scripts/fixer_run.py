@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     _use_plugin_from_repo()
+    # FiftyOne's notice about the bundled MongoDB's version, not for users
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
     import fiftyone as fo
     import fiftyone.operators as foo
