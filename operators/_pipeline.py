@@ -459,30 +459,58 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
 def color_patches(dataset: fo.Dataset, run_key: str) -> None:
     """Gives the run's patches a colour of their own in the App (unless the
     dataset's colour scheme already sets one), so that they never share the
-    ground truth's colour. The App shows it from the next time the dataset
-    is loaded."""
-    path = output_fields(run_key)["patches"]
+    ground truth's colour, and draws the corrected masks in the ground
+    truth's class colours, if it has some. The App shows them from the next
+    time the dataset is loaded."""
+    fields = output_fields(run_key)
     scheme = dataset.app_config.color_scheme or fo.ColorScheme()
-    fields = list(scheme.fields or [])
-    if any(f.get("path") == path for f in fields):
-        return
-    scheme.fields = fields + [{"path": path, "fieldColor": PATCH_COLOR}]
-    dataset.app_config.color_scheme = scheme
-    dataset.save()
+    entries = {f.get("path"): f for f in scheme.fields or []}
+    added = []
+    if fields["patches"] not in entries:
+        added.append(_patch_colors(fields["patches"]))
+    gt = dataset.get_run_info(run_key).config.gt_field
+    colors = (entries.get(gt) or {}).get("maskTargetsColors")
+    if colors and fields["corrected"] not in entries:
+        added.append(
+            {"path": fields["corrected"], "maskTargetsColors": colors}
+        )
+    if added:
+        scheme.fields = list(scheme.fields or []) + added
+        dataset.app_config.color_scheme = scheme
+        dataset.save()
+
+
+def _patch_colors(path: str) -> dict:
+    """The patches' colour entry: one colour whether the App colours by
+    field or by value (as it must to draw masks in class colours)."""
+    return {
+        "path": path,
+        "fieldColor": PATCH_COLOR,
+        "colorByAttribute": "error_type",
+        "valueColors": [
+            {"value": t, "color": PATCH_COLOR} for t in ERROR_TYPES
+        ],
+    }
 
 
 def _uncolor_patches(dataset: fo.Dataset, run_key: str) -> None:
-    """Removes the colour :func:`color_patches` set (a user's is kept)."""
+    """Removes the colours :func:`color_patches` set (a user's are kept)."""
     scheme = dataset.app_config.color_scheme
     if scheme is None or not scheme.fields:
         return
-    ours = {
-        "path": output_fields(run_key)["patches"],
-        "fieldColor": PATCH_COLOR,
-    }
-    fields = [f for f in scheme.fields if dict(f) != ours]
-    if len(fields) != len(scheme.fields):
-        scheme.fields = fields
+    fields = output_fields(run_key)
+    ours = _patch_colors(fields["patches"])
+    kept = [
+        f
+        for f in scheme.fields
+        if dict(f) != ours
+        and not (
+            f.get("path") == fields["corrected"]
+            and set(f) == {"path", "maskTargetsColors"}
+        )
+    ]
+    if len(kept) != len(scheme.fields):
+        scheme.fields = kept
         dataset.save()
 
 

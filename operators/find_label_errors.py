@@ -27,6 +27,7 @@ from ._pipeline import (
 )
 from ._progress import report_progress
 
+_DATASET = "DATASET"
 _SOURCES = (
     ("stored", "Stored", "Per-sample .npy/.npz files named by a field"),
     ("model", "My model", "A TorchScript file or package.module:factory"),
@@ -102,7 +103,7 @@ class FindLabelErrors(foo.Operator):
     def execute(self, ctx):
         params = find_params(ctx.params)
         yield from report_progress(
-            ctx, run_find_label_errors(ctx.target_view(), params), "FIXER"
+            ctx, run_find_label_errors(_target_view(ctx), params), "FIXER"
         )
         summary = load_run_summary(ctx.dataset, params.run_key)
         color_patches(ctx.dataset, params.run_key)
@@ -192,7 +193,7 @@ class FindLabelErrors(foo.Operator):
 
 
 def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
-    inputs.view_target(ctx)
+    _target_inputs(ctx, inputs)
     if not gt_field_dropdown(
         ctx, inputs, "The segmentation labels to check (never modified)"
     ):
@@ -240,6 +241,35 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
             description=_CONFIG_HELP[f.name],
         )
     return True
+
+
+def _target_inputs(ctx, inputs: types.Object) -> None:
+    """The samples to search, and a notice when they are not the whole
+    dataset (a run replaces the previous run of its key)."""
+    generated = ctx.view._is_generated
+    inputs.view_target(ctx, default_target=None if generated else _DATASET)
+    view = _target_view(ctx)
+    count, total = len(view), len(ctx.dataset)
+    if generated:
+        label = (
+            f"The App shows patches: the run searches all {total} samples "
+            "of the dataset"
+        )
+    elif count < total:
+        label = (
+            f"Searches {count} of the dataset's {total} samples; choose "
+            "Dataset to search them all"
+        )
+    else:
+        return
+    inputs.view("target_notice", types.Notice(label=label))
+
+
+def _target_view(ctx):
+    """The chosen target; a patches or frames view stands for the whole
+    dataset, since FIXER searches images."""
+    view = ctx.target_view()
+    return ctx.dataset if view._is_generated else view
 
 
 def _probability_inputs(ctx, inputs: types.Object) -> bool:

@@ -33,10 +33,12 @@ class GetLabelErrorRunInfo(foo.Operator):
         run_key = ctx.params["run_key"]
         info = ctx.dataset.get_run_info(run_key)
         summary = load_run_summary(ctx.dataset, run_key)
+        config = info.config.serialize()
         return {
+            **_readable(summary, config),
             "run_key": run_key,
             "timestamp": str(info.timestamp),
-            "config": info.config.serialize(),
+            "config": config,
             "totals": summary["totals"],
             "issue_share": round(summary["issue_share"], 3),
             "weakly_predicted": summary.get("weakly_predicted", {}),
@@ -58,30 +60,92 @@ class GetLabelErrorRunInfo(foo.Operator):
         outputs = types.Object()
         outputs.str("run_key", label="Run key")
         outputs.str("timestamp", label="Finished")
-        outputs.obj(
-            "totals",
-            label="Patches and pixels by error type",
-            view=types.JSONView(),
+        _table(
+            outputs,
+            "by_type",
+            "Patches by error type",
+            (
+                ("error_type", "Error type"),
+                ("patches", "Patches"),
+                ("pixels", "Pixels"),
+            ),
         )
-        outputs.float(
-            "issue_share", label="Share of flagged pixels in specific issues"
+        outputs.str(
+            "share_in_issues",
+            label="Share of flagged pixels in specific issues",
         )
-        outputs.obj(
-            "weakly_predicted",
-            label="Classes the model barely predicts (their labels are "
-            "checked weakly): mean probability on their pixels",
-            view=types.JSONView(),
+        _table(
+            outputs,
+            "issues",
+            "Specific issues",
+            (
+                ("name", "Issue"),
+                ("num_patches", "Patches"),
+                ("num_images", "Images"),
+                ("num_pixels", "Pixels"),
+            ),
         )
-        table = types.TableView()
-        for key, label in (
-            ("name", "Issue"),
-            ("num_patches", "Patches"),
-            ("num_images", "Images"),
-            ("num_pixels", "Pixels"),
-        ):
-            table.add_column(key, label=label)
-        outputs.list(
-            "issues", types.Object(), label="Specific issues", view=table
+        _table(
+            outputs,
+            "weak_classes",
+            "Classes the model barely predicts (their labels are checked "
+            "weakly)",
+            (
+                ("class", "Class"),
+                ("mean_probability", "Mean probability on its pixels"),
+            ),
         )
-        outputs.obj("config", label="Parameters", view=types.JSONView())
+        _table(
+            outputs,
+            "parameters",
+            "Parameters",
+            (("name", "Parameter"), ("value", "Value")),
+        )
         return types.Property(outputs)
+
+
+def _table(outputs, name: str, label: str, columns) -> None:
+    table = types.TableView()
+    for key, title in columns:
+        table.add_column(key, label=title)
+    outputs.list(name, types.Object(), label=label, view=table)
+
+
+def _readable(summary: dict, config: dict) -> dict:
+    """The run's numbers as the App shows them: tables of text, shares as
+    percentages."""
+    weak = summary.get("weakly_predicted", {})
+    return {
+        "by_type": [
+            {
+                "error_type": t.replace("_", " "),
+                "patches": v.get("patches", 0),
+                "pixels": v.get("pixels", 0),
+            }
+            for t, v in summary["totals"].items()
+        ],
+        "share_in_issues": f"{summary['issue_share']:.0%}",
+        "weak_classes": [
+            {"class": name, "mean_probability": f"{p:.1%}"}
+            for name, p in weak.items()
+        ],
+        "parameters": [
+            {"name": k, "value": _text(v)}
+            for k, v in _flat(config)
+            if k not in ("cls", "type", "method")
+        ],
+    }
+
+
+def _flat(values: dict, prefix: str = ""):
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)

@@ -1,33 +1,72 @@
 """Run FIXER end to end: load a dataset into FiftyOne, find label errors
 through the plugin's operator, and print what it found.
 
-With no data arguments it builds a small, clearly labelled demo: generated
-indoor scenes with planted errors of all three types and matching
-probabilities. With ``--images/--masks/--probs/--classes`` it runs on a real
-folder of images, masks and probability files.
+With no data arguments it runs a demo with planted label errors: on real
+CamVid street images when ``../shared/data/camvid`` (or ``--camvid DIR``)
+is there, else on generated indoor scenes. With
+``--images/--masks/--probs/--classes`` it runs on your own folder.
 
     python scripts/fixer_run.py                 # demo
     python scripts/fixer_run.py --app           # demo, then open the App
     python scripts/fixer_run.py --images IMG --masks MASKS --probs PROBS \\
         --classes classes.json --dataset my-data
+
+Demo files go to ~/.fixer (or $FIXER_HOME); datasets are kept in
+FiftyOne's database until you delete them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# this checkout's fixer_core (not another install's), and fixer_data
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 HOME = Path(os.environ.get("FIXER_HOME", Path.home() / ".fixer"))
+SHARED_CAMVID = REPO.parent / "shared" / "data" / "camvid"
+PROG = "fixer_run"
+
+from fixer_data import (  # noqa: E402
+    ESPNET_PREPROCESS,
+    Demo,
+    InputError,
+    camvid_model,
+    check_pair,
+    folder_pairs,
+    new_dataset,
+    num_probability_classes,
+    palette_colors,
+    plant_camvid_errors,
+    planted_detection,
+    read_classes,
+    set_mask_colors,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"{PROG}: (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
     _use_plugin_from_repo()
+    # FiftyOne's notice about the bundled MongoDB's version, not for users
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
     import fiftyone as fo
     import fiftyone.operators as foo
@@ -36,59 +75,107 @@ def main(argv: list[str] | None = None) -> int:
     from fixer_core.synthetic import SIMULATED_MODEL
 
     logging.getLogger("fiftyone").setLevel(logging.INFO)
+    if args.clean:
+        return _clean(fo)
 
+    camvid = _camvid_dir(args)
     if args.images:
-        dataset, known = _load_folder(fo, args), None
+        dataset, demo = _load_folder(fo, args), None
+    elif camvid:
+        dataset, demo = _load_camvid(fo, args, camvid)
     else:
-        dataset, known = _load_demo(fo, args)
+        dataset, demo = _load_scenes(fo, args)
+    _Context.dataset = dataset
     print(f"Dataset '{dataset.name}': {len(dataset)} samples")
 
     find = foo.get_operator("@fixer/fixer/find_label_errors")
     # The generated scenes' simulated probabilities and the colour model
     # fitted to them carry no class prior (see FinderConfig.prior_strength)
-    simulated = known is not None and (
-        args.source == "stored" or (args.source == "model" and not args.model)
+    scenes = demo is not None and not camvid
+    simulated = scenes and (
+        _source(args, camvid) == "stored"
+        or (args.source == "model" and not args.model)
     )
     find(
         dataset,
         gt_field="ground_truth",
-        **_source_params(args, dataset),
+        **_source_params(args, dataset, camvid),
         config=FinderConfig(**SIMULATED_MODEL) if simulated else None,
         run_key=args.run_key,
         device=args.device,
     )
-    _print_summary(dataset, args.run_key, known)
+    patches = f"{args.run_key}_patches"
+    dataset.app_config.active_fields = fo.ActiveFields(
+        paths=["ground_truth", patches]
+    )
+    dataset.save()
+    _print_summary(dataset, args.run_key, demo)
     if args.report:
         _print_report(foo, dataset, args.run_key, args.review_per_class)
+    _print_files(dataset, demo, camvid)
 
     if args.app:
-        session = fo.launch_app(
-            dataset, port=args.port, address=args.address, remote=True
-        )
-        session.view = dataset.load_saved_view(f"{args.run_key}-patches")
-        print(f"App at http://{args.address}:{args.port} (Ctrl-C to stop)")
-        session.wait(-1)
+        _open_app(fo, dataset, args)
     return 0
 
 
-def _source_params(args, dataset) -> dict:
-    """The operator's probability-source parameters for ``--source``."""
-    if args.source == "stored":
-        return {"probs_field": "probs_path", "logits": args.logits}
-    if args.source == "model":
-        from fixer_core.models import Preprocess
+def _open_app(fo, dataset, args) -> None:
+    """Serves the App on the dataset, worst samples first, until Ctrl-C.
 
-        model = args.model or _demo_colour_model(dataset)
-        size = _size(args.input_size)
+    The view is part of the session's initial state: setting
+    ``session.view`` afterwards races the session's connection to its
+    server and fails on a busy machine ("Client is not connected")."""
+    view = dataset.sort_by(f"{args.run_key}_error_score", reverse=True)
+    session = fo.launch_app(
+        view=view, port=args.port, address=args.address, remote=True
+    )
+    print(
+        f"App at http://{args.address}:{args.port}/datasets/{dataset.name}"
+        " (Ctrl-C to stop)",
+        flush=True,
+    )
+    session.wait(-1)
+
+
+def _camvid_dir(args) -> Path | None:
+    """The CamVid folder of the real-image demo, if the demo uses one."""
+    if args.images or args.scenes:
+        return None
+    if args.camvid:
+        if not (args.camvid / "classes.json").is_file():
+            raise InputError(
+                f"--camvid: {args.camvid} holds no CamVid copy (no "
+                "classes.json)"
+            )
+        return args.camvid
+    ok = (SHARED_CAMVID / "classes.json").is_file()
+    return SHARED_CAMVID if ok and camvid_model(SHARED_CAMVID) else None
+
+
+def _source(args, camvid: Path | None) -> str:
+    return args.source or ("model" if camvid else "stored")
+
+
+def _source_params(args, dataset, camvid: Path | None) -> dict:
+    """The operator's probability-source parameters for ``--source``."""
+    source = _source(args, camvid)
+    ignore = _ignore_values(args, dataset)
+    if source == "stored":
+        if camvid:
+            raise InputError(
+                "--source stored: the CamVid demo has no stored "
+                "probabilities; use --source model or train"
+            )
+        return {
+            "probs_field": "probs_path",
+            "logits": args.logits,
+            "ignore_values": ignore,
+        }
+    if source == "model":
         return {
             "probs_source": "model",
-            "model": str(model),
-            "model_weights": args.weights,
-            "preprocess": Preprocess(
-                size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
-            )
-            if not args.model
-            else Preprocess(size=size),
+            **_model_params(args, dataset, camvid),
+            "ignore_values": ignore,
         }
     from fixer_core.training import TrainConfig
 
@@ -98,19 +185,86 @@ def _source_params(args, dataset) -> dict:
             folds=args.folds,
             epochs=args.epochs,
             learning_rate=args.learning_rate,
-            train_size=_size(args.train_size),
+            train_size=_size(args.train_size, "--train-size"),
         ),
-        "ignore_values": [255]
-        if "void" in dataset.default_mask_targets.values()
-        else None,
+        "ignore_values": ignore,
     }
 
 
-def _size(text: str | None) -> tuple[int, int] | None:
+def _model_params(args, dataset, camvid: Path | None) -> dict:
+    from fixer_core.models import Preprocess
+
+    size = _size(args.input_size, "--input-size")
+    if args.model:
+        preprocess = Preprocess(
+            size=size,
+            scale=args.scale,
+            mean=_triple(args.mean, "--mean"),
+            std=_triple(args.std, "--std"),
+            channel_order=args.channel_order,
+        )
+        return {
+            "model": args.model,
+            "model_weights": args.weights,
+            "preprocess": preprocess,
+        }
+    if camvid:
+        model = camvid_model(camvid)
+        if model is None:
+            raise InputError(
+                f"--camvid: no ESPNet model beside {camvid} "
+                "(../models/espnet_camvid.pt); pass --model PATH with "
+                "--mean/--std/--channel-order"
+            )
+        return {
+            "model": str(model),
+            "preprocess": Preprocess(**ESPNET_PREPROCESS),
+        }
+    return {
+        "model": str(_demo_colour_model(dataset)),
+        "preprocess": Preprocess(
+            size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+        ),
+    }
+
+
+def _ignore_values(args, dataset) -> list[int] | None:
+    """``--ignore-values``, else the mask values named ``void``."""
+    if args.ignore_values is not None:
+        try:
+            return [
+                int(v) for v in re.split(r"[,\s]+", args.ignore_values) if v
+            ]
+        except ValueError as e:
+            raise InputError(
+                f"--ignore-values: expected integers like 255 or 0,255, "
+                f"got {args.ignore_values!r}"
+            ) from e
+    targets = dataset.default_mask_targets
+    void = [k for k, v in targets.items() if str(v).lower() == "void"]
+    return void or None
+
+
+def _size(text: str | None, flag: str) -> tuple[int, int] | None:
     if not text:
         return None
-    h, w = (int(v) for v in text.replace(",", " ").split())
+    try:
+        h, w = (int(v) for v in re.split(r"[,\s]+", text.strip()))
+    except ValueError as e:
+        raise InputError(
+            f"{flag}: expected H,W such as 360,480, got {text!r}"
+        ) from e
     return h, w
+
+
+def _triple(text: str, flag: str) -> tuple[float, float, float]:
+    try:
+        a, b, c = (float(v) for v in re.split(r"[,\s]+", text.strip()))
+    except ValueError as e:
+        raise InputError(
+            f"{flag}: expected three numbers, got {text!r}"
+        ) from e
+    return a, b, c
 
 
 def _demo_colour_model(dataset) -> Path:
@@ -131,79 +285,6 @@ def _demo_colour_model(dataset) -> Path:
     return path
 
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    data = parser.add_argument_group("real data (all four, else the demo)")
-    data.add_argument("--images", type=Path, help="folder of images")
-    data.add_argument(
-        "--masks",
-        type=Path,
-        help="folder of single-channel PNG masks named like the images",
-    )
-    data.add_argument(
-        "--probs",
-        type=Path,
-        help="folder of <image stem>.npy/.npz (K, H, W) probabilities",
-    )
-    data.add_argument(
-        "--classes",
-        type=Path,
-        help="JSON: a list of class names in mask-value order, a "
-        "{value: name} object, or an object with a 'classes' list",
-    )
-    parser.add_argument("--dataset", help="dataset name (default fixer-demo)")
-    parser.add_argument("--num-images", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-key", default="fixer")
-    parser.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda")
-    )
-    parser.add_argument(
-        "--logits", action="store_true", help="probability files are logits"
-    )
-    source = parser.add_argument_group("where probabilities come from")
-    source.add_argument(
-        "--source",
-        default="stored",
-        choices=("stored", "model", "train"),
-        help="stored files (default), a model, or cross-validated training",
-    )
-    source.add_argument(
-        "--model",
-        help="TorchScript file or package.module:factory (default on the "
-        "demo: a colour classifier fitted to its labels)",
-    )
-    source.add_argument("--weights", help="state_dict file for --model")
-    source.add_argument("--input-size", help="H,W the model expects")
-    source.add_argument("--folds", type=int, default=3)
-    source.add_argument("--epochs", type=int, default=30)
-    source.add_argument("--learning-rate", type=float, default=1e-2)
-    source.add_argument(
-        "--train-size", default="96,128", help="H,W for training"
-    )
-    parser.add_argument(
-        "--report",
-        action="store_true",
-        help="also write the label-quality report and draw a review sample",
-    )
-    parser.add_argument(
-        "--review-per-class",
-        type=int,
-        default=25,
-        help="review sample size per given class (with --report)",
-    )
-    parser.add_argument(
-        "--app", action="store_true", help="open the App on the result"
-    )
-    parser.add_argument("--port", type=int, default=5151)
-    parser.add_argument("--address", default="127.0.0.1")
-    args = parser.parse_args(argv)
-    real = [args.images, args.masks, args.probs, args.classes]
-    if any(real) and not all(real):
-        parser.error("--images, --masks, --probs and --classes go together")
-    return args
-
-
 def _use_plugin_from_repo() -> None:
     """Points FiftyOne at this checkout's plugin unless a plugins dir is
     configured already (must run before fiftyone is imported)."""
@@ -219,26 +300,65 @@ def _use_plugin_from_repo() -> None:
     os.environ["FIFTYONE_PLUGINS_DIR"] = str(plugins)
 
 
-def _load_demo(fo, args):
+# -- datasets ----------------------------------------------------------------
+
+
+def _load_folder(fo, args):
+    import fiftyone.core.utils as fou
+
+    targets, colors = read_classes(args.classes)
+    pairs, no_mask = folder_pairs(args.images, args.masks, args.probs)
+    if no_mask:
+        shown = ", ".join(no_mask[:5]) + (", ..." if len(no_mask) > 5 else "")
+        print(
+            f"{PROG}: warning: {len(no_mask)} of {len(pairs) + len(no_mask)} "
+            f"images have no mask in {args.masks} and are skipped: {shown}",
+            file=sys.stderr,
+        )
+    num_classes = num_probability_classes(targets)
+    print(f"Checking {len(pairs)} images, masks and probability files")
+    with fou.ProgressBar(total=len(pairs)) as bar:
+        for image, mask, probs in pairs:
+            check_pair(image, mask, probs, num_classes)
+            bar.update()
+    name = args.dataset or args.images.resolve().name
+    dataset = new_dataset(fo, name, overwrite=args.overwrite)
+    dataset.default_mask_targets = targets
+    dataset.add_samples(
+        [
+            fo.Sample(
+                filepath=str(image.resolve()),
+                ground_truth=fo.Segmentation(mask_path=str(mask.resolve())),
+                probs_path=str(probs.resolve()),
+            )
+            for image, mask, probs in pairs
+        ]
+    )
+    dataset.compute_metadata()
+    set_mask_colors(fo, dataset, "ground_truth", colors)
+    return dataset
+
+
+def _load_scenes(fo, args):
     import cv2
+    import fiftyone.core.utils as fou
     import numpy as np
 
     from fixer_core.synthetic import IGNORE_VALUE, make_scenes
 
-    scenes = make_scenes(
-        args.num_images, height=240, width=320, seed=args.seed
-    )
-    root = HOME / "demo" / f"seed{args.seed}-n{args.num_images}"
+    n = args.num_images or 32
+    scenes = make_scenes(n, height=240, width=320, seed=args.seed)
+    root = HOME / "demo" / f"seed{args.seed}-n{n}"
     for sub in ("images", "masks", "probs"):
         (root / sub).mkdir(parents=True, exist_ok=True)
 
-    name = args.dataset or "fixer-demo"
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
-    dataset = fo.Dataset(name)
+    dataset = new_dataset(
+        fo, args.dataset or "fixer-demo", overwrite=args.overwrite, demo=True
+    )
     dataset.description = (
         "FIXER demo: generated indoor scenes with planted label errors "
-        "(field 'planted_errors') and simulated model probabilities"
+        "(the answer key: field 'planted_errors', hidden by default) and "
+        "simulated model probabilities"
     )
     targets = dict(enumerate(scenes.class_names))
     targets[IGNORE_VALUE] = "void"
@@ -248,85 +368,123 @@ def _load_demo(fo, args):
     for error in scenes.planted:
         by_image.setdefault(error.image_index, []).append(error)
     samples = []
-    for i in range(len(scenes.labels)):
-        image = root / "images" / f"scene_{i:04d}.jpg"
-        mask = root / "masks" / f"scene_{i:04d}.png"
-        probs = root / "probs" / f"scene_{i:04d}.npy"
-        cv2.imwrite(str(image), scenes.images[i][:, :, ::-1])
-        cv2.imwrite(str(mask), scenes.labels[i])
-        np.save(probs, scenes.pred_probs[i].astype(np.float16))
-        planted = [
-            _planted_detection(fo, e, scenes.class_names)
-            for e in by_image.get(i, [])
-        ]
-        samples.append(
-            fo.Sample(
-                filepath=str(image),
-                ground_truth=fo.Segmentation(mask_path=str(mask)),
-                probs_path=str(probs),
-                planted_errors=fo.Detections(detections=planted),
-                tags=["planted-errors"] if planted else ["clean"],
+    print(f"Writing {n} demo scenes to {root}")
+    with fou.ProgressBar(total=n) as bar:
+        for i in range(n):
+            image = root / "images" / f"scene_{i:04d}.jpg"
+            mask = root / "masks" / f"scene_{i:04d}.png"
+            probs = root / "probs" / f"scene_{i:04d}.npy"
+            cv2.imwrite(str(image), scenes.images[i][:, :, ::-1])
+            cv2.imwrite(str(mask), scenes.labels[i])
+            np.save(probs, scenes.pred_probs[i].astype(np.float16))
+            names = scenes.class_names
+            planted = [
+                planted_detection(
+                    fo,
+                    e.mask,
+                    names[e.given_label],
+                    names[e.true_label],
+                    e.error_type,
+                )
+                for e in by_image.get(i, [])
+            ]
+            samples.append(
+                fo.Sample(
+                    filepath=str(image),
+                    ground_truth=fo.Segmentation(mask_path=str(mask)),
+                    probs_path=str(probs),
+                    planted_errors=fo.Detections(detections=planted),
+                    tags=["planted-errors"] if planted else ["clean"],
+                )
             )
-        )
+            bar.update()
     dataset.add_samples(samples)
-    dataset.persistent = True
-    return dataset, (scenes.known_errors(), scenes.class_names)
+    set_mask_colors(fo, dataset, "ground_truth", palette_colors(targets))
+    return dataset, Demo(scenes.known_errors(), scenes.class_names)
 
 
-def _planted_detection(fo, error, class_names):
-    ys, xs = error.mask.nonzero()
-    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    h, w = error.mask.shape
-    return fo.Detection(
-        label=class_names[error.true_label],
-        bounding_box=[x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h],
-        mask=error.mask[y0:y1, x0:x1],
-        given_label=class_names[error.given_label],
-        error_type=error.error_type,
+def _load_camvid(fo, args, camvid: Path):
+    """CamVid val images (read in place, never copied) with errors planted
+    into copies of their labels."""
+    import cv2
+    import fiftyone.core.utils as fou
+    import numpy as np
+
+    from fixer_core.evaluation import KnownError
+
+    targets, colors = read_classes(camvid / "classes.json")
+    names = sorted(p.stem for p in (camvid / "images" / "val").glob("*.jpg"))
+    n = min(args.num_images or 50, len(names))
+    names = names[:: len(names) // n][:n]  # spread over the val sequences
+    root = HOME / "demo" / f"camvid-seed{args.seed}"
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    dataset = new_dataset(
+        fo, args.dataset or "fixer-camvid", overwrite=args.overwrite, demo=True
     )
-
-
-def _load_folder(fo, args):
-    classes = json.loads(args.classes.read_text())
-    if isinstance(classes, dict) and "classes" in classes:
-        classes = classes["classes"]
-    if isinstance(classes, list):
-        targets = dict(enumerate(classes))
-    else:
-        targets = {int(k): v for k, v in classes.items()}
-    masks = {p.stem: p for p in args.masks.iterdir()}
-    probs = {
-        p.stem: p for p in args.probs.iterdir() if p.suffix in (".npy", ".npz")
-    }
-    samples = []
-    for image in sorted(args.images.iterdir()):
-        if image.stem not in masks:
-            continue
-        samples.append(
-            fo.Sample(
-                filepath=str(image.resolve()),
-                ground_truth=fo.Segmentation(
-                    mask_path=str(masks[image.stem].resolve())
-                ),
-                probs_path=str(probs[image.stem].resolve())
-                if image.stem in probs
-                else None,
-            )
-        )
-    if not samples:
-        raise SystemExit(
-            f"No image in {args.images} has a mask in {args.masks}"
-        )
-    name = args.dataset or args.images.resolve().name
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
-    dataset = fo.Dataset(name, persistent=True)
+    dataset.description = (
+        "FIXER demo: CamVid street scenes with planted label errors (the "
+        "answer key: field 'planted_errors', hidden by default)"
+    )
     dataset.default_mask_targets = targets
+    classes = tuple(
+        targets[k] for k in range(num_probability_classes(targets))
+    )
+    rng = np.random.default_rng(args.seed)
+    samples, known = [], []
+    print(f"Planting errors into {len(names)} CamVid labels, in {root}")
+    with fou.ProgressBar(total=len(names)) as bar:
+        for i, name in enumerate(names):
+            label = cv2.imread(
+                str(camvid / "labels" / "val" / f"{name}.png"),
+                cv2.IMREAD_UNCHANGED,
+            )
+            planted = plant_camvid_errors(label, rng)
+            mask = root / "masks" / f"{name}.png"
+            cv2.imwrite(str(mask), label)
+            known += [KnownError(i, m, t, e) for m, _, t, e in planted]
+            detections = [
+                planted_detection(fo, m, classes[g], classes[t], e)
+                for m, g, t, e in planted
+            ]
+            samples.append(
+                fo.Sample(
+                    filepath=str(
+                        (camvid / "images" / "val" / f"{name}.jpg").resolve()
+                    ),
+                    ground_truth=fo.Segmentation(mask_path=str(mask)),
+                    planted_errors=fo.Detections(detections=detections),
+                    tags=["planted-errors"] if planted else ["clean"],
+                )
+            )
+            bar.update()
     dataset.add_samples(samples)
-    return dataset
+    dataset.compute_metadata()
+    set_mask_colors(fo, dataset, "ground_truth", colors)
+    return dataset, Demo(known, classes, real=True)
 
 
-def _print_summary(dataset, run_key: str, known) -> None:
+def _clean(fo) -> int:
+    """Deletes the demo datasets, their FIXER files and the demo files;
+    nothing else."""
+    import shutil
+
+    from fixer_data import DEMO_MARK
+
+    root = Path(fo.config.default_dataset_dir) / "fixer"
+    for name in fo.list_datasets():
+        dataset = fo.load_dataset(name)
+        if dataset.info.get(DEMO_MARK):
+            shutil.rmtree(root / str(dataset._doc.id), ignore_errors=True)
+            dataset.delete()
+            print(f"deleted dataset '{name}'")
+    demo = HOME / "demo"
+    if demo.exists():
+        shutil.rmtree(demo)
+        print(f"deleted {demo}")
+    return 0
+
+
+def _print_summary(dataset, run_key: str, demo: Demo | None) -> None:
     from fixer_core.quality import weakly_predicted_note
 
     summary = dataset.load_run_results(run_key, cache=False).summary
@@ -354,9 +512,9 @@ def _print_summary(dataset, run_key: str, known) -> None:
     note = weakly_predicted_note(summary["weakly_predicted"])
     if note:
         print(f"  {note}")
-    if known is not None:
-        _print_recovery(dataset, run_key, *known)
-    print(f"\nSaved views: {', '.join(v for v in dataset.list_saved_views())}")
+    if demo is not None:
+        _print_recovery(dataset, run_key, demo)
+    print(f"\nSaved views: {', '.join(dataset.list_saved_views())}")
 
 
 def _print_report(foo, dataset, run_key: str, per_class: int) -> None:
@@ -388,11 +546,12 @@ def _print_report(foo, dataset, run_key: str, per_class: int) -> None:
     )
 
 
-def _print_recovery(dataset, run_key, known, class_names) -> None:
+def _print_recovery(dataset, run_key: str, demo: Demo) -> None:
     from fixer_core import Patch
     from fixer_core.evaluation import recovery_by_type
 
-    index = {class_name: k for k, class_name in enumerate(class_names)}
+    known = demo.known
+    index = {name: k for k, name in enumerate(demo.class_names)}
     patches = []
     view = dataset.select_fields([f"{run_key}_patches", "ground_truth"])
     for i, sample in enumerate(view):
@@ -430,13 +589,284 @@ def _print_recovery(dataset, run_key, known, class_names) -> None:
         f"\n  patches on planted errors: {on_errors} of {len(patches)} "
         "(mostly planted pixels)"
     )
+    if demo.real:
+        print(
+            "  (real labels hold errors of their own: not all the others "
+            "are false)"
+        )
     print("  planted errors recovered (>= half their pixels flagged):")
     for error_type, r in recovery_by_type(patches, known).items():
+        if not r.total:
+            continue
         print(
             f"    {error_type:15s} {r.found:3d} / {r.total:3d} "
             f"({r.recall:.0%}); right suggestion {r.suggested_right}, "
             f"right type {r.typed_right}"
         )
+
+
+def _print_files(dataset, demo: Demo | None, camvid: Path | None) -> None:
+    """Says where things were written and how to remove them."""
+    import fiftyone as fo
+
+    print(f"\nDataset '{dataset.name}' is kept in FiftyOne's database.")
+    if demo is not None:
+        where = "CamVid images are read in place; " if camvid else ""
+        print(f"  {where}demo files are under {HOME / 'demo'}")
+    print(
+        "  FIXER's corrected masks are under "
+        f"{Path(fo.config.default_dataset_dir) / 'fixer'}"
+    )
+    if demo is not None:
+        print(f"  Remove the demos: python scripts/{PROG}.py --clean")
+    else:
+        print(
+            '  Remove it: python -c "import fiftyone as fo; '
+            f"fo.delete_dataset('{dataset.name}')\""
+        )
+
+
+class _Context:
+    """What error messages need to name samples by file name."""
+
+    dataset = None
+
+
+def _one_line(error: Exception) -> str:
+    """An error as one line, samples named by file name and options as the
+    CLI spells them."""
+    text = str(error).strip()
+    if "Traceback (most recent call last)" in text:
+        # an operator's failure carries the traceback; keep its last line
+        last = text.splitlines()[-1]
+        kind, _, message = last.partition(": ")
+        known = ("InputError", "ModelError", "PredProbsError", "ValueError")
+        text = message if kind.endswith(known) else last
+    elif not isinstance(error, (InputError, OSError)):
+        text = f"{type(error).__name__}: {text}"
+    text = text.splitlines()[0] if text else type(error).__name__
+    text = text.replace("pass logits=True", "pass --logits")
+    return re.sub(r"sample ([0-9a-f]{24})", _sample_name, text)
+
+
+def _sample_name(match: re.Match) -> str:
+    dataset = _Context.dataset
+    if dataset is None:
+        return match.group(0)
+    try:
+        path = dataset[match.group(1)].filepath
+    except KeyError:
+        return match.group(0)
+    return f"sample {os.path.basename(path)}"
+
+
+def _parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    real = [args.images, args.masks, args.probs, args.classes]
+    if any(real) and not all(real):
+        parser.error("--images, --masks, --probs and --classes go together")
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's options, each with its help and default."""
+    parser = argparse.ArgumentParser(
+        prog="fixer_run.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Demo files go to ~/.fixer ($FIXER_HOME); datasets stay in "
+        "FiftyOne's database (--clean removes the demos).",
+    )
+    data = parser.add_argument_group(
+        "your data (all four together; without them, the demo runs)"
+    )
+    data.add_argument("--images", type=Path, help="folder of images")
+    data.add_argument(
+        "--masks",
+        type=Path,
+        help="folder of single-channel PNG masks named like the images "
+        "(images without one are skipped, with a warning)",
+    )
+    data.add_argument(
+        "--probs",
+        type=Path,
+        help="folder of <image stem>.npy/.npz probability arrays, shape "
+        "(K, H, W): channel k = mask value k",
+    )
+    data.add_argument(
+        "--classes",
+        type=Path,
+        help="JSON: a list of class names in mask-value order, a "
+        "{value: name} object, or an object with a 'classes' list (and "
+        "optional 'class_colors_rgb' for the App)",
+    )
+    data.add_argument(
+        "--dataset",
+        help="dataset name (default: the images folder's name; demos: "
+        "fixer-camvid or fixer-demo)",
+    )
+    data.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing dataset of that name (never done "
+        "without it)",
+    )
+    data.add_argument(
+        "--logits",
+        action="store_true",
+        help="the stored arrays are logits, not probabilities",
+    )
+    data.add_argument(
+        "--ignore-values",
+        metavar="V[,V...]",
+        help="mask values never scored, e.g. 255 (default: values named "
+        "'void'; values without a channel are never scored)",
+    )
+
+    demo = parser.add_argument_group("the demo only")
+    demo.add_argument(
+        "--camvid",
+        type=Path,
+        metavar="DIR",
+        help="run on real CamVid val images with planted errors (default "
+        "when ../shared/data/camvid and its ESPNet model are there)",
+    )
+    demo.add_argument(
+        "--scenes",
+        action="store_true",
+        help="run on generated indoor scenes even if CamVid is there",
+    )
+    demo.add_argument(
+        "--num-images",
+        type=int,
+        help="images in the demo (default: 32 scenes, 50 of the 101 CamVid "
+        "val images)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the planted errors (default: 0)",
+    )
+    demo.add_argument(
+        "--clean",
+        action="store_true",
+        help="delete the demo datasets and ~/.fixer/demo, then exit",
+    )
+
+    run = parser.add_argument_group("the run")
+    run.add_argument(
+        "--run-key",
+        default="fixer",
+        help="names the run and prefixes its fields and views (default: "
+        "fixer)",
+    )
+    run.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto uses CUDA when torch sees a GPU (default: auto)",
+    )
+    run.add_argument(
+        "--report",
+        action="store_true",
+        help="also write the label-quality report and draw a review sample",
+    )
+    run.add_argument(
+        "--review-per-class",
+        type=int,
+        default=25,
+        help="review sample size per given class, with --report (default: 25)",
+    )
+
+    source = parser.add_argument_group("where probabilities come from")
+    source.add_argument(
+        "--source",
+        choices=("stored", "model", "train"),
+        help="stored files, a model, or models trained with "
+        "cross-validation (default: stored; the CamVid demo: model)",
+    )
+    source.add_argument(
+        "--model",
+        help="TorchScript file or package.module:factory (demo default: "
+        "ESPNet on CamVid, a colour classifier fitted to the labels on "
+        "the scenes)",
+    )
+    source.add_argument("--weights", help="state_dict file for --model")
+    source.add_argument(
+        "--input-size",
+        metavar="H,W",
+        help="size the model expects (default: each image's own)",
+    )
+    source.add_argument(
+        "--scale",
+        type=float,
+        default=1 / 255,
+        help="factor on the 0-255 pixel values first (default: 1/255)",
+    )
+    source.add_argument(
+        "--mean",
+        default="0.485,0.456,0.406",
+        metavar="R,G,B",
+        help="subtracted after scaling, RGB order (default: ImageNet's)",
+    )
+    source.add_argument(
+        "--std",
+        default="0.229,0.224,0.225",
+        metavar="R,G,B",
+        help="divides after the mean, RGB order (default: ImageNet's)",
+    )
+    source.add_argument(
+        "--channel-order",
+        default="RGB",
+        choices=("RGB", "BGR"),
+        help="what the model expects (default: RGB)",
+    )
+    source.add_argument(
+        "--folds",
+        type=int,
+        default=3,
+        help="--source train: folds (default: 3)",
+    )
+    source.add_argument(
+        "--epochs",
+        type=int,
+        default=30,
+        help="--source train: epochs per fold (default: 30)",
+    )
+    source.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-2,
+        help="--source train: learning rate (default: 0.01)",
+    )
+    source.add_argument(
+        "--train-size",
+        default="96,128",
+        metavar="H,W",
+        help="--source train: size images are trained at (default: 96,128)",
+    )
+
+    app = parser.add_argument_group("the App")
+    app.add_argument(
+        "--app",
+        action="store_true",
+        help="serve the FiftyOne App on the result until Ctrl-C",
+    )
+    app.add_argument(
+        "--port", type=int, default=5151, help="App port (default: 5151)"
+    )
+    app.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="App address (default: 127.0.0.1; 0.0.0.0 to serve others)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error",
+    )
+    return parser
 
 
 if __name__ == "__main__":

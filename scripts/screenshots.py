@@ -2,15 +2,16 @@
 
     python scripts/screenshots.py            # writes docs/images/*.png
 
-It builds the generated demo (indoor scenes with planted errors and
-simulated probabilities) on a throwaway MongoDB and plugins dir (the test
-suite's isolation: your FiftyOne database is never touched), starts the App
-server and drives Debian's Chromium with the end-to-end tests' App driver
-(``tests/e2e/app_driver.py``): the ``find_label_errors`` form, run from the
-App; a sample of the ``general`` issue view with a patch hovered; the FIXER
-panel. Needs ``playwright`` (dev extras) and ``apt-get install -y
-chromium``; on failure it leaves a screenshot and the server log in
-``test-artifacts/screenshots/``.
+It builds the real-image demo (CamVid val images from
+``../shared/data/camvid`` with planted errors, probabilities from the
+ESPNet model beside it, as ``fixer_run.py`` does) on a throwaway MongoDB
+and plugins dir (the test suite's isolation: your FiftyOne database is
+never touched), runs the finder, starts the App server and drives Debian's
+Chromium with the end-to-end tests' App driver (``tests/e2e/app_driver.py``):
+the ``find_label_errors`` form; the best sample of the ``general`` issue
+view; the FIXER panel. Needs ``playwright`` (dev extras)
+and ``apt-get install -y chromium``; on failure it leaves a screenshot and
+the server log in ``test-artifacts/screenshots/``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "e2e")]
+sys.path[:0] = [
+    str(REPO),
+    str(REPO / "scripts"),
+    str(REPO / "tests"),
+    str(REPO / "tests" / "e2e"),
+]
 
 from app_driver import (  # noqa: E402
     VIEWPORT,
@@ -33,6 +39,7 @@ from app_driver import (  # noqa: E402
 
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 NUM_IMAGES = 16
+CAMVID = REPO.parent / "shared" / "data" / "camvid"
 RUN_KEY = "fixer"
 
 
@@ -40,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", type=Path, default=REPO / "docs" / "images", help="folder"
+    )
+    parser.add_argument(
+        "--camvid", type=Path, default=CAMVID, help="CamVid folder"
     )
     args = parser.parse_args(argv)
 
@@ -54,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     conftest._setup_fiftyone_env()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fixer-screenshots-") as tmp:
-        dataset = _demo_dataset(Path(tmp))
+        dataset = _demo_dataset(Path(tmp), args.camvid)
         with (
             AppServer(Path(tmp) / "server.log") as server,
             chromium() as browser,
@@ -70,15 +80,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _take_all(app, dataset, out: Path) -> None:
-    path = out / "operator_form.png"
-    _operator_form(app, dataset, path)
-    _shrink(path)
-    print(f"wrote {path}")
-    # A new App session, as when the user next opens the dataset: it shows
-    # the colour the run gave its patches
-    app.server.stop()
-    app.server.start()
-    for name, take in (("issue_view", _issue_view), ("panel", _panel)):
+    for name, take in (
+        ("issue_view", _issue_view),
+        ("panel", _panel),
+        ("operator_form", _operator_form),
+    ):
         path = out / f"{name}.png"
         take(app, dataset, path)
         _shrink(path)
@@ -97,24 +103,47 @@ def _shrink(path: Path) -> None:
     small.save(path, optimize=True)
 
 
-def _demo_dataset(root: Path):
+def _demo_dataset(root: Path, camvid: Path):
+    """The CamVid demo as ``fixer_run.py`` builds it, found with the
+    ESPNet model; its probabilities are kept, so the form can rerun it."""
+    import os
+    from argparse import Namespace
+
     import fiftyone as fo
-    from fixer_testing import write_scenes_dataset
+    import fiftyone.operators as foo
+    import fixer_run
 
-    from fixer_core.synthetic import make_scenes
-
-    dataset = fo.Dataset("fixer-demo", overwrite=True)
-    scenes = make_scenes(NUM_IMAGES, height=240, width=320, seed=0)
-    write_scenes_dataset(dataset, scenes, root)
-    dataset.compute_metadata()
-    dataset.persistent = True  # the App server is another process
+    os.environ["FIXER_HOME"] = str(root)
+    fixer_run.HOME = root
+    args = Namespace(
+        dataset="CamVid-demo",
+        overwrite=True,
+        num_images=NUM_IMAGES,
+        seed=0,
+        source=None,
+        model=None,
+        input_size=None,
+        ignore_values=None,
+    )
+    dataset, _ = fixer_run._load_camvid(fo, args, camvid)
+    find = foo.get_operator("@fixer/fixer/find_label_errors")
+    find(
+        dataset,
+        "ground_truth",
+        **fixer_run._source_params(args, dataset, camvid),
+        save_probs_dir=str(root / "probs"),
+        save_probs_field="probs_path",
+        run_key=RUN_KEY,
+    )
+    dataset.app_config.active_fields = fo.ActiveFields(
+        paths=[f"{RUN_KEY}_patches", "ground_truth"]
+    )
+    dataset.save()
     return dataset
 
 
 def _operator_form(app, dataset, path: Path) -> None:
     from playwright.sync_api import expect
-
-    from fixer_core.synthetic import SIMULATED_MODEL
 
     app.page.set_viewport_size({"width": 1400, "height": 1300})
     app.open(dataset.name)
@@ -122,26 +151,22 @@ def _operator_form(app, dataset, path: Path) -> None:
     execute = form.get_by_role("button", name="Execute", exact=True)
     expect(execute).to_be_enabled()
     form.screenshot(path=str(path))
-    # Then run it, as a user would (the demo's simulated probabilities
-    # carry no class prior)
-    app.fill("Prior strength", str(SIMULATED_MODEL["prior_strength"]))
-    execute.click()
-    app.finish_progress(f"FIXER run '{RUN_KEY}':")
+    app.page.keyboard.press("Escape")
     app.page.set_viewport_size(VIEWPORT)
 
 
 def _issue_view(app, dataset, path: Path) -> None:
+    """The best sample of the ``general`` view: the ground truth in its
+    class colours, the patches in magenta labelled with their suggested
+    class (no tooltip: hovering shows the ground truth's, on top)."""
     dataset.reload()  # the run was written by the App server
-    view_name = f"{RUN_KEY}-general"
     app.open(dataset.name)
-    app.open_saved_view(view_name)
-    sample = dataset.load_saved_view(view_name).first()
-    best = max(
-        sample[f"{RUN_KEY}_patches"].detections, key=lambda d: d.confidence
-    )
+    app.open_saved_view(f"{RUN_KEY}-general")
     app.open_sample(0)
-    app.hover_label(best.bounding_box, sample.metadata).wait_for()
-    app.page.wait_for_timeout(500)
+    frame = app.page.get_by_test_id("modal-looker-container")
+    frame.locator("canvas[canvas-loaded=true]").wait_for()
+    app.page.mouse.move(0, 0)
+    app.page.wait_for_timeout(1500)
     app.page.screenshot(path=str(path))
     app.close_modal()
 
@@ -154,7 +179,12 @@ def _panel(app, dataset, path: Path) -> None:
     panel = app.page.get_by_test_id("panel-content-fixer_panel")
     panel.get_by_text("Issue", exact=True).wait_for()
     app.page.mouse.move(0, 0)  # no hovered thumbnail
-    app.page.wait_for_timeout(2000)  # thumbnails and plots settle
+    thumbnails = app.page.get_by_test_id("looker")
+    for i in range(min(4, len(dataset))):
+        thumbnails.nth(i).locator("canvas[canvas-loaded=true]").wait_for(
+            timeout=120_000
+        )
+    app.page.wait_for_timeout(3000)  # thumbnails and plots settle
     app.page.screenshot(path=str(path))
 
 

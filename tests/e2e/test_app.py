@@ -54,7 +54,8 @@ def test_find_label_errors_from_the_operator_browser(app, camvid):
     assert results.summary["num_images"] == len(dataset)
     assert dataset.count("app_patches.detections") >= camvid.planted // 2
     colors = dataset.app_config.color_scheme.fields
-    assert {"path": "app_patches", "fieldColor": "#ff00ff"} in colors
+    ours = next(f for f in colors if f["path"] == "app_patches")
+    assert ours["fieldColor"] == "#ff00ff"
 
     # The outputs show up in the App without a reload
     expect(
