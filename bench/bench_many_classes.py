@@ -123,7 +123,14 @@ def measure(
             float(np.median(scores)) if len(scores) else 0.0, 3
         ),
         "applied": round(
-            float((scores >= config.correct_min_score).mean())
+            float(
+                np.mean(
+                    [
+                        p.error_probability >= config.correct_min_probability
+                        for p in patches
+                    ]
+                )
+            )
             if len(scores)
             else 0.0,
             3,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 
 ERROR_TYPES = ("general", "ambiguous", "false_negative")
@@ -63,9 +62,11 @@ class FinderConfig:
             as a sign on a wall, that the model merges into its
             surroundings (0 disables the rule).
         min_score: patches scoring below this are not reported.
-        correct_min_score: the corrected labels take the suggestions of the
-            patches scoring at least this; patches between ``min_score``
-            and this are reported for review but not applied.
+        correct_min_probability: the corrected labels take the suggestions
+            of the patches whose ``error_probability`` is at least this;
+            the others are reported for review but not applied. High, so
+            that the corrected labels do no harm where the labels were
+            right.
         fn_max_frequency_ratio: a patch can be a false negative only when its
             suggested class holds at most this fraction of the pixels of its
             given class across the dataset.
@@ -81,14 +82,14 @@ class FinderConfig:
         min_issue_patches: a recurring pattern becomes a specific issue when
             it holds at least this many patches ...
         min_issue_images: ... in at least this many images.
-        spatial_reference: image size, in pixels, that the spatial
-            thresholds ``min_area``, ``boundary_width`` and
-            ``score_area_scale`` are given for. On larger images they grow
-            with the image side (``boundary_width`` by ``sqrt(H * W /
-            spatial_reference)``, the areas by its square): the same scene
-            at a higher resolution has larger objects and a wider model blur
-            in pixels. ``speck_radius`` stays: specks are pixel noise. 0
-            keeps them all fixed.
+        blur_reference: the model blur (``ClassStatistics.blur``, the
+            width in pixels of its unsure band along label boundaries) that
+            the spatial thresholds ``min_area``, ``boundary_width`` and
+            ``score_area_scale`` are given for. A blurrier model (an
+            upsampled low-resolution one, a weak one) gets them grown by
+            ``blur / blur_reference`` (the areas by its square); a sharper
+            one keeps them. ``speck_radius`` stays: specks are pixel noise.
+            0 keeps them all fixed.
     """
 
     min_confidence: float = 0.25
@@ -102,20 +103,20 @@ class FinderConfig:
     margin_classes: int = 16
     absorbed_min_share: float = 0.0
     min_score: float = 0.075
-    correct_min_score: float = 0.5
+    correct_min_probability: float = 0.9
     fn_max_frequency_ratio: float = 0.3
     fn_min_inside_share: float = 0.5
     ambiguous_min_rate: float = 0.015
     ambiguous_min_given_prob: float = 0.2
     min_issue_patches: int = 3
     min_issue_images: int = 3
-    spatial_reference: int = 128 * 128
+    blur_reference: float = 2.0
 
     def __post_init__(self) -> None:
         for name in (
             "min_confidence",
             "min_score",
-            "correct_min_score",
+            "correct_min_probability",
             "prior_edge_share",
             "prior_max_background",
             "absorbed_min_share",
@@ -132,7 +133,6 @@ class FinderConfig:
             "boundary_width",
             "min_issue_patches",
             "min_issue_images",
-            "spatial_reference",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -149,6 +149,11 @@ class FinderConfig:
                 "score_area_scale must be positive, got "
                 f"{self.score_area_scale}"
             )
+        if self.blur_reference < 0:
+            raise ValueError(
+                "blur_reference must be non-negative, got "
+                f"{self.blur_reference}"
+            )
         if self.prior_strength < 0:
             raise ValueError(
                 "prior_strength must be non-negative, got "
@@ -160,19 +165,19 @@ class FinderConfig:
                 f"{self.fn_max_frequency_ratio}"
             )
 
-    def at_size(self, height: int, width: int) -> FinderConfig:
-        """The config for ``height x width`` images: its spatial thresholds
-        scaled to that size (see ``spatial_reference``)."""
-        pixels = height * width
-        if not self.spatial_reference or pixels <= self.spatial_reference:
+    def at_blur(self, blur: float) -> FinderConfig:
+        """The config for a model whose blur is ``blur`` pixels: its
+        spatial thresholds grown by ``blur / blur_reference`` when that is
+        above one (see ``blur_reference``)."""
+        if not self.blur_reference or blur <= self.blur_reference:
             return self
-        scale = math.sqrt(pixels / self.spatial_reference)
+        scale = blur / self.blur_reference
         return replace(
             self,
             min_area=round(self.min_area * scale**2),
             boundary_width=round(self.boundary_width * scale),
             score_area_scale=self.score_area_scale * scale**2,
-            spatial_reference=0,
+            blur_reference=0.0,
         )
 
     def to_dict(self) -> dict:

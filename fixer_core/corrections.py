@@ -10,14 +10,17 @@ from .patches import Patch
 
 
 def apply_patches(
-    label: np.ndarray, patches: Iterable[Patch], *, min_score: float = 0.0
+    label: np.ndarray,
+    patches: Iterable[Patch],
+    *,
+    min_probability: float = 0.0,
 ) -> np.ndarray:
     """Returns a copy of an ``(H, W)`` label map with the pixels of each
-    patch scoring at least ``min_score`` set to its suggested class. The
-    input is never modified."""
+    patch whose ``error_probability`` is at least ``min_probability`` set
+    to its suggested class. The input is never modified."""
     corrected = label.copy()
     for patch in patches:
-        if patch.score < min_score:
+        if patch.error_probability < min_probability:
             continue
         x, y, w, h = patch.box
         corrected[y : y + h, x : x + w][patch.mask] = patch.suggested_label

@@ -64,6 +64,11 @@ class FinderSummary:
         weakly_predicted: ``{class name: the model's mean probability on
             its pixels}`` of the classes it barely predicts, whose labels
             are checked weakly (see ``ClassStatistics.weakly_predicted``).
+        expected_errors: estimated number of the reported patches that are
+            label errors (the sum of their ``error_probability``), known
+            before anyone reviews them.
+        expected_errors_interval: its 95% interval from the patches'
+            chance alone (the estimated rates are taken as exact).
     """
 
     issues: list[SpecificIssue]
@@ -74,6 +79,8 @@ class FinderSummary:
     weakly_predicted: dict[str, float] = dataclasses.field(
         default_factory=dict
     )
+    expected_errors: float = 0.0
+    expected_errors_interval: tuple[float, float] = (0.0, 0.0)
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
@@ -101,6 +108,10 @@ class FinderSummary:
             "flagged_pixels": self.flagged_pixels,
             "issue_share": self.issue_share,
             "weakly_predicted": self.weakly_predicted,
+            "expected_errors": round(self.expected_errors, 1),
+            "expected_errors_interval": [
+                round(v, 1) for v in self.expected_errors_interval
+            ],
         }
 
 
@@ -153,6 +164,8 @@ class LabelErrorFinder:
         self._tally = IssueTally()
         self._num_scored = 0
         self._num_pixels = 0
+        self._expected = 0.0
+        self._variance = 0.0
 
     # -- pass 1 -----------------------------------------------------------
 
@@ -172,10 +185,7 @@ class LabelErrorFinder:
                 min_confidence=self.config.min_confidence,
                 device=labels.device,
             )
-        config = self.config.at_size(*labels.shape[-2:])
-        self._accumulator.update(
-            labels, pred_probs, boundary_width=config.boundary_width
-        )
+        self._accumulator.update(labels, pred_probs)
 
     @property
     def statistics(self) -> ClassStatistics:
@@ -206,7 +216,7 @@ class LabelErrorFinder:
         stats = self.statistics
         labels, pred_probs = self._prepare(labels, pred_probs)
         n = labels.shape[0]
-        config = self.config.at_size(*labels.shape[-2:])
+        config = self.spatial_config
         if image_indices is None:
             image_indices = range(self._num_scored, self._num_scored + n)
         elif len(image_indices) != n:
@@ -294,7 +304,15 @@ class LabelErrorFinder:
             num_pixels=self._num_pixels,
             issue_share=in_issues / flagged if flagged else 0.0,
             weakly_predicted=self.weakly_predicted,
+            expected_errors=self._expected,
+            expected_errors_interval=_interval(self._expected, self._variance),
         )
+
+    @property
+    def spatial_config(self) -> FinderConfig:
+        """The config with its spatial thresholds scaled to the model's
+        blur, measured in pass 1 (see ``FinderConfig.blur_reference``)."""
+        return self.config.at_blur(self.statistics.blur)
 
     @property
     def weakly_predicted(self) -> dict[str, float]:
@@ -322,6 +340,13 @@ class LabelErrorFinder:
         pred_probs = prepare_pred_probs(
             pred_probs, labels, self.num_classes, logits=self.logits
         )
+        ignored = [i for i in self.ignore_index if 0 <= i < self.num_classes]
+        if ignored:
+            # An ignored value is never suggested: its channel's share goes
+            # to the other classes.
+            pred_probs = pred_probs.clone()
+            pred_probs[:, ignored] = 0
+            pred_probs /= pred_probs.sum(dim=1, keepdim=True).clamp(min=1e-12)
         return labels, pred_probs
 
     def _make_patches(
@@ -354,7 +379,7 @@ class LabelErrorFinder:
             if _absorbed(shape, stats.pixel_counts, config):
                 continue
             size = shape.area / (shape.area + config.score_area_scale)
-            score = margin * size
+            score = (1.0 - given_prob) * size
             if score < config.min_score:
                 continue
             error_type = classify_error(
@@ -365,6 +390,11 @@ class LabelErrorFinder:
                 statistics=stats,
                 config=config,
             )
+            probability = score * stats.error_rate(
+                shape.given_label, shape.suggested_label, suggested_prob
+            )
+            self._expected += probability
+            self._variance += probability * (1.0 - probability)
             self._tally.add(
                 image_index,
                 shape.given_label,
@@ -387,6 +417,7 @@ class LabelErrorFinder:
                     given_prob=given_prob,
                     suggested_prob=suggested_prob,
                     error_type=error_type,
+                    error_probability=probability,
                 )
             )
         return patches
@@ -704,9 +735,18 @@ def find_label_errors(
 
 
 def image_error_score(patches: Iterable[Patch]) -> float:
-    """Chance that an image holds an error: the noisy-or of its patch
-    scores, ``1 - prod(1 - score)``."""
-    keep = 1.0
+    """Expected share of an image's pixels whose label is wrong: its
+    patches' areas weighted by their ``error_probability``, over the
+    image's pixels (0 without patches). Unlike a per-patch maximum it
+    keeps ranking images that hold many or large errors."""
+    wrong, pixels = 0.0, 0
     for p in patches:
-        keep *= 1.0 - p.score
-    return 1.0 - keep
+        wrong += p.error_probability * p.area
+        pixels = p.image_shape[0] * p.image_shape[1]
+    return wrong / pixels if pixels else 0.0
+
+
+def _interval(mean: float, variance: float) -> tuple[float, float]:
+    """A 95% normal interval, clipped at zero."""
+    half = 1.96 * variance**0.5
+    return max(mean - half, 0.0), mean + half

@@ -23,7 +23,10 @@ class Patch:
         mask: ``(h, w)`` bool mask of the patch inside ``box``.
         given_label: the class in the labels.
         suggested_label: the class the patch most likely shows.
-        score: in [0, 1]; higher means more likely a real error.
+        score: in [0, 1], the patches' ranking: the model's mean
+            probability that a pixel's label is wrong (``1 - p_given``),
+            discounted for small patches (see
+            ``FinderConfig.score_area_scale``).
         area: pixels in the patch.
         coverage: share of the given-class region(s) the patch covers (1
             means a whole region is mislabelled).
@@ -32,6 +35,12 @@ class Patch:
         given_prob: mean predicted probability of the given class.
         suggested_prob: mean predicted probability of the suggested class.
         error_type: ``"general"``, ``"ambiguous"`` or ``"false_negative"``.
+        error_probability: estimated probability that the patch is a
+            label error rather than the model's mistake: its score times
+            the share of label errors the data shows for its (given,
+            suggested) confusion at its confidence
+            (``ClassStatistics.error_rates``). Summed over patches, it
+            estimates the number of label errors.
         issue: name of the specific issue the patch belongs to, if any.
     """
 
@@ -48,6 +57,7 @@ class Patch:
     given_prob: float
     suggested_prob: float
     error_type: str
+    error_probability: float = 0.0
     issue: str | None = None
 
     @property
@@ -93,8 +103,9 @@ def find_patch_geometry(
     regions are kept as they are. Each pair's mask is closed (holes filled
     within the given class) and split into 8-connected components.
     Components smaller than ``min_area`` are dropped, and so are boundary
-    slivers: components that touch the suggested class and are nowhere
-    wider than ``2 * boundary_width`` pixels.
+    slivers: components that touch the suggested class, are nowhere wider
+    than ``2 * boundary_width`` pixels and cover less than half of their
+    labelled region (a thin object labelled wrong as a whole is kept).
 
     Args:
         label: ``(H, W)`` int labels, -1 where ignored.
@@ -142,16 +153,20 @@ def find_patch_geometry(
             if area < config.min_area:
                 continue
             box = (slice(y, y + h), slice(x, x + w))
+            # A patch is 8-connected within its given class, so it lies in
+            # one region: the one of any of its pixels.
+            region_area = int(regions.areas[regions.ids[py + top, px + left]])
+            # A thin patch along a region of its suggested class is the
+            # fringe of its own region (boundary noise), unless it is most
+            # of that region: a thin object labelled wrong as a whole.
+            fringe = 2 * area < region_area
             touches = np.count_nonzero(crop & near_suggested[box]) > 0
-            if touches and _is_sliver(crop, config.boundary_width):
+            if fringe and touches and _is_sliver(crop, config.boundary_width):
                 continue
             window_ids[box][crop] = len(patches)
             inside_share, suggested_share = _shares(
                 lab[grown][_ring(grown_mask)], given, sugg
             )
-            # A patch is 8-connected within its given class, so it lies in
-            # one region: the one of any of its pixels.
-            region_area = int(regions.areas[regions.ids[py + top, px + left]])
             patches.append(
                 PatchGeometry(
                     box=(x + left, y + top, w, h),

@@ -14,6 +14,11 @@ from ._argmax import certain_argmax, max_at
 from .config import WEAKLY_PREDICTED_BELOW
 
 _CONFIDENCE_BINS = 100
+# Pixels this far (or farther) from a label boundary are the interior that
+# the model's blur is measured against
+_BLUR_REACH = 32
+# Confidence bins of the label-error rates (``ClassStatistics.error_rates``)
+ERROR_RATE_BINS = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,12 @@ class ClassStatistics:
             ``k`` over the scored pixels labelled with another class: the
             level of the model's noise (and blur) for ``k``.
         num_images: images seen.
+        blur: width, in pixels, of the model's unsure band along label
+            boundaries: the pixels whose two most likely classes are less
+            than 0.5 apart, in excess of the model's unsure rate in region
+            interiors, per label-boundary pixel (0 without boundaries). A
+            model unsure everywhere is not blurry. The finder's spatial
+            thresholds scale with it.
     """
 
     pixel_counts: np.ndarray
@@ -45,6 +56,17 @@ class ClassStatistics:
     interior_counts: np.ndarray
     background_probs: np.ndarray
     num_images: int
+    blur: float = 0.0
+    error_rates: np.ndarray | None = None
+
+    def error_rate(self, given: int, suggested: int, prob: float) -> float:
+        """The share of the pixels labelled ``given`` that the model calls
+        ``suggested`` with probability ``prob`` which are label errors, as
+        estimated from the data (see ``label_error_rates``)."""
+        if self.error_rates is None:
+            return 1.0
+        b = min(int(prob * ERROR_RATE_BINS), ERROR_RATE_BINS - 1)
+        return float(self.error_rates[given, suggested, b])
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -81,6 +103,7 @@ class ClassStatistics:
             "interior_counts": self.interior_counts.tolist(),
             "background_probs": self.background_probs.round(6).tolist(),
             "num_images": self.num_images,
+            "blur": round(self.blur, 4),
         }
 
 
@@ -118,6 +141,10 @@ class ClassStatisticsAccumulator:
         self._argmax_hist = torch.zeros(
             k * k * _CONFIDENCE_BINS, dtype=torch.float64, device=device
         )
+        self._by_distance = torch.zeros(
+            _BLUR_REACH + 1, dtype=torch.float64, device=device
+        )
+        self._unsure_by_distance = torch.zeros_like(self._by_distance)
         self._num_images = 0
 
     def update(
@@ -156,6 +183,14 @@ class ClassStatisticsAccumulator:
         p_max, argmax = max_at(pred_probs, n, y, x)
         index = self._hist_index(labels[n, y, x], argmax, p_max)
         hist += _bincount(index, hist.numel())
+        top = pred_probs.topk(2, dim=1).values
+        unsure = top[:, 0] - top[:, 1] < 0.5
+        distance = edge_distance(labels).to(unsure.device)
+        valid = labels >= 0
+        self._by_distance += _bincount(distance[valid], _BLUR_REACH + 1)
+        self._unsure_by_distance += _bincount(
+            distance[valid & unsure], _BLUR_REACH + 1
+        )
         self._num_images += labels.shape[0]
 
     def _hist_index(self, given: Tensor, argmax: Tensor, p: Tensor) -> Tensor:
@@ -182,7 +217,65 @@ class ClassStatisticsAccumulator:
             interior_counts=self._interior.cpu().numpy().astype(np.int64),
             background_probs=np.clip(background, 0, 1).astype(np.float32),
             num_images=self._num_images,
+            blur=_blur(
+                self._by_distance.cpu().numpy(),
+                self._unsure_by_distance.cpu().numpy(),
+            ),
+            error_rates=label_error_rates(hist),
         )
+
+
+def label_error_rates(hist: np.ndarray) -> np.ndarray:
+    """``(K, K, ERROR_RATE_BINS)`` estimated share of label errors among
+    the interior pixels labelled ``g`` whose argmax is ``s`` at each
+    confidence, from the ``(K, K, bins)`` histogram of (label, argmax,
+    argmax probability).
+
+    A pixel of class ``s`` labelled ``g`` looks to the model like the
+    pixels labelled ``s`` do: its confidence follows the model's own
+    profile ``a_s`` on them. The disagreements ``d_gs`` are such errors plus
+    the model's own mistakes. The number of errors ``E`` is at most
+    ``D(>=c) / A(>=c)`` at every confidence ``c`` (tails of the counts);
+    the tightest of these bounds over the upper half of the profile
+    estimates it (mixture proportion estimation), and the error share at
+    a confidence is ``E * a_s(c) / d_gs(c)``, made non-decreasing in the
+    confidence (isotonic) and at most one. A confusion the model makes at
+    its usual confidence for ``s`` everywhere is ranked as an error; one it
+    makes only below that confidence, as the model's own.
+    """
+    k = hist.shape[0]
+    coarse = hist.reshape(k, k, ERROR_RATE_BINS, -1).sum(axis=-1)
+    own = coarse[np.arange(k), np.arange(k)]  # (K, bins): a_s
+    profile = own / np.maximum(own.sum(axis=1, keepdims=True), 1)
+    tail = profile[:, ::-1].cumsum(axis=1)[:, ::-1]  # A_s(>= c)
+    rates = np.zeros((k, k, ERROR_RATE_BINS))
+    for g, s in zip(*np.nonzero(coarse.sum(axis=-1)), strict=True):
+        if g == s or not own[s].any():
+            continue
+        d = coarse[g, s]
+        d_tail = d[::-1].cumsum()[::-1]
+        upper = tail[s] >= 0.5
+        errors = np.min(d_tail[upper] / tail[s][upper])
+        local = np.divide(
+            errors * profile[s], d, out=np.zeros_like(d), where=d > 0
+        )
+        rates[g, s] = np.minimum(_isotonic(local, d), 1.0)
+    return rates.astype(np.float32)
+
+
+def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Non-decreasing least-squares fit of ``values`` (pool adjacent
+    violators); zero-weight entries take their fitted neighbour's value."""
+    blocks: list[list[float]] = []  # [value, weight, count]
+    for v, w in zip(values.tolist(), weights.tolist(), strict=True):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, n2 = blocks.pop()
+            v1, w1, n1 = blocks.pop()
+            total = w1 + w2
+            mean = (v1 * w1 + v2 * w2) / total if total else max(v1, v2)
+            blocks.append([mean, total, n1 + n2])
+    return np.repeat([b[0] for b in blocks], [b[2] for b in blocks])
 
 
 def _bincount(
@@ -206,6 +299,48 @@ def _valid_channel_sums(labels: Tensor, pred_probs: Tensor) -> Tensor:
     if n.numel():
         sums -= pred_probs[n, :, y, x].double().sum(dim=0)
     return sums
+
+
+def _blur(pixels: np.ndarray, unsure: np.ndarray) -> float:
+    """Excess unsure pixels near label boundaries per boundary pixel, from
+    counts by distance to the nearest boundary (the last bin: the
+    interior)."""
+    if pixels[0] == 0 or pixels[-1] == 0:
+        return 0.0
+    rate = unsure / np.maximum(pixels, 1)
+    excess = np.clip(rate[:-1] - rate[-1], 0, None) * pixels[:-1]
+    return float(excess.sum() / pixels[0])
+
+
+def edge_distance(labels: Tensor) -> Tensor:
+    """``(N, H, W)`` distance in pixels (chessboard, capped at
+    ``_BLUR_REACH``) from each pixel to the nearest label boundary pixel
+    (``label_edges``: distance 0)."""
+    edges = label_edges(labels).cpu().numpy()
+    out = np.full(edges.shape, _BLUR_REACH, dtype=np.int64)
+    for i, e in enumerate(edges):
+        if e.any():
+            d = cv2.distanceTransform(
+                (~e).view(np.uint8), cv2.DIST_C, cv2.DIST_MASK_3
+            )
+            out[i] = np.minimum(d, _BLUR_REACH)
+    return torch.from_numpy(out)
+
+
+def label_edges(labels: Tensor) -> Tensor:
+    """``(N, H, W)`` scored pixels with a scored 4-neighbour of another
+    label."""
+    edges = torch.zeros_like(labels, dtype=torch.bool)
+    valid = labels >= 0
+    across = (labels[..., 1:] != labels[..., :-1]) & valid[..., 1:]
+    across &= valid[..., :-1]
+    down = (labels[..., 1:, :] != labels[..., :-1, :]) & valid[..., 1:, :]
+    down &= valid[..., :-1, :]
+    edges[..., 1:] |= across
+    edges[..., :-1] |= across
+    edges[..., 1:, :] |= down
+    edges[..., :-1, :] |= down
+    return edges
 
 
 def interior_mask(labels: Tensor, width: int) -> Tensor:

@@ -279,7 +279,7 @@ def run_find_label_errors(
                     class_names,
                     fields,
                     corrected_dir,
-                    params.config.correct_min_score,
+                    params.config.correct_min_probability,
                 )
                 if saved:
                     sample[params.save_probs_field] = saved[i]
@@ -581,13 +581,15 @@ def _write_sample(
     class_names: list[str],
     fields: dict[str, str],
     corrected_dir: str | None,
-    correct_min_score: float,
+    correct_min_probability: float,
 ) -> None:
     sample[fields["patches"]] = fo.Detections(
         detections=[_to_detection(p, class_names) for p in patches]
     )
     sample[fields["score"]] = image_error_score(patches)
-    corrected = apply_patches(mask, patches, min_score=correct_min_score)
+    corrected = apply_patches(
+        mask, patches, min_probability=correct_min_probability
+    )
     if corrected_dir is None:
         sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
         return
@@ -603,6 +605,7 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
         bounding_box=patch.bounding_box,
         mask=patch.mask,
         confidence=patch.score,
+        error_probability=patch.error_probability,
         given_label=class_names[patch.given_label],
         suggested_label=class_names[patch.suggested_label],
         error_type=patch.error_type,

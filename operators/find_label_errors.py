@@ -51,14 +51,14 @@ _CONFIG_HELP = {
     "share of their outline is the suggested class",
     "prior_max_background": "The correction lifts a class's background "
     "probability (its model noise) at most to this level",
-    "margin_classes": "A patch's margin is taken among its this many "
-    "most likely classes",
+    "margin_classes": "A whole region's margin is taken among its this "
+    "many most likely classes",
     "absorbed_min_share": "Patches of a rare class are dropped when this "
     "share of their outline is the much more frequent suggested class: "
     "small objects the model merges into their surroundings (0 = off)",
     "min_score": "Patches scoring lower are not reported",
-    "correct_min_score": "The corrected field applies the suggestions of "
-    "patches scoring at least this",
+    "correct_min_probability": "The corrected field applies the "
+    "suggestions of patches at least this likely to be label errors",
     "fn_max_frequency_ratio": "False negative: suggested class at most "
     "this fraction of the given class's pixels",
     "fn_min_inside_share": "False negative: share of the patch outline "
@@ -69,9 +69,9 @@ _CONFIG_HELP = {
     "on the patch",
     "min_issue_patches": "Specific issue: least patches",
     "min_issue_images": "Specific issue: least images",
-    "spatial_reference": "Image size (pixels) the minimum area, boundary "
-    "width and score area scale are for; they grow on larger images "
-    "(0 = fixed)",
+    "blur_reference": "Model blur (pixels) the minimum area, boundary "
+    "width and score area scale are for; they grow with a blurrier "
+    "model (0 = fixed)",
 }
 
 

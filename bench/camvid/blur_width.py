@@ -1,6 +1,7 @@
 """How wide, in pixels, is a run's model blur along the label boundaries?
 
-FIXER's spatial thresholds grow with the image side (``spatial_reference``),
+FIXER's spatial thresholds once grew with the image side (now: with the
+blur measured in pass 1, ``FinderConfig.blur_reference``),
 on the assumption that the model's blur does too. This measures the blur of
 a finished run's probabilities (``--up`` upsamples them as
 ``upsampled.py`` does) two ways, and prints them beside the rule's factor:
@@ -24,8 +25,6 @@ from evaluate import load_run
 from inject import add_arguments as add_common_arguments
 from probabilities import add_arguments as add_probability_arguments
 from upsampled import upsample_labels, upsample_probs
-
-from fixer_core import FinderConfig
 
 MAX_DISTANCE = 100
 AGREEMENT = 0.9
@@ -76,13 +75,10 @@ def main() -> None:
 
     agreement = agreeing / np.maximum(pixels, 1)
     reach = int(np.argmax(agreement >= AGREEMENT))
-    config = FinderConfig()
-    scaled = config.at_size(height, width)
-    rule = (scaled.score_area_scale / config.score_area_scale) ** 0.5
     curve = " ".join(f"{a:.2f}" for a in agreement[:20])
     print(
         f"{height}x{width}: band {unsure / edge_pixels:.2f} px, reach "
-        f"{reach} px, the rule's factor {rule:.2f} "
+        f"{reach} px "
         f"(agreement by distance 0-19: {curve})"
     )
 

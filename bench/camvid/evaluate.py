@@ -409,7 +409,7 @@ def fixer_image(
     truth: dict,
     noisy: np.ndarray,
     patches: Sequence[Patch],
-    correct_min_score: float = FinderConfig().correct_min_score,
+    correct_min_probability: float = FinderConfig().correct_min_probability,
 ) -> dict:
     """Scorer inputs of FIXER's patches on one image."""
     shape = noisy.shape
@@ -439,7 +439,7 @@ def fixer_image(
         "suggestion": apply_patches(noisy, patches),
         "score": score,
         "corrected": apply_patches(
-            noisy, patches, min_score=correct_min_score
+            noisy, patches, min_probability=correct_min_probability
         ),
         "patch_area": np.asarray(area, dtype=np.int64),
         "patch_on_error": np.asarray(on_error, dtype=np.int64),

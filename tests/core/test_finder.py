@@ -239,19 +239,33 @@ def test_corrections_bring_labels_closer_to_the_truth(scenes, found):
     wrong_before = wrong_after = 0
     for i, label in enumerate(scenes.labels):
         corrected = apply_patches(
-            label, [p for p in patches if p.image_index == i], min_score=0.0
+            label, [p for p in patches if p.image_index == i]
         )
         wrong_before += (label != scenes.clean_labels[i]).sum()
         wrong_after += (corrected != scenes.clean_labels[i]).sum()
     assert wrong_after < 0.3 * wrong_before
 
 
-def test_image_error_score_is_a_noisy_or(found):
+def test_image_error_score_is_the_expected_wrong_share(found):
     patches, _ = found
     a, b = patches[:2]
     assert image_error_score([]) == 0.0
-    expected = 1 - (1 - a.score) * (1 - b.score)
+    pixels = a.image_shape[0] * a.image_shape[1]
+    expected = (
+        a.error_probability * a.area + b.error_probability * b.area
+    ) / pixels
     assert image_error_score([a, b]) == pytest.approx(expected)
+    # more wrong pixels rank higher, without saturating
+    assert image_error_score([a]) < image_error_score([a, b]) < 1
+
+
+def test_expected_errors_sum_the_patch_probabilities(found):
+    patches, summary = found
+    total = sum(p.error_probability for p in patches)
+    assert summary.expected_errors == pytest.approx(total)
+    low, high = summary.expected_errors_interval
+    assert low <= summary.expected_errors <= high
+    assert all(0 <= p.error_probability <= p.score for p in patches)
 
 
 def _find_logits(scenes, logits):
@@ -311,23 +325,21 @@ def test_patches_never_overlap(found):
     assert max(c.max() for c in by_image.values()) == 1
 
 
-@pytest.mark.parametrize("spatial_reference", [0, 64 * 64])
-def test_min_area_grows_with_the_image(spatial_reference):
-    # a 6x6 mislabelled block in a 128x128 image: 36 pixels pass min_area
-    # 16, not the 64 it grows to at twice the reference side
+@pytest.mark.parametrize("blurry", [False, True])
+def test_min_area_grows_with_the_model_blur(blurry):
+    # a 6x6 mislabelled block: 36 pixels pass min_area 16 with a sharp
+    # model, not the area it grows to when the model blurs every boundary
     labels = np.zeros((1, 128, 128), dtype=np.int64)
+    labels[:, :, 64:] = 1
     probs = np.zeros((1, 2, 128, 128), dtype=np.float32)
-    probs[:, 0] = 0.95
-    probs[:, 1] = 0.05
-    probs[:, :, 60:66, 60:66] = np.array([0.05, 0.95])[:, None, None]
-    config = FinderConfig(
-        **SIMULATED_MODEL,
-        min_area=16,
-        min_score=0.0,
-        spatial_reference=spatial_reference,
-    )
+    probs[:, 0] = np.where(labels[0] == 0, 0.95, 0.05)
+    probs[:, 1] = 1 - probs[:, 0]
+    if blurry:  # an unsure band 16 px wide along the boundary
+        probs[:, :, :, 56:72] = 0.5
+    probs[:, :, 20:26, 20:26] = np.array([0.05, 0.95])[:, None, None]
+    config = FinderConfig(**SIMULATED_MODEL, min_area=16, min_score=0.0)
     patches, _ = find_label_errors(
         labels, probs, class_names=["a", "b"], config=config
     )
-    areas = [p.area for p in patches]
-    assert areas == ([36] if spatial_reference == 0 else [])
+    areas = [p.area for p in patches if p.box[0] < 40]
+    assert areas == ([] if blurry else [36])

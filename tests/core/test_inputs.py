@@ -92,8 +92,8 @@ def test_logits_are_accepted_when_declared():
         ({"margin_classes": 1}, "margin_classes must be an integer >= 2"),
         ({"margin_classes": 2.5}, "margin_classes must be an integer >= 2"),
         (
-            {"spatial_reference": -1},
-            "spatial_reference must be a non-negative integer",
+            {"blur_reference": -1},
+            "blur_reference must be non-negative",
         ),
     ],
     ids=[
@@ -134,16 +134,15 @@ def test_batch_size_must_be_positive():
         find_label_errors(_labels(), _probs(), batch_size=0)
 
 
-def test_spatial_thresholds_scale_with_the_image_size():
+def test_spatial_thresholds_scale_with_the_model_blur():
     config = FinderConfig(min_area=16, boundary_width=2, speck_radius=1)
-    reference = config.spatial_reference
-    assert config.at_size(90, 120) is config  # below the reference
-    side = int(reference**0.5)
-    large = config.at_size(2 * side, 2 * side)  # sides twice as long
-    assert large.min_area == 64
-    assert large.boundary_width == 4
-    assert large.score_area_scale == 4 * config.score_area_scale
-    assert large.speck_radius == 1  # specks are pixel noise
-    assert large.at_size(2 * side, 2 * side) == large  # scaled once
-    fixed = FinderConfig(spatial_reference=0)
-    assert fixed.at_size(4 * side, 4 * side) is fixed
+    reference = config.blur_reference
+    assert config.at_blur(reference / 2) is config  # a sharp model
+    blurry = config.at_blur(2 * reference)  # a band twice as wide
+    assert blurry.min_area == 64
+    assert blurry.boundary_width == 4
+    assert blurry.score_area_scale == 4 * config.score_area_scale
+    assert blurry.speck_radius == 1  # specks are pixel noise
+    assert blurry.at_blur(2 * reference) == blurry  # scaled once
+    fixed = FinderConfig(blur_reference=0)
+    assert fixed.at_blur(10 * reference) is fixed

@@ -96,11 +96,11 @@ def _patch_counts(dataset, run_key="fixer"):
 
 
 def _expected_correction(label, detections, class_names):
-    """The ground truth with the suggestions of the patches scoring at
-    least ``correct_min_score`` applied."""
+    """The ground truth with the suggestions of the patches at least
+    ``correct_min_probability`` likely to be errors applied."""
     expected = label.copy()
     for det in detections:
-        if det.confidence < FinderConfig().correct_min_score:
+        if det.error_probability < FinderConfig().correct_min_probability:
             continue
         expected[detection_mask(det, label.shape)] = class_names.index(
             det.suggested_label
