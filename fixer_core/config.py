@@ -62,6 +62,9 @@ class FinderConfig:
             as a sign on a wall, that the model merges into its
             surroundings (0 disables the rule).
         min_score: patches scoring below this are not reported.
+        min_error_probability: ... nor patches whose ``error_probability``
+            is below this: the data shows their confusion as the model's
+            own (on clean CamVid labels this halves the flagged pixels).
         correct_min_probability: the corrected labels take the suggestions
             of the patches whose ``error_probability`` is at least this;
             the others are reported for review but not applied. High, so
@@ -103,6 +106,7 @@ class FinderConfig:
     margin_classes: int = 16
     absorbed_min_share: float = 0.0
     min_score: float = 0.075
+    min_error_probability: float = 0.02
     correct_min_probability: float = 0.9
     fn_max_frequency_ratio: float = 0.3
     fn_min_inside_share: float = 0.5
@@ -116,6 +120,7 @@ class FinderConfig:
         for name in (
             "min_confidence",
             "min_score",
+            "min_error_probability",
             "correct_min_probability",
             "prior_edge_share",
             "prior_max_background",

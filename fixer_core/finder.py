@@ -17,6 +17,7 @@ from .error_types import classify_error, much_rarer
 from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
+from .shift import LabelShift, find_label_shift
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
 # Algorithm
@@ -69,6 +70,11 @@ class FinderSummary:
             before anyone reviews them.
         expected_errors_interval: its 95% interval from the patches'
             chance alone (the estimated rates are taken as exact).
+        shifted_labels: ``{image index: shift}`` of the labels that agree
+            with the model far better when moved (see
+            ``find_label_shift``): misregistered labels, or labels drawn
+            for another frame. Their patches carry the cause
+            ``SHIFTED_CAUSE``.
     """
 
     issues: list[SpecificIssue]
@@ -81,6 +87,9 @@ class FinderSummary:
     )
     expected_errors: float = 0.0
     expected_errors_interval: tuple[float, float] = (0.0, 0.0)
+    shifted_labels: dict[int, LabelShift] = dataclasses.field(
+        default_factory=dict
+    )
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
@@ -112,6 +121,9 @@ class FinderSummary:
             "expected_errors_interval": [
                 round(v, 1) for v in self.expected_errors_interval
             ],
+            "shifted_labels": {
+                str(i): s.to_dict() for i, s in self.shifted_labels.items()
+            },
         }
 
 
@@ -166,6 +178,7 @@ class LabelErrorFinder:
         self._num_pixels = 0
         self._expected = 0.0
         self._variance = 0.0
+        self._shifts: dict[int, LabelShift] = {}
 
     # -- pass 1 -----------------------------------------------------------
 
@@ -268,21 +281,25 @@ class LabelErrorFinder:
             for i in range(n)
         ]
         means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
+        argmax_np = pred_probs.argmax(dim=1).cpu().numpy()
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
             offset += len(shapes)
-            out.append(
-                self._make_patches(
-                    int(image_indices[i]),
-                    tuple(labels_np.shape[1:]),
-                    shapes,
-                    image_means,
-                    stats,
-                    weights,
-                    config,
-                )
+            patches = self._make_patches(
+                int(image_indices[i]),
+                tuple(labels_np.shape[1:]),
+                shapes,
+                image_means,
+                stats,
+                weights,
+                config,
             )
+            shift = find_label_shift(labels_np[i], argmax_np[i])
+            if shift is not None:
+                self._shifts[int(image_indices[i])] = shift
+                patches = _with_shift_cause(patches, shift, labels_np[i])
+            out.append(patches)
         self._num_scored += n
         self._num_pixels += int((labels >= 0).sum())
         return out
@@ -306,6 +323,7 @@ class LabelErrorFinder:
             weakly_predicted=self.weakly_predicted,
             expected_errors=self._expected,
             expected_errors_interval=_interval(self._expected, self._variance),
+            shifted_labels=dict(sorted(self._shifts.items())),
         )
 
     @property
@@ -380,7 +398,13 @@ class LabelErrorFinder:
                 continue
             size = shape.area / (shape.area + config.score_area_scale)
             score = (1.0 - given_prob) * size
-            if score < config.min_score:
+            probability = score * stats.error_rate(
+                shape.given_label, shape.suggested_label, suggested_prob
+            )
+            if (
+                score < config.min_score
+                or probability < config.min_error_probability
+            ):
                 continue
             error_type = classify_error(
                 shape.given_label,
@@ -389,9 +413,6 @@ class LabelErrorFinder:
                 inside_share=shape.inside_share,
                 statistics=stats,
                 config=config,
-            )
-            probability = score * stats.error_rate(
-                shape.given_label, shape.suggested_label, suggested_prob
             )
             self._expected += probability
             self._variance += probability * (1.0 - probability)
@@ -421,6 +442,25 @@ class LabelErrorFinder:
                 )
             )
         return patches
+
+
+SHIFTED_CAUSE = "label shifted against its image"
+
+
+def _with_shift_cause(
+    patches: list[Patch], shift: LabelShift, label: np.ndarray
+) -> list[Patch]:
+    """Marks the patches that the moved label explains (it carries their
+    suggested class on at least half their pixels)."""
+    moved = shift.moved(label)
+    out = []
+    for p in patches:
+        x, y, w, h = p.box
+        agree = moved[y : y + h, x : x + w][p.mask] == p.suggested_label
+        if agree.mean() >= 0.5:
+            p = dataclasses.replace(p, cause=SHIFTED_CAUSE)
+        out.append(p)
+    return out
 
 
 def _absorbed(

@@ -41,6 +41,8 @@ class Patch:
             suggested) confusion at its confidence
             (``ClassStatistics.error_rates``). Summed over patches, it
             estimates the number of label errors.
+        cause: what the finder found behind the patch beyond the model's
+            disagreement, e.g. ``"label shifted against its image"``.
         issue: name of the specific issue the patch belongs to, if any.
     """
 
@@ -58,6 +60,7 @@ class Patch:
     suggested_prob: float
     error_type: str
     error_probability: float = 0.0
+    cause: str | None = None
     issue: str | None = None
 
     @property

@@ -241,14 +241,21 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
     a confidence is ``E * a_s(c) / d_gs(c)``, made non-decreasing in the
     confidence (isotonic) and at most one. A confusion the model makes at
     its usual confidence for ``s`` everywhere is ranked as an error; one it
-    makes only below that confidence, as the model's own.
+    makes only below that confidence, as the model's own. A pair without
+    interior disagreement has rate one.
     """
     k = hist.shape[0]
     coarse = hist.reshape(k, k, ERROR_RATE_BINS, -1).sum(axis=-1)
     own = coarse[np.arange(k), np.arange(k)]  # (K, bins): a_s
     profile = own / np.maximum(own.sum(axis=1, keepdims=True), 1)
     tail = profile[:, ::-1].cumsum(axis=1)[:, ::-1]  # A_s(>= c)
-    rates = np.zeros((k, k, ERROR_RATE_BINS))
+    # A confusion the model never makes in region interiors is not one of
+    # its habits, and a class it never predicts on its own pixels has no
+    # profile to compare with: the score stands (thin objects have no
+    # interior; a rare class the model half sees is suggested through the
+    # prior correction).
+    rates = np.ones((k, k, ERROR_RATE_BINS))
+    rates[np.arange(k), np.arange(k)] = 0
     for g, s in zip(*np.nonzero(coarse.sum(axis=-1)), strict=True):
         if g == s or not own[s].any():
             continue
@@ -265,7 +272,8 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
 
 def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Non-decreasing least-squares fit of ``values`` (pool adjacent
-    violators); zero-weight entries take their fitted neighbour's value."""
+    violators); entries without weight take the value of the nearest one
+    with weight."""
     blocks: list[list[float]] = []  # [value, weight, count]
     for v, w in zip(values.tolist(), weights.tolist(), strict=True):
         blocks.append([v, w, 1])
@@ -275,7 +283,13 @@ def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
             total = w1 + w2
             mean = (v1 * w1 + v2 * w2) / total if total else max(v1, v2)
             blocks.append([mean, total, n1 + n2])
-    return np.repeat([b[0] for b in blocks], [b[2] for b in blocks])
+    fitted = np.repeat([b[0] for b in blocks], [b[2] for b in blocks])
+    known = np.flatnonzero(weights > 0)
+    if known.size:
+        index = np.arange(len(fitted))
+        nearest = known[np.abs(index[:, None] - known).argmin(axis=1)]
+        fitted = fitted[nearest]
+    return fitted
 
 
 def _bincount(

@@ -37,8 +37,15 @@ CLASS_NAMES = (
 IGNORE_VALUE = 255
 # ``FinderConfig`` settings for the simulated probabilities of
 # ``make_scenes``: they are not a model trained on the labels and carry no
-# class prior, so the finder's prior correction stays off for them.
-SIMULATED_MODEL = {"prior_strength": 0.0}
+# class prior, so the finder's prior correction stays off for them; and
+# they make no mistakes of their own (every disagreement is planted), so
+# the estimated share of label errors, which tells a model's habitual
+# confusions from errors, neither filters nor holds back their patches.
+SIMULATED_MODEL = {
+    "prior_strength": 0.0,
+    "min_error_probability": 0.0,
+    "correct_min_probability": 0.0,
+}
 
 _WALL, _FLOOR, _COUCH, _CUSHION, _RUG, _TABLE, _CHAIR, _LAMP = range(
     len(CLASS_NAMES)

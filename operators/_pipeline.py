@@ -606,6 +606,7 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
         mask=patch.mask,
         confidence=patch.score,
         error_probability=patch.error_probability,
+        cause=patch.cause,
         given_label=class_names[patch.given_label],
         suggested_label=class_names[patch.suggested_label],
         error_type=patch.error_type,

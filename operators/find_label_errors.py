@@ -57,6 +57,8 @@ _CONFIG_HELP = {
     "share of their outline is the much more frequent suggested class: "
     "small objects the model merges into their surroundings (0 = off)",
     "min_score": "Patches scoring lower are not reported",
+    "min_error_probability": "Patches less likely than this to be label "
+    "errors (rather than the model's mistakes) are not reported",
     "correct_min_probability": "The corrected field applies the "
     "suggestions of patches at least this likely to be label errors",
     "fn_max_frequency_ratio": "False negative: suggested class at most "

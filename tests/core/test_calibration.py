@@ -1,0 +1,113 @@
+"""The score's calibration: label-error rates estimated from the data, the
+model's blur, and the cases a fixed size rule got wrong."""
+
+import numpy as np
+import pytest
+
+from fixer_core import FinderConfig, find_label_errors
+from fixer_core.statistics import ERROR_RATE_BINS, label_error_rates
+
+
+def _hist(own_at, confusion_at, confusion_count, k=2, bins=100):
+    """(K, K, bins) histogram: 10,000 pixels of each class called
+    themselves at ``own_at``; ``confusion_count`` pixels labelled 0 that
+    the model calls 1 at ``confusion_at``."""
+    hist = np.zeros((k, k, bins))
+    for c in range(k):
+        hist[c, c, int(own_at * bins)] = 10_000
+    hist[0, 1, int(confusion_at * bins)] = confusion_count
+    return hist
+
+
+def test_a_confusion_at_the_models_own_confidence_reads_as_errors():
+    # the model calls class 1 at 0.95 where it is labelled 1; pixels
+    # labelled 0 that it calls 1 just as surely are label errors
+    rates = label_error_rates(_hist(0.95, 0.95, 500))
+    assert rates[0, 1, -1] == pytest.approx(1.0)
+
+
+def test_a_confusion_below_the_models_own_confidence_reads_as_its_mistake():
+    # the same disagreement, at 0.55 only, where the model never is on its
+    # own class: the model's confusion, not the labels'
+    rates = label_error_rates(_hist(0.95, 0.55, 500))
+    assert rates[0, 1].max() == pytest.approx(0.0)
+
+
+def test_error_rates_are_monotone_in_the_confidence():
+    rng = np.random.default_rng(0)
+    hist = rng.integers(0, 50, size=(4, 4, 100)).astype(float)
+    for c in range(4):
+        hist[c, c, 60:] += 2_000
+    rates = label_error_rates(hist)
+    assert rates.shape == (4, 4, ERROR_RATE_BINS)
+    assert (np.diff(rates, axis=-1) >= -1e-6).all()
+    assert ((rates >= 0) & (rates <= 1)).all()
+
+
+def _two_class_scene(n=4, size=64):
+    """Left half class 0, right half class 1; a sharp model (0.95)."""
+    labels = np.zeros((n, size, size), np.int64)
+    labels[:, :, size // 2 :] = 1
+    truth = labels.copy()
+    return labels, truth
+
+
+def _probs(truth, sure=0.95):
+    k = int(truth.max()) + 1
+    probs = np.full(
+        (truth.shape[0], k) + truth.shape[1:], (1 - sure) / (k - 1)
+    )
+    for c in range(k):
+        probs[:, c][truth == c] = sure
+    return probs.astype(np.float32)
+
+
+def test_a_thin_object_labelled_wrong_as_a_whole_is_flagged():
+    # a 4x40 strip of class 0 labelled 1 inside class 0: a pole labelled
+    # as its surroundings' neighbour, the model 95% sure
+    labels, truth = _two_class_scene()
+    labels[:, 10:50, 10:14] = 1
+    patches, _ = find_label_errors(labels, _probs(truth))
+    strips = [p for p in patches if p.box == (10, 10, 4, 40)]
+    assert len(strips) == 4
+    assert all(p.suggested_label == 0 and p.given_label == 1 for p in strips)
+
+
+def test_boundary_slivers_are_still_dropped():
+    # a 2-pixel fringe of class 1 along the border labelled 0
+    labels, truth = _two_class_scene()
+    labels[:, :, 32:34] = 0
+    patches, _ = find_label_errors(labels, _probs(truth))
+    assert not patches
+
+
+def test_ignored_values_are_never_suggested():
+    labels, truth = _two_class_scene()
+    probs = _probs(truth)  # the model calls the right half class 1
+    labels[:, :, 32:] = 0  # ... which is labelled 0
+    patches, _ = find_label_errors(labels, probs, ignore_index=[1])
+    assert all(p.suggested_label != 1 for p in patches)
+
+
+def test_a_clean_dataset_with_a_weak_model_is_barely_flagged():
+    # labels right; the model gives the true class only 0.3-0.7 and is
+    # wrong on 10% of each image in scattered blobs
+    rng = np.random.default_rng(0)
+    labels, truth = _two_class_scene(n=8)
+    p1 = np.where(truth == 1, 0.6, 0.4) + rng.normal(0, 0.1, truth.shape)
+    p1 = np.clip(p1, 0.01, 0.99).astype(np.float32)
+    patches, summary = find_label_errors(
+        labels, np.stack([1 - p1, p1], axis=1)
+    )
+    flagged = sum(p.area for p in patches)
+    assert flagged < 0.03 * labels.size
+    assert summary.expected_errors < 3
+
+
+def test_spatial_thresholds_stay_for_a_sharp_model():
+    labels, truth = _two_class_scene()
+    labels[:, 20:26, 5:11] = 1  # a 6x6 block: 36 px, over min_area 16
+    patches, _ = find_label_errors(
+        labels, _probs(truth), config=FinderConfig(min_area=16)
+    )
+    assert [p.area for p in patches] == [36] * 4

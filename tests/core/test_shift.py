@@ -1,0 +1,53 @@
+"""Labels shifted against their images are found and named."""
+
+import numpy as np
+
+from fixer_core import find_label_errors
+from fixer_core.finder import SHIFTED_CAUSE
+from fixer_core.shift import find_label_shift
+
+
+def _street(size=(96, 128)):
+    """A scene of blocks of four classes."""
+    truth = np.zeros(size, np.int64)
+    truth[:40] = 1
+    truth[50:80, 10:40] = 2
+    truth[20:70, 70:90] = 3
+    truth[60:, 100:] = 2
+    return truth
+
+
+def _moved(label, dy, dx):
+    out = np.roll(label, (dy, dx), axis=(0, 1))
+    return out
+
+
+def test_a_shifted_label_is_found_with_its_move():
+    truth = _street()
+    label = _moved(truth, 6, -9)
+    shift = find_label_shift(label, truth)
+    assert shift is not None
+    assert (shift.dy, shift.dx) == (-6, 9)
+    assert shift.explained > 0.8
+
+
+def test_a_right_label_and_a_little_jitter_are_not_shifts():
+    truth = _street()
+    assert find_label_shift(truth, truth) is None
+    assert find_label_shift(_moved(truth, 1, 0), truth) is None
+
+
+def test_the_finder_names_the_shift_and_its_patches():
+    truth = np.stack([_street()] * 4)
+    labels = truth.copy()
+    labels[2] = _moved(truth[2], 8, 8)
+    probs = np.full((4, 4) + truth.shape[1:], 0.02, np.float32)
+    for c in range(4):
+        probs[:, c][truth == c] = 0.94
+    patches, summary = find_label_errors(labels, probs)
+    assert list(summary.shifted_labels) == [2]
+    assert summary.to_dict()["shifted_labels"]["2"]["dy"] == -8
+    on_shifted = [p for p in patches if p.image_index == 2]
+    assert on_shifted
+    assert all(p.cause == SHIFTED_CAUSE for p in on_shifted)
+    assert all(p.cause is None for p in patches if p.image_index != 2)
