@@ -26,6 +26,13 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ._locks import (
+    exclusive,
+    labels_resource,
+    run_resource,
+    schema_change,
+    shared,
+)
 from ._samples import (
     LabelErrorInputError,
     batches,
@@ -195,7 +202,21 @@ def run_find_label_errors(
     """Finds label errors in ``view`` and writes them to its dataset.
 
     Yields progress updates; the summary is stored in the run results.
+    Holds the run key's lock, and the ground truth's shared lock so that
+    no apply or undo changes the labels between the two passes.
     """
+    dataset = view._dataset
+    operation = f"find_label_errors run '{params.run_key}'"
+    with (
+        exclusive(dataset, run_resource(params.run_key), operation),
+        shared(dataset, labels_resource(params.gt_field), operation),
+    ):
+        yield from _find_label_errors(view, params)
+
+
+def _find_label_errors(
+    view: fo.core.collections.SampleCollection, params: FindParams
+) -> Iterator[Progress]:
     # Algorithm
     # ---------
     # 1. Validate fields, mask targets and the run key; nothing is written
@@ -241,24 +262,25 @@ def run_find_label_errors(
     if weak_note:
         logger.warning(weak_note)
 
-    delete_run(dataset, params.run_key)
     fields = output_fields(params.run_key)
     views = output_views(params.run_key)
-    corrected_dir = _corrected_dir(view, params)
-    dataset.register_run(
-        params.run_key,
-        dataset.init_run(
-            method=METHOD,
-            **_describe(params),
-            device=device,
-            finder=params.config.to_dict(),
-            class_names=list(class_names),
-            fields=list(fields.values()),
-            views=list(views.values()),
-            corrected_dir=corrected_dir,
-        ),
-    )
-    _declare_fields(dataset, fields)
+    with schema_change(dataset):
+        delete_run(dataset, params.run_key)
+        corrected_dir = _corrected_dir(view, params)
+        dataset.register_run(
+            params.run_key,
+            dataset.init_run(
+                method=METHOD,
+                **_describe(params),
+                device=device,
+                finder=params.config.to_dict(),
+                class_names=list(class_names),
+                fields=list(fields.values()),
+                views=list(views.values()),
+                corrected_dir=corrected_dir,
+            ),
+        )
+        _declare_fields(dataset, fields, params.save_probs_field)
 
     with samples.save_context(batch_size=params.batch_size) as context:
         for batch in batches(
@@ -287,14 +309,15 @@ def run_find_label_errors(
             yield stages.advance("Finding errors", len(batch.samples))
 
     summary = finder.summary()
-    _tag_issues(view, fields["patches"], summary, class_names)
-    _save_views(dataset, fields, views)
-    results = dataset.init_run_results(
-        params.run_key,
-        summary=summary.to_dict(),
-        statistics=statistics.to_dict(),
-    )
-    dataset.save_run_results(params.run_key, results)
+    with schema_change(dataset):
+        _tag_issues(view, fields["patches"], summary, class_names)
+        _save_views(dataset, fields, views)
+        results = dataset.init_run_results(
+            params.run_key,
+            summary=summary.to_dict(),
+            statistics=statistics.to_dict(),
+        )
+        dataset.save_run_results(params.run_key, results)
     logger.info("Label errors written to '%s'", fields["patches"])
     yield Progress("Done", 1.0)
 
@@ -431,7 +454,14 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
     """Deletes a FIXER run and every field, view and file it wrote.
 
     Returns whether there was such a run. The ground truth is untouched.
+    Values of a field whose declaration was lost are removed too, so that
+    the samples load again.
     """
+    with schema_change(dataset):
+        return _delete_run(dataset, run_key)
+
+
+def _delete_run(dataset: fo.Dataset, run_key: str) -> bool:
     if run_key not in dataset.list_runs():
         return False
     config = dataset.get_run_info(run_key).config
@@ -448,6 +478,10 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
     for name in config.fields:
         if dataset.has_sample_field(name):
             dataset.delete_sample_field(name)
+        else:  # undeclared values make every sample load fail
+            dataset._sample_collection.update_many(
+                {name: {"$exists": True}}, {"$unset": {name: ""}}
+            )
     if config.corrected_dir:
         shutil.rmtree(config.corrected_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # kept if checkpoints live there
@@ -462,13 +496,14 @@ def color_patches(dataset: fo.Dataset, run_key: str) -> None:
     ground truth's colour. The App shows it from the next time the dataset
     is loaded."""
     path = output_fields(run_key)["patches"]
-    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
-    fields = list(scheme.fields or [])
-    if any(f.get("path") == path for f in fields):
-        return
-    scheme.fields = fields + [{"path": path, "fieldColor": PATCH_COLOR}]
-    dataset.app_config.color_scheme = scheme
-    dataset.save()
+    with schema_change(dataset):
+        scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+        fields = list(scheme.fields or [])
+        if any(f.get("path") == path for f in fields):
+            return
+        scheme.fields = fields + [{"path": path, "fieldColor": PATCH_COLOR}]
+        dataset.app_config.color_scheme = scheme
+        dataset.save()
 
 
 def _uncolor_patches(dataset: fo.Dataset, run_key: str) -> None:
@@ -535,8 +570,15 @@ def _corrected_dir(view, params: FindParams) -> str | None:
     return path
 
 
-def _declare_fields(dataset: fo.Dataset, fields: dict[str, str]) -> None:
+def _declare_fields(
+    dataset: fo.Dataset, fields: dict[str, str], save_probs_field: str | None
+) -> None:
+    """Declares every field pass 2 writes up front, under the schema lock
+    (a field declared while samples are saved would change the schema
+    outside it)."""
     embedded = fof.EmbeddedDocumentField
+    if save_probs_field and not dataset.has_sample_field(save_probs_field):
+        dataset.add_sample_field(save_probs_field, fof.StringField)
     dataset.add_sample_field(
         fields["patches"], embedded, embedded_doc_type=fo.Detections
     )
