@@ -13,6 +13,7 @@ import fiftyone as fo
 import fiftyone.core.fields as fof
 import numpy as np
 
+from ._keys import check_key
 from ._locks import exclusive, labels_resource, run_resource, schema_change
 from ._pipeline import Progress, is_fixer_run, output_fields
 from ._relabel import (
@@ -25,7 +26,7 @@ from ._relabel import (
     write_mask_file,
 )
 from ._review_tags import CONFIRMED_TAG
-from ._samples import LabelErrorInputError, load_mask
+from ._samples import LabelErrorInputError, describe, load_mask
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,8 @@ class _Merge:
             new = load_mask(sample, p.annotations_field)
             if new.shape != old.shape:
                 raise LabelErrorInputError(
-                    f"Mask of sample {sample.id} in '{p.annotations_field}' "
+                    f"Mask of sample {describe(sample)} in "
+                    f"'{p.annotations_field}' "
                     f"is {new.shape[1]}x{new.shape[0]}, its ground truth "
                     f"{old.shape[1]}x{old.shape[0]}"
                 )
@@ -335,10 +337,7 @@ class _Merge:
 def _validate(view, params: ApplyParams) -> None:
     dataset = view._root_dataset
     key = params.apply_key
-    if not key.isidentifier():
-        raise LabelErrorInputError(
-            f"Apply key '{key}' must be a valid variable name"
-        )
+    check_key(key, "Apply key")
     if key in dataset.list_runs():
         raise LabelErrorInputError(
             f"Apply key '{key}' already exists; undo it or choose another"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ._keys import check_key
 from ._locks import (
     exclusive,
     labels_resource,
@@ -36,6 +39,7 @@ from ._locks import (
 from ._samples import (
     LabelErrorInputError,
     batches,
+    describe,
     load_probs,
     naming_sample,
 )
@@ -205,6 +209,7 @@ def run_find_label_errors(
     Holds the run key's lock, and the ground truth's shared lock so that
     no apply or undo changes the labels between the two passes.
     """
+    check_key(params.run_key)
     dataset = view._dataset
     operation = f"find_label_errors run '{params.run_key}'"
     with (
@@ -683,10 +688,8 @@ def _save_views(
 
 def _validate(view, params: FindParams) -> list[str]:
     dataset = view._dataset
-    if not params.run_key.isidentifier():
-        raise LabelErrorInputError(
-            f"Run key '{params.run_key}' must be a valid variable name"
-        )
+    check_key(params.run_key)
+    _check_target(view, params)
     if params.run_key in dataset.list_runs() and not is_fixer_run(
         dataset, params.run_key
     ):
@@ -751,12 +754,55 @@ def _validate(view, params: FindParams) -> list[str]:
     missing = [k for k in range(num_classes) if k not in targets]
     if missing:
         raise LabelErrorInputError(
-            f"Probabilities of sample {first.id} (field "
+            f"Probabilities of sample {describe(first)} (field "
             f"'{params.probs_field}') have {num_classes} channels but the "
             f"mask targets of '{params.gt_field}' name no class for "
             f"value(s) {missing[:10]}"
         )
     return [str(targets[k]) for k in range(num_classes)]
+
+
+def _check_target(view, params: FindParams) -> None:
+    """Refuses, before anything is written, a target the run cannot work
+    on: grouped or generated (patches, frames) collections, a view that
+    leaves out an input field, or one built on the run's own outputs
+    (the run deletes them first)."""
+    if view.media_type == "group" or view._dataset.media_type == "group":
+        raise LabelErrorInputError(
+            f"Dataset '{view._root_dataset.name}' is grouped; FIXER works on "
+            "image datasets (clone the image slice into a dataset of its "
+            "own: dataset.select_group_slices('left').clone())"
+        )
+    if view._dataset is not view._root_dataset:
+        raise LabelErrorInputError(
+            "The target view is a patches, frames or clips view; target "
+            "the images themselves"
+        )
+    schema = view.get_field_schema()
+    for name in (params.gt_field, params.probs_field):
+        if name and name not in schema and view._dataset.has_field(name):
+            raise LabelErrorInputError(
+                f"The target view leaves out field '{name}' that the run "
+                "reads; include it in the view"
+            )
+    own = [*output_fields(params.run_key).values()]
+    own += [
+        *output_views(params.run_key).values(),
+        review_view(params.run_key),
+    ]
+    stages = json.dumps(view._serialize())
+    used = [
+        name
+        for name in own
+        if name == view.name
+        or re.search(rf"(?<!\w){re.escape(name)}(?!\w)", stages)
+    ]
+    if used:
+        raise LabelErrorInputError(
+            f"The target view is built on {', '.join(used)}, which run "
+            f"'{params.run_key}' replaces; target the dataset or another "
+            "view, or choose another run key"
+        )
 
 
 def integer_mask_targets(dataset: fo.Dataset, gt_field: str) -> dict:

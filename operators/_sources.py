@@ -26,7 +26,13 @@ from ..fixer_core.training import (
     TrainConfig,
     TrainProgress,
 )
-from ._samples import LabelErrorInputError, load_image, load_mask, load_probs
+from ._samples import (
+    LabelErrorInputError,
+    describe,
+    load_image,
+    load_mask,
+    load_probs,
+)
 
 SOURCES = ("stored", "model", "cross_validation")
 
@@ -103,9 +109,9 @@ class StoredProbabilities:
         first_id, k = self._first
         if probs.shape[0] != k:
             raise LabelErrorInputError(
-                f"Probabilities of sample {sample.id} ({self.where}) have "
-                f"{probs.shape[0]} channels but those of sample {first_id} "
-                f"have {k}"
+                f"Probabilities of sample {describe(sample)} ({self.where}) "
+                f"have {probs.shape[0]} channels but those of sample "
+                f"{first_id} have {k}"
             )
 
 
