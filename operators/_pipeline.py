@@ -258,10 +258,13 @@ def _find_label_errors(
         [f for f in (params.gt_field, params.probs_field) if f]
     )
 
+    values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
     for batch in batches(samples, params.gt_field, source, params.batch_size):
+        values.check(batch)
         with naming_sample(batch, source.where):
             finder.update(batch.labels, batch.pred_probs)
         yield stages.advance("Estimating class statistics", len(batch.samples))
+    values.check_scored(len(view))
     statistics = finder.statistics
     weak_note = weakly_predicted_note(finder.weakly_predicted)
     if weak_note:
@@ -762,6 +765,50 @@ def _validate(view, params: FindParams) -> list[str]:
     return [str(targets[k]) for k in range(num_classes)]
 
 
+class _MaskValues:
+    """Checks pass 1's masks: every value is named by the mask targets
+    (or ignored), and some pixel is scored at all."""
+
+    def __init__(self, dataset, gt_field: str, num_classes: int, ignore):
+        self.gt_field = gt_field
+        self.num_classes = num_classes
+        self.ignore = np.array(sorted(ignore), dtype=np.int64)
+        targets = integer_mask_targets(dataset, gt_field)
+        self.allowed = np.array(sorted(set(targets) | set(ignore)))
+        self.scored = 0
+
+    def check(self, batch) -> None:
+        """Raises, naming the sample, on a value nobody named."""
+        unnamed = ~np.isin(batch.labels, self.allowed)
+        if unnamed.any():
+            i = int(unnamed.any(axis=(1, 2)).argmax())
+            found = np.unique(batch.labels[i][unnamed[i]])
+            raise LabelErrorInputError(
+                f"Mask of sample {describe(batch.samples[i])} (field "
+                f"'{self.gt_field}') holds value(s) {found[:10].tolist()} "
+                f"that the mask targets of '{self.gt_field}' do not name; "
+                "name them in the mask targets or list them in "
+                "ignore_values"
+            )
+        labels = batch.labels
+        self.scored += int(
+            (
+                (labels < self.num_classes)
+                & (labels >= 0)
+                & ~np.isin(labels, self.ignore)
+            ).sum()
+        )
+
+    def check_scored(self, num_samples: int) -> None:
+        """Raises when every pixel was void or ignored."""
+        if self.scored == 0:
+            raise LabelErrorInputError(
+                f"Nothing to score: every pixel of the {num_samples} target "
+                f"samples' '{self.gt_field}' masks is void or ignored (no "
+                f"value below {self.num_classes} outside ignore_values)"
+            )
+
+
 def _check_target(view, params: FindParams) -> None:
     """Refuses, before anything is written, a target the run cannot work
     on: grouped or generated (patches, frames) collections, a view that
@@ -790,7 +837,11 @@ def _check_target(view, params: FindParams) -> None:
         *output_views(params.run_key).values(),
         review_view(params.run_key),
     ]
-    stages = json.dumps(view._serialize())
+    stages = (
+        json.dumps(view._serialize())
+        if isinstance(view, fo.DatasetView)
+        else ""
+    )
     used = [
         name
         for name in own

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import PIL.Image
 import torch
 
 from ..fixer_core import PredProbsError
@@ -110,15 +111,34 @@ def load_mask(sample, gt_field: str) -> np.ndarray:
             f"Mask of sample {describe(sample)} (field '{gt_field}') has "
             f"shape {mask.shape}; FIXER needs (H, W) integer class masks"
         )
-    meta = sample.metadata
-    size = (meta.height, meta.width) if meta is not None else (None, None)
-    if None not in size and size != mask.shape:
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise LabelErrorInputError(
+            f"Mask of sample {describe(sample)} (field '{gt_field}') holds "
+            f"{mask.dtype} values; FIXER needs integer class masks"
+        )
+    size = image_size(sample)
+    if size is not None and size != mask.shape:
         raise LabelErrorInputError(
             f"Mask of sample {describe(sample)} (field '{gt_field}') is "
             f"{mask.shape[1]}x{mask.shape[0]} but its image is "
-            f"{meta.width}x{meta.height}"
+            f"{size[1]}x{size[0]}"
         )
     return mask
+
+
+def image_size(sample) -> tuple[int, int] | None:
+    """The ``(height, width)`` of a sample's image: from its metadata, or
+    else from the image file's header (nothing is written); None when
+    neither is available."""
+    meta = sample.metadata
+    if meta is not None and None not in (meta.height, meta.width):
+        return meta.height, meta.width
+    try:
+        with PIL.Image.open(sample.filepath) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        return None
+    return height, width
 
 
 def load_probs(sample, probs_field: str) -> np.ndarray:

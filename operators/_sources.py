@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..fixer_core._checks import layout_problem
 from ..fixer_core.models import (
     ModelError,
     Preprocess,
@@ -86,8 +87,14 @@ class StoredProbabilities:
 
     def __call__(self, samples: list, masks: list[np.ndarray]) -> np.ndarray:
         arrays = [load_probs(s, self.probs_field) for s in samples]
-        for sample, probs in zip(samples, arrays, strict=True):
+        for sample, probs, mask in zip(samples, arrays, masks, strict=True):
             self._check_channels(sample, probs)
+            problem = layout_problem(probs.shape[-2:], mask.shape)
+            if problem:
+                raise LabelErrorInputError(
+                    f"Probabilities of sample {describe(sample)} "
+                    f"({self.where}) {problem}"
+                )
         if len({a.shape for a in arrays}) == 1:
             return np.stack(arrays)
         size = masks[0].shape
@@ -105,7 +112,7 @@ class StoredProbabilities:
 
     def _check_channels(self, sample, probs: np.ndarray) -> None:
         if self._first is None:
-            self._first = (sample.id, probs.shape[0])
+            self._first = (describe(sample), probs.shape[0])
         first_id, k = self._first
         if probs.shape[0] != k:
             raise LabelErrorInputError(
