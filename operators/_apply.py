@@ -15,7 +15,7 @@ import numpy as np
 
 from ._keys import check_key
 from ._locks import exclusive, labels_resource, run_resource, schema_change
-from ._pipeline import Progress, is_fixer_run, output_fields
+from ._pipeline import Progress, output_fields, owns_path, stored_results
 from ._relabel import (
     check_segmentation_field,
     mask_dir,
@@ -254,7 +254,7 @@ def _undo_corrections(dataset: fo.Dataset, apply_key: str) -> dict:
             and dataset.count(PROVENANCE_FIELD) == 0
         ):
             dataset.delete_sample_field(PROVENANCE_FIELD)
-        if config.mask_dir:
+        if config.mask_dir and owns_path(dataset, config.mask_dir):
             shutil.rmtree(config.mask_dir, ignore_errors=True)
         dataset.delete_run(apply_key)
     return {"apply_key": apply_key, "restored_samples": restored}
@@ -351,12 +351,8 @@ def _validate(view, params: ApplyParams) -> None:
         raise LabelErrorInputError(
             f"source must be one of {SOURCES}, got {params.source!r}"
         )
-    if params.run_key is not None and not is_fixer_run(
-        dataset, params.run_key
-    ):
-        raise LabelErrorInputError(
-            f"Dataset '{dataset.name}' has no FIXER run '{params.run_key}'"
-        )
+    if params.run_key is not None:
+        stored_results(dataset, params.run_key)  # known and finished
     if params.source == "suggestions":
         if params.run_key is None:
             raise LabelErrorInputError(

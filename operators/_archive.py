@@ -84,14 +84,21 @@ def export_cvat_archive(
     archive_path: str,
     *,
     run_key: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Writes a CVAT-for-images zip of ``view``'s ground truth (and the
-    patches of FIXER run ``run_key``, if given).
+    patches of FIXER run ``run_key``, if given). An existing file is
+    replaced only with ``overwrite``.
 
     Returns:
         counts: ``samples``, ``polygons`` (ground truth) and ``patches``.
     """
     dataset = view._root_dataset
+    if os.path.exists(archive_path) and not overwrite:
+        raise LabelErrorInputError(
+            f"{archive_path} exists; choose another path or pass "
+            "overwrite=True"
+        )
     check_segmentation_field(dataset, gt_field)
     targets = mask_targets(dataset, gt_field)
     (patches_field,) = patch_fields(dataset, run_key) if run_key else (None,)

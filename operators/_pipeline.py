@@ -135,6 +135,14 @@ def fixer_dir(dataset: fo.Dataset, *parts: str) -> str:
     )
 
 
+def owns_path(dataset: fo.Dataset, path: str) -> bool:
+    """Whether ``path`` lies in the dataset's own FIXER folder. A clone
+    copies its source's run records, paths included: it must never delete
+    its source's files."""
+    root = os.path.realpath(fixer_dir(dataset))
+    return os.path.realpath(path).startswith(root + os.sep)
+
+
 def run_dir(dataset: fo.Dataset, run_key: str, name: str) -> str:
     """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
     return fixer_dir(dataset, run_key, name)
@@ -490,7 +498,7 @@ def _delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             dataset._sample_collection.update_many(
                 {name: {"$exists": True}}, {"$unset": {name: ""}}
             )
-    if config.corrected_dir:
+    if config.corrected_dir and owns_path(dataset, config.corrected_dir):
         shutil.rmtree(config.corrected_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # kept if checkpoints live there
             os.rmdir(os.path.dirname(config.corrected_dir))
@@ -548,14 +556,18 @@ def _delete_report_and_review(dataset: fo.Dataset, run_key: str) -> None:
         review_view(run_key)
     ):
         dataset.delete_saved_view(review_view(run_key))
-    remove_report_files(getattr(results, "quality", None))
+    remove_report_files(dataset, getattr(results, "quality", None))
     with contextlib.suppress(OSError):
         os.rmdir(fixer_dir(dataset, run_key))
 
 
-def remove_report_files(quality: dict | None) -> None:
-    """Removes the files of a stored label-quality report, and their
-    folder when nothing else is left in it."""
+def remove_report_files(dataset: fo.Dataset, quality: dict | None) -> None:
+    """Removes the files of a stored label-quality report of this dataset
+    (not of the dataset it was cloned from), and their folder when
+    nothing else is left in it."""
+    quality = quality or {}
+    if quality.get("dataset_id", str(dataset._doc.id)) != str(dataset._doc.id):
+        return
     folders = set()
     for path in (quality or {}).get("files", {}).values():
         with contextlib.suppress(OSError):

@@ -1,0 +1,170 @@
+"""Files FIXER writes stay its own and its dataset's: a clone never deletes
+its source's files, user files are never overwritten without an explicit
+overwrite, and unfinished runs are not used."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixer_testing import PLUGIN, write_scenes_dataset
+
+from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
+
+fo = pytest.importorskip("fiftyone")
+foo = pytest.importorskip("fiftyone.operators")
+from fiftyone.operators.executor import ExecutionError  # noqa: E402
+
+GT = "ground_truth"
+FIND = {"gt_field": GT, "probs_field": "probs_path", **SIMULATED_MODEL}
+APPLY = {
+    "gt_field": GT,
+    "source": "suggestions",
+    "run_key": "fixer",
+    "selection": "score",
+    "min_score": 0.3,
+}
+
+
+def _run(name, dataset, **params):
+    result = foo.execute_operator(
+        f"{PLUGIN}/{name}", dict(dataset=dataset, params=params)
+    )
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.fixture
+def found(fixer_plugin, dataset_factory, tmp_path):
+    dataset = dataset_factory("files")
+    write_scenes_dataset(
+        dataset, make_scenes(6, height=48, width=64, seed=0), tmp_path
+    )
+    _run("find_label_errors", dataset, **FIND)
+    return dataset
+
+
+def _files(dataset, *fields) -> list[str]:
+    return [p for f in fields for p in dataset.values(f"{f}.mask_path") if p]
+
+
+def test_clone_undo_and_delete_leave_the_sources_files(found):
+    _run("apply_corrections", found, **APPLY, apply_key="a1")
+    found.reload()
+    applied = _files(found, GT)
+    corrected = _files(found, "fixer_corrected")
+    masks = {s.id: s[GT].get_mask() for s in found.iter_samples()}
+    assert corrected and applied
+
+    clone = found.clone()
+    try:
+        _run("undo_corrections", clone, apply_key="a1")
+        _run("delete_label_error_run", clone, run_key="fixer")
+    finally:
+        clone.delete()
+
+    assert all(Path(p).is_file() for p in applied + corrected)
+    found.reload()
+    for sample in found.iter_samples():
+        np.testing.assert_array_equal(sample[GT].get_mask(), masks[sample.id])
+    _run("undo_corrections", found, apply_key="a1")  # the source's own
+
+
+def test_report_never_overwrites_a_users_file(found, tmp_path):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    mine = folder / "report.md"
+    mine.write_text("my notes")
+    with pytest.raises(ExecutionError, match="FIXER did not write them"):
+        _run(
+            "label_quality_report",
+            found,
+            run_key="fixer",
+            output_dir=str(folder),
+        )
+    assert mine.read_text() == "my notes"
+    found.reload()
+    assert "fixer_quality" not in found.list_evaluations()
+
+    _run(
+        "label_quality_report",
+        found,
+        run_key="fixer",
+        output_dir=str(folder),
+        overwrite=True,
+    )
+    assert mine.read_text() != "my notes"
+
+
+def test_report_rerun_replaces_its_own_files(found, tmp_path):
+    folder = tmp_path / "reports"
+    _run(
+        "label_quality_report", found, run_key="fixer", output_dir=str(folder)
+    )
+    (folder / "other.txt").write_text("mine")
+    _run(
+        "label_quality_report", found, run_key="fixer", output_dir=str(folder)
+    )
+    _run("delete_label_error_run", found, run_key="fixer")
+    assert (folder / "other.txt").read_text() == "mine"
+    assert not (folder / "report.md").exists()
+
+
+def test_export_never_replaces_an_existing_file(found, tmp_path):
+    path = tmp_path / "task.zip"
+    path.write_bytes(b"my archive")
+    with pytest.raises(ExecutionError, match="exists; choose another path"):
+        _run("export_cvat_archive", found, gt_field=GT, archive_path=str(path))
+    assert path.read_bytes() == b"my archive"
+    _run(
+        "export_cvat_archive",
+        found,
+        gt_field=GT,
+        archive_path=str(path),
+        overwrite=True,
+    )
+    assert path.read_bytes() != b"my archive"
+
+
+@pytest.fixture
+def unfinished(found, fixer_plugin):
+    """A rerun of ``fixer`` stopped in pass 2 (as a killed run is)."""
+    pipeline = importlib.import_module(
+        f"{fixer_plugin.module.__name__}.operators._pipeline"
+    )
+    run = pipeline.run_find_label_errors(
+        found,
+        pipeline.FindParams(
+            gt_field=GT, probs_field="probs_path", batch_size=2, run_key="u"
+        ),
+    )
+    for update in run:
+        if update.label.startswith("Finding errors"):
+            break
+    run.close()
+    found.reload()
+    assert "u" in found.list_runs()
+    assert found.load_run_results("u", cache=False) is None
+    return found
+
+
+def test_apply_refuses_an_unfinished_run(unfinished):
+    with pytest.raises(ExecutionError, match="did not finish"):
+        _run("apply_corrections", unfinished, **{**APPLY, "run_key": "u"})
+    unfinished.reload()
+    assert not [k for k in unfinished.list_runs() if k.startswith("fixer_a")]
+
+
+def test_export_refuses_an_unfinished_run(unfinished, tmp_path):
+    path = tmp_path / "u.zip"
+    with pytest.raises(ExecutionError, match="did not finish"):
+        _run(
+            "export_cvat_archive",
+            unfinished,
+            gt_field=GT,
+            archive_path=str(path),
+            run_key="u",
+        )
+    assert not path.exists()
