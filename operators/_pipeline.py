@@ -50,6 +50,7 @@ from ._sources import (
     TrainingSpec,
     build_model_source,
     save_probabilities,
+    tie_to_labels,
     train_fold_models,
 )
 
@@ -141,6 +142,12 @@ def owns_path(dataset: fo.Dataset, path: str) -> bool:
     its source's files."""
     root = os.path.realpath(fixer_dir(dataset))
     return os.path.realpath(path).startswith(root + os.sep)
+
+
+def checkpoints_dir(dataset: fo.Dataset, run_key: str) -> str:
+    """Where a run's fold models are kept unless the user picks a
+    folder."""
+    return run_dir(dataset, run_key, "checkpoints")
 
 
 def run_dir(dataset: fo.Dataset, run_key: str, name: str) -> str:
@@ -281,7 +288,7 @@ def _find_label_errors(
     fields = output_fields(params.run_key)
     views = output_views(params.run_key)
     with schema_change(dataset):
-        delete_run(dataset, params.run_key)
+        delete_run(dataset, params.run_key, keep_checkpoints=True)
         corrected_dir = _corrected_dir(view, params)
         dataset.register_run(
             params.run_key,
@@ -388,14 +395,22 @@ def _build_source(view, params: FindParams, class_names, device, stages):
     if params.probs_source == "model":
         return build_model_source(params.model, len(class_names), device)
     spec = params.training or TrainingSpec()
+    checkpoint_dir = spec.checkpoint_dir or checkpoints_dir(
+        view._dataset, params.run_key
+    )
+    tie_to_labels(
+        checkpoint_dir,
+        view,
+        params.gt_field,
+        owned=spec.checkpoint_dir is None,
+    )
     trainer = train_fold_models(
         view,
         params.gt_field,
         spec,
         len(class_names),
         tuple(params.ignore_values),
-        spec.checkpoint_dir
-        or run_dir(view._dataset, params.run_key, "checkpoints"),
+        checkpoint_dir,
         device,
     )
     source = None
@@ -466,15 +481,25 @@ def update_run_results(dataset: fo.Dataset, run_key: str, **values) -> None:
     )
 
 
-def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
-    """Deletes a FIXER run and every field, view and file it wrote.
+def delete_run(
+    dataset: fo.Dataset, run_key: str, *, keep_checkpoints: bool = False
+) -> bool:
+    """Deletes a FIXER run and every field, view and file it wrote (fold
+    models in the default folder too, unless ``keep_checkpoints``: a
+    rerun keeps those it can reuse).
 
     Returns whether there was such a run. The ground truth is untouched.
     Values of a field whose declaration was lost are removed too, so that
     the samples load again.
     """
     with schema_change(dataset):
-        return _delete_run(dataset, run_key)
+        deleted = _delete_run(dataset, run_key)
+    checkpoints = checkpoints_dir(dataset, run_key)
+    if deleted and not keep_checkpoints and owns_path(dataset, checkpoints):
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(fixer_dir(dataset, run_key))
+    return deleted
 
 
 def _delete_run(dataset: fo.Dataset, run_key: str) -> bool:

@@ -3,8 +3,11 @@ trained on the dataset itself."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +39,8 @@ from ._samples import (
 )
 
 SOURCES = ("stored", "model", "cross_validation")
+# In a checkpoint folder: the fingerprint of the labels it was trained on
+LABELS_FILE = "fixer_labels.json"
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,59 @@ def train_fold_models(
         raise LabelErrorInputError(str(e)) from e
     yield from _in_background(trainer.fit)
     return OutOfFoldProbabilities(trainer, list(data.sample_ids))
+
+
+def tie_to_labels(
+    checkpoint_dir: str, view, gt_field: str, *, owned: bool
+) -> None:
+    """Ties a checkpoint folder to the labels its fold models learn from.
+
+    The folder records a fingerprint of the target samples' ground truth
+    (ids, mask files' paths, sizes and times, inline masks' bytes). When
+    the labels changed since (an ``apply_corrections``, an edit), FIXER's
+    own folder is emptied so the folds are trained again; a user's folder
+    is refused.
+    """
+    marker = os.path.join(checkpoint_dir, LABELS_FILE)
+    fingerprint = labels_fingerprint(view, gt_field)
+    stored = None
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            stored = json.load(f).get("fingerprint")
+    elif os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir):
+        stored = "unknown"  # written before folders were tied to labels
+    if stored not in (None, fingerprint):
+        if not owned:
+            raise LabelErrorInputError(
+                f"Checkpoint folder {checkpoint_dir} holds fold models "
+                f"trained on other labels of '{gt_field}' (they changed "
+                "since); delete it or choose another checkpoint_dir"
+            )
+        shutil.rmtree(checkpoint_dir)
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    with open(marker, "w") as f:
+        json.dump({"gt_field": gt_field, "fingerprint": fingerprint}, f)
+
+
+def labels_fingerprint(view, gt_field: str) -> str:
+    """A hash of the target samples' ground truth as training reads it."""
+    digest = hashlib.sha256()
+    samples = view.select_fields(gt_field).sort_by("id")
+    for sample in samples.iter_samples():
+        seg = sample[gt_field]
+        digest.update(sample.id.encode())
+        if seg is None:
+            continue
+        if seg.mask_path:
+            try:
+                stat = os.stat(seg.mask_path)
+                state = f"{seg.mask_path}:{stat.st_size}:{stat.st_mtime_ns}"
+            except OSError:
+                state = f"{seg.mask_path}:missing"
+            digest.update(state.encode())
+        elif seg.mask is not None:
+            digest.update(np.ascontiguousarray(seg.mask).tobytes())
+    return digest.hexdigest()
 
 
 def _in_background(fit: Callable) -> Iterator[TrainProgress]:

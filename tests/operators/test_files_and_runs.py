@@ -168,3 +168,63 @@ def test_export_refuses_an_unfinished_run(unfinished, tmp_path):
             run_key="u",
         )
     assert not path.exists()
+
+
+CV = {
+    "gt_field": GT,
+    "probs_source": "cross_validation",
+    "folds": 2,
+    "epochs": 1,
+    **SIMULATED_MODEL,
+}
+
+
+def _checkpoints(dataset, run_key) -> Path:
+    return (
+        Path(fo.config.default_dataset_dir)
+        / "fixer"
+        / str(dataset._doc.id)
+        / run_key
+        / "checkpoints"
+    )
+
+
+def _fold_times(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("fold_*.pt")}
+
+
+def test_fold_models_are_trained_again_after_the_labels_change(found):
+    _run("find_label_errors", found, **CV, run_key="cv")
+    folder = _checkpoints(found, "cv")
+    first = _fold_times(folder)
+    assert len(first) == 2
+    _run("find_label_errors", found, **CV, run_key="cv")
+    assert _fold_times(folder) == first  # same labels: reused
+
+    _run("apply_corrections", found, **APPLY, apply_key="a1")
+    found.reload()
+    assert found.count("fixer_applied") > 0
+    _run("find_label_errors", found, **CV, run_key="cv")
+    again = _fold_times(folder)
+    assert again.keys() == first.keys()
+    assert all(again[k] != first[k] for k in first)
+
+
+def test_deleting_a_run_deletes_its_fold_models(found):
+    _run("find_label_errors", found, **CV, run_key="cv")
+    assert _checkpoints(found, "cv").is_dir()
+    _run("delete_label_error_run", found, run_key="cv")
+    assert not _checkpoints(found, "cv").exists()
+    # Another config under the same key is no longer "another run's"
+    _run("find_label_errors", found, **{**CV, "folds": 3}, run_key="cv")
+
+
+def test_a_users_checkpoint_folder_of_other_labels_is_refused(found, tmp_path):
+    folder = tmp_path / "ck"
+    params = {**CV, "checkpoint_dir": str(folder)}
+    _run("find_label_errors", found, **params, run_key="cv")
+    first = _fold_times(folder)
+    _run("apply_corrections", found, **APPLY, apply_key="a1")
+    with pytest.raises(ExecutionError, match="trained on other labels"):
+        _run("find_label_errors", found, **params, run_key="cv")
+    assert _fold_times(folder) == first
