@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -244,13 +245,14 @@ def _find_label_errors(
     # 2. Pass 1 streams (mask, probabilities) batches into the finder's
     #    class statistics. Every file is read and checked here, so a bad
     #    sample stops the run before anything is written.
-    # 3. The previous run with this key, if any, is deleted and the new run
-    #    registered with every field and view it will write, so it can be
-    #    deleted even if interrupted.
+    # 3. The new run is registered under a pending key (``<key>__next``)
+    #    with every field it will write, so it can be deleted even if
+    #    interrupted; the previous run with this key is kept meanwhile.
     # 4. Pass 2 streams the batches again; each sample gets its patches,
     #    error score and corrected mask as soon as its batch is scored.
-    # 5. Patches are tagged with their specific issue, the issue views are
-    #    saved and the summary is stored as the run's results.
+    # 5. Patches are tagged with their specific issue; the previous run is
+    #    deleted and the pending fields and run renamed to the key; the
+    #    issue views are saved and the summary stored as the run results.
     logger.info("Finding label errors...")
     dataset = view._dataset
     class_names = _validate(view, params)
@@ -285,13 +287,13 @@ def _find_label_errors(
     if weak_note:
         logger.warning(weak_note)
 
-    fields = output_fields(params.run_key)
-    views = output_views(params.run_key)
+    pending = pending_key(params.run_key)
+    fields = output_fields(pending)
     with schema_change(dataset):
-        delete_run(dataset, params.run_key, keep_checkpoints=True)
+        _delete_pending(dataset, params.run_key)  # a killed rerun's
         corrected_dir = _corrected_dir(view, params)
         dataset.register_run(
-            params.run_key,
+            pending,
             dataset.init_run(
                 method=METHOD,
                 **_describe(params),
@@ -299,8 +301,9 @@ def _find_label_errors(
                 finder=params.config.to_dict(),
                 class_names=list(class_names),
                 fields=list(fields.values()),
-                views=list(views.values()),
+                views=[],
                 corrected_dir=corrected_dir,
+                pending_for=params.run_key,
             ),
         )
         _declare_fields(dataset, fields, params.save_probs_field)
@@ -334,7 +337,8 @@ def _find_label_errors(
     summary = finder.summary()
     with schema_change(dataset):
         _tag_issues(view, fields["patches"], summary, class_names)
-        _save_views(dataset, fields, views)
+        fields = _swap_in(dataset, params.run_key)
+        _save_views(dataset, fields, output_views(params.run_key))
         results = dataset.init_run_results(
             params.run_key,
             summary=summary.to_dict(),
@@ -343,6 +347,41 @@ def _find_label_errors(
         dataset.save_run_results(params.run_key, results)
     logger.info("Label errors written to '%s'", fields["patches"])
     yield Progress("Done", 1.0)
+
+
+def pending_key(run_key: str) -> str:
+    """Key under which a run writes until it is complete; the previous
+    run with ``run_key`` is kept until then."""
+    return f"{run_key}__next"
+
+
+def _delete_pending(dataset: fo.Dataset, run_key: str) -> None:
+    """Deletes what a killed run with this key left under its pending
+    key."""
+    pending = pending_key(run_key)
+    if (
+        is_fixer_run(dataset, pending)
+        and dataset.get_run_info(pending).config.pending_for == run_key
+    ):
+        delete_run(dataset, pending, keep_checkpoints=True)
+
+
+def _swap_in(dataset: fo.Dataset, run_key: str) -> dict[str, str]:
+    """Replaces the previous run with the complete pending one: deletes
+    the previous run, renames the pending fields and run. Returns the
+    final field names."""
+    delete_run(dataset, run_key, keep_checkpoints=True)
+    pending = pending_key(run_key)
+    fields = output_fields(run_key)
+    for kind, name in output_fields(pending).items():
+        dataset.rename_sample_field(name, fields[kind])
+    dataset.rename_run(pending, run_key)
+    config = dataset.get_run_info(run_key).config
+    config.fields = list(fields.values())
+    config.views = list(output_views(run_key).values())
+    config.pending_for = None
+    dataset.update_run_config(run_key, config)
+    return fields
 
 
 class _Stages:
@@ -610,7 +649,9 @@ def _corrected_dir(view, params: FindParams) -> str | None:
     """Folder for corrected masks when the ground truth lives on disk."""
     if view.first()[params.gt_field].mask_path is None:
         return None
-    path = run_dir(view._dataset, params.run_key, "corrected")
+    # A folder of its own: the previous run's masks stay until the swap
+    name = f"corrected-{uuid.uuid4().hex[:8]}"
+    path = run_dir(view._dataset, params.run_key, name)
     os.makedirs(path, exist_ok=True)
     return path
 

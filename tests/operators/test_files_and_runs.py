@@ -128,46 +128,86 @@ def test_export_never_replaces_an_existing_file(found, tmp_path):
     assert path.read_bytes() != b"my archive"
 
 
-@pytest.fixture
-def unfinished(found, fixer_plugin):
-    """A rerun of ``fixer`` stopped in pass 2 (as a killed run is)."""
+def _stop_in_pass_2(dataset, fixer_plugin, run_key: str) -> None:
+    """Runs the finder and stops it in pass 2, as a killed run stops."""
     pipeline = importlib.import_module(
         f"{fixer_plugin.module.__name__}.operators._pipeline"
     )
     run = pipeline.run_find_label_errors(
-        found,
+        dataset,
         pipeline.FindParams(
-            gt_field=GT, probs_field="probs_path", batch_size=2, run_key="u"
+            gt_field=GT,
+            probs_field="probs_path",
+            batch_size=2,
+            run_key=run_key,
+            config=pipeline.FinderConfig(**SIMULATED_MODEL),
         ),
     )
     for update in run:
         if update.label.startswith("Finding errors"):
             break
     run.close()
-    found.reload()
-    assert "u" in found.list_runs()
-    assert found.load_run_results("u", cache=False) is None
+    dataset.reload()
+
+
+@pytest.fixture
+def unfinished(found, fixer_plugin):
+    """A run ``u`` stopped in pass 2: it is left as ``u__next``."""
+    _stop_in_pass_2(found, fixer_plugin, "u")
+    assert "u" not in found.list_runs()
+    assert found.load_run_results("u__next", cache=False) is None
     return found
 
 
-def test_apply_refuses_an_unfinished_run(unfinished):
-    with pytest.raises(ExecutionError, match="did not finish"):
-        _run("apply_corrections", unfinished, **{**APPLY, "run_key": "u"})
+@pytest.mark.parametrize("run_key", ["u", "u__next"])
+def test_apply_refuses_an_unfinished_run(unfinished, run_key):
+    with pytest.raises(
+        ExecutionError, match="did not finish|has no FIXER|Invalid enum"
+    ):
+        _run("apply_corrections", unfinished, **{**APPLY, "run_key": run_key})
     unfinished.reload()
     assert not [k for k in unfinished.list_runs() if k.startswith("fixer_a")]
 
 
-def test_export_refuses_an_unfinished_run(unfinished, tmp_path):
+@pytest.mark.parametrize("run_key", ["u", "u__next"])
+def test_export_refuses_an_unfinished_run(unfinished, tmp_path, run_key):
     path = tmp_path / "u.zip"
-    with pytest.raises(ExecutionError, match="did not finish"):
+    with pytest.raises(
+        ExecutionError, match="did not finish|has no FIXER|Invalid enum"
+    ):
         _run(
             "export_cvat_archive",
             unfinished,
             gt_field=GT,
             archive_path=str(path),
-            run_key="u",
+            run_key=run_key,
         )
     assert not path.exists()
+
+
+def test_rerun_stopped_in_pass_2_keeps_the_previous_run(found, fixer_plugin):
+    found.reload()
+    patches = found.values("fixer_patches")
+    scores = found.values("fixer_error_score")
+    views = sorted(found.list_saved_views())
+    corrected = found.values("fixer_corrected.mask_path")
+    _stop_in_pass_2(found, fixer_plugin, "fixer")
+
+    assert found.values("fixer_patches") == patches
+    assert found.values("fixer_error_score") == scores
+    assert sorted(found.list_saved_views()) == views
+    assert all(Path(p).is_file() for p in corrected)
+    assert found.load_run_results("fixer", cache=False) is not None
+    for name in views:
+        found.load_saved_view(name).count()
+    _run("apply_corrections", found, **APPLY, apply_key="a1")  # still usable
+
+    # The next complete rerun replaces both, leaving one run
+    _run("find_label_errors", found, **FIND)
+    found.reload()
+    assert "fixer__next" not in found.list_runs()
+    assert not [f for f in found.get_field_schema() if "__next" in f]
+    assert found.count("fixer_error_score") == len(found)
 
 
 CV = {
