@@ -137,6 +137,30 @@ def fixer_dir(dataset: fo.Dataset, *parts: str) -> str:
     )
 
 
+def orphaned_folders() -> list[str]:
+    """FIXER folders (``fixer/<dataset id>``) of datasets that no longer
+    exist, sorted."""
+    root = os.path.join(fo.config.default_dataset_dir, "fixer")
+    if not os.path.isdir(root):
+        return []
+    conn = fo.core.odm.get_db_conn()
+    live = {str(i) for i in conn.datasets.distinct("_id")}
+    return sorted(
+        os.path.join(root, name)
+        for name in os.listdir(root)
+        if name not in live and os.path.isdir(os.path.join(root, name))
+    )
+
+
+def delete_orphaned_files() -> list[str]:
+    """Deletes the folders of :func:`orphaned_folders`; returns them."""
+    folders = orphaned_folders()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    logger.info("Deleted %d FIXER folders of deleted datasets", len(folders))
+    return folders
+
+
 def owns_path(dataset: fo.Dataset, path: str) -> bool:
     """Whether ``path`` lies in the dataset's own FIXER folder. A clone
     copies its source's run records, paths included: it must never delete

@@ -268,3 +268,25 @@ def test_a_users_checkpoint_folder_of_other_labels_is_refused(found, tmp_path):
     with pytest.raises(ExecutionError, match="trained on other labels"):
         _run("find_label_errors", found, **params, run_key="cv")
     assert _fold_times(folder) == first
+
+
+def test_delete_orphaned_files_removes_only_deleted_datasets_folders(
+    found, tmp_path
+):
+    kept = Path(fo.config.default_dataset_dir) / "fixer" / str(found._doc.id)
+    assert kept.is_dir()
+    gone = fo.Dataset()
+    write_scenes_dataset(
+        gone, make_scenes(2, height=48, width=64, seed=1), tmp_path / "gone"
+    )
+    _run("find_label_errors", gone, **FIND)
+    orphan = kept.parent / str(gone._doc.id)
+    assert orphan.is_dir()
+    fo.delete_dataset(gone.name)
+    assert orphan.is_dir()  # FiftyOne leaves it
+
+    result = foo.execute_operator(f"{PLUGIN}/delete_orphaned_files", {})
+    assert result.error is None, result.error
+    assert str(orphan) in result.result["deleted"]
+    assert not orphan.exists()
+    assert kept.is_dir()
