@@ -13,6 +13,7 @@ import fiftyone as fo
 import fiftyone.core.fields as fof
 import numpy as np
 
+from ._database import check_database, naming_database
 from ._keys import check_key
 from ._locks import exclusive, labels_resource, run_resource, schema_change
 from ._pipeline import Progress, output_fields, owns_path, stored_results
@@ -95,6 +96,7 @@ def run_apply_corrections(
     dataset = view._root_dataset
     operation = f"apply_corrections '{params.apply_key}'"
     with (
+        naming_database(),
         exclusive(dataset, labels_resource(params.gt_field), operation),
         exclusive(dataset, run_resource(params.apply_key), operation),
         exclusive(dataset, PROVENANCE_RESOURCE, operation),
@@ -173,6 +175,7 @@ def _apply_corrections(
             changed_samples += 1
             changed_pixels += record["changed_pixels"]
         if (i + 1) % 50 == 0:
+            check_database()
             yield Progress(
                 f"Applied {i + 1} of {num_samples} samples",
                 0.1 + 0.9 * (i + 1) / num_samples,

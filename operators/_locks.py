@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 
 import fiftyone.core.odm as foo_odm
+import pymongo
 import pymongo.errors
 
 from ._samples import LabelErrorInputError
@@ -37,6 +38,7 @@ from ._samples import LabelErrorInputError
 COLLECTION = "fixer_locks"
 LEASE_SECONDS = 60.0
 SCHEMA_WAIT_SECONDS = 60.0
+RELEASE_SECONDS = 3.0
 
 
 _schema_depth = threading.local()
@@ -211,13 +213,26 @@ def _renew(lock_id: str, token: str, shared: bool, stop) -> None:
     match = "readers.token" if shared else "writer.token"
     while not stop.wait(LEASE_SECONDS / 4):
         expires = _now() + datetime.timedelta(seconds=LEASE_SECONDS)
-        with contextlib.suppress(pymongo.errors.PyMongoError):
+        with (
+            contextlib.suppress(pymongo.errors.PyMongoError),
+            pymongo.timeout(RELEASE_SECONDS),
+        ):
             _collection().update_one(
                 {"_id": lock_id, match: token}, {"$set": {path: expires}}
             )
 
 
 def _release(lock_id: str, token: str, shared: bool) -> None:
+    """Releases a lock; gives up after a few seconds when the database is
+    gone (the lease then runs out by itself)."""
+    with (
+        contextlib.suppress(pymongo.errors.PyMongoError),
+        pymongo.timeout(RELEASE_SECONDS),
+    ):
+        _release_now(lock_id, token, shared)
+
+
+def _release_now(lock_id: str, token: str, shared: bool) -> None:
     collection = _collection()
     if shared:
         collection.update_one(

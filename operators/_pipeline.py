@@ -29,6 +29,7 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ._database import check_database, naming_database
 from ._keys import check_key
 from ._locks import (
     exclusive,
@@ -253,6 +254,7 @@ def run_find_label_errors(
     dataset = view._dataset
     operation = f"find_label_errors run '{params.run_key}'"
     with (
+        naming_database(),
         exclusive(dataset, run_resource(params.run_key), operation),
         shared(dataset, labels_resource(params.gt_field), operation),
     ):
@@ -301,6 +303,7 @@ def _find_label_errors(
 
     values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
     for batch in batches(samples, params.gt_field, source, params.batch_size):
+        check_database()
         values.check(batch)
         with naming_sample(batch, source.where):
             finder.update(batch.labels, batch.pred_probs)
@@ -336,6 +339,7 @@ def _find_label_errors(
         for batch in batches(
             samples, params.gt_field, source, params.batch_size
         ):
+            check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(
                     batch.labels, batch.pred_probs, image_indices=batch.indices

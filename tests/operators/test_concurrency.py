@@ -344,3 +344,70 @@ def test_delete_removes_values_whose_declaration_was_lost(shared_dataset):
     _assert_every_sample_loads(ds)
     raw = ds._sample_collection.count_documents({"xb_patches": {"$exists": 1}})
     assert raw == 0
+
+
+# -- the database goes away ---------------------------------------------------
+
+
+def _start_private_mongod(mongod: str, root: Path) -> tuple:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (root / "db").mkdir()
+    proc = subprocess.Popen(
+        [mongod, "--bind_ip", "127.0.0.1", "--port", str(port),
+         "--dbpath", str(root / "db"), "--wiredTigerCacheSizeGB", "0.25",
+         "--nounixsocket", "--logpath", str(root / "mongod.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("the private mongod did not start")
+
+
+def test_losing_the_database_mid_run_names_it(fo_env, fixer_plugin, tmp_path):
+    proc, port = _start_private_mongod(fo_env["mongod"], tmp_path)
+    paused, go = tmp_path / "paused", tmp_path / "go"
+    spec = {
+        "lose_database": {
+            "root": str(tmp_path / "data"),
+            "paused": str(paused),
+            "go": str(go),
+        }
+    }
+    uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=5000"
+    repo = WORKER.parents[2]
+    env = dict(
+        os.environ,
+        FIFTYONE_DATABASE_URI=uri,
+        FIFTYONE_DATABASE_NAME="fixer-db-loss",
+        PYTHONPATH=os.pathsep.join([str(repo / "tests"), str(repo)]),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        while not paused.exists():
+            assert worker.poll() is None, worker.communicate()
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    go.touch()
+    stdout, stderr = worker.communicate(timeout=600)
+    outcome = json.loads(stdout.strip().splitlines()[-1])
+    assert not outcome["ok"]
+    assert outcome["error"].startswith("DatabaseUnavailableError"), outcome
+    assert f"'fixer-db-loss' at 127.0.0.1:{port}" in outcome["error"]
