@@ -271,7 +271,7 @@ def _find_label_errors(
     # 2. Pass 1 streams (mask, probabilities) batches into the finder's
     #    class statistics. Every file is read and checked here, so a bad
     #    sample stops the run before anything is written.
-    # 3. The new run is registered under a pending key (``<key>__next``)
+    # 3. The new run is registered under a pending key (``<key>_pending``)
     #    with every field it will write, so it can be deleted even if
     #    interrupted; the previous run with this key is kept meanwhile.
     # 4. Pass 2 streams the batches again; each sample gets its patches,
@@ -380,18 +380,24 @@ def _find_label_errors(
 def pending_key(run_key: str) -> str:
     """Key under which a run writes until it is complete; the previous
     run with ``run_key`` is kept until then."""
-    return f"{run_key}__next"
+    return f"{run_key}_pending"
 
 
 def _delete_pending(dataset: fo.Dataset, run_key: str) -> None:
     """Deletes what a killed run with this key left under its pending
     key."""
+    if _is_pending(dataset, run_key):
+        delete_run(dataset, pending_key(run_key), keep_checkpoints=True)
+
+
+def _is_pending(dataset: fo.Dataset, run_key: str) -> bool:
+    """Whether the pending key of ``run_key`` holds a run of that key."""
     pending = pending_key(run_key)
-    if (
+    return (
         is_fixer_run(dataset, pending)
-        and dataset.get_run_info(pending).config.pending_for == run_key
-    ):
-        delete_run(dataset, pending, keep_checkpoints=True)
+        and getattr(dataset.get_run_info(pending).config, "pending_for", None)
+        == run_key
+    )
 
 
 def _swap_in(dataset: fo.Dataset, run_key: str) -> dict[str, str]:
@@ -807,6 +813,17 @@ def _validate(view, params: FindParams) -> list[str]:
             "run; choose another"
         )
     taken = output_conflicts(dataset, params.run_key)
+    pending = pending_key(params.run_key)
+    if pending in dataset.list_runs() and not _is_pending(
+        dataset, params.run_key
+    ):
+        taken.append(f"run '{pending}'")
+    elif pending not in dataset.list_runs():
+        taken += [
+            f"field '{name}'"
+            for name in output_fields(pending).values()
+            if dataset.has_sample_field(name)
+        ]
     if taken:
         raise LabelErrorInputError(
             f"Run key '{params.run_key}' would replace {', '.join(taken)} "

@@ -246,7 +246,9 @@ def tie_to_labels(
             stored = json.load(f).get("fingerprint")
     elif os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir):
         stored = "unknown"  # written before folders were tied to labels
-    if stored not in (None, fingerprint):
+    if stored == fingerprint:
+        return
+    if stored is not None:
         if not owned:
             raise LabelErrorInputError(
                 f"Checkpoint folder {checkpoint_dir} holds fold models "

@@ -152,14 +152,14 @@ def _stop_in_pass_2(dataset, fixer_plugin, run_key: str) -> None:
 
 @pytest.fixture
 def unfinished(found, fixer_plugin):
-    """A run ``u`` stopped in pass 2: it is left as ``u__next``."""
+    """A run ``u`` stopped in pass 2: it is left as ``u_pending``."""
     _stop_in_pass_2(found, fixer_plugin, "u")
     assert "u" not in found.list_runs()
-    assert found.load_run_results("u__next", cache=False) is None
+    assert found.load_run_results("u_pending", cache=False) is None
     return found
 
 
-@pytest.mark.parametrize("run_key", ["u", "u__next"])
+@pytest.mark.parametrize("run_key", ["u", "u_pending"])
 def test_apply_refuses_an_unfinished_run(unfinished, run_key):
     with pytest.raises(
         ExecutionError, match="did not finish|has no FIXER|Invalid enum"
@@ -169,7 +169,7 @@ def test_apply_refuses_an_unfinished_run(unfinished, run_key):
     assert not [k for k in unfinished.list_runs() if k.startswith("fixer_a")]
 
 
-@pytest.mark.parametrize("run_key", ["u", "u__next"])
+@pytest.mark.parametrize("run_key", ["u", "u_pending"])
 def test_export_refuses_an_unfinished_run(unfinished, tmp_path, run_key):
     path = tmp_path / "u.zip"
     with pytest.raises(
@@ -205,8 +205,8 @@ def test_rerun_stopped_in_pass_2_keeps_the_previous_run(found, fixer_plugin):
     # The next complete rerun replaces both, leaving one run
     _run("find_label_errors", found, **FIND)
     found.reload()
-    assert "fixer__next" not in found.list_runs()
-    assert not [f for f in found.get_field_schema() if "__next" in f]
+    assert "fixer_pending" not in found.list_runs()
+    assert not [f for f in found.get_field_schema() if "_pending" in f]
     assert found.count("fixer_error_score") == len(found)
 
 
