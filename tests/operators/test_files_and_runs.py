@@ -290,3 +290,11 @@ def test_delete_orphaned_files_removes_only_deleted_datasets_folders(
     assert str(orphan) in result.result["deleted"]
     assert not orphan.exists()
     assert kept.is_dir()
+
+
+def test_a_taken_pending_key_is_refused_before_writing(found):
+    found.register_run("fixer_pending", found.init_run(method="other"))
+    with pytest.raises(ExecutionError, match="run 'fixer_pending'"):
+        _run("find_label_errors", found, **FIND)
+    found.reload()
+    assert found.load_run_results("fixer", cache=False) is not None
