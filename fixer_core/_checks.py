@@ -56,8 +56,14 @@ def check_same_length(labels: ArrayLike, pred_probs: ArrayLike) -> None:
         ...
         ValueError: labels hold 2 images but pred_probs hold 3
     """
-    labels_shape = tuple(getattr(labels, "shape", ()))
-    probs_shape = tuple(getattr(pred_probs, "shape", ()))
+    for name, x in (("labels", labels), ("pred_probs", pred_probs)):
+        if not isinstance(x, np.ndarray | Tensor):
+            raise TypeError(
+                f"{name} must be a numpy array or torch tensor, got "
+                f"{type(x).__name__}"
+            )
+    labels_shape = tuple(labels.shape)
+    probs_shape = tuple(pred_probs.shape)
     if len(labels_shape) != 3:
         raise ValueError(
             f"labels must have a shape of (N, H, W), got {labels_shape}"

@@ -364,7 +364,10 @@ def _find_label_errors(
 
     summary = finder.summary()
     with schema_change(dataset):
-        _tag_issues(view, fields["patches"], summary, class_names)
+        # the target's samples with every field (a target view may leave
+        # out the outputs)
+        targets = dataset.select(view.values("id"))
+        _tag_issues(targets, fields["patches"], summary, class_names)
         fields = _swap_in(dataset, params.run_key)
         _save_views(dataset, fields, output_views(params.run_key))
         results = dataset.init_run_results(

@@ -102,6 +102,11 @@ def test_check_batch_size_refuses_clearly(batch_size, error, pattern):
         check_batch_size(batch_size)
 
 
+def test_check_same_length_refuses_non_arrays():
+    with pytest.raises(TypeError, match=r"labels must be a numpy array"):
+        check_same_length([[[0]]], _probs(1, 2, 1, 1))
+
+
 def test_check_find_inputs_accepts_good_inputs():
     check_find_inputs(np.zeros((3, 8, 8), np.int64), _probs(3, 2, 4, 4), 2)
 

@@ -81,6 +81,16 @@ def test_a_view_of_another_runs_outputs_is_a_fine_target(finished):
     assert finished.count("again_error_score") == 3
 
 
+def test_a_view_selecting_only_the_inputs_is_a_fine_target(finished):
+    view = finished.select_fields([GT, "probs_path"])
+    foo.execute_operator(
+        FIND, dict(view=view, params={**PARAMS, "run_key": "inputs"})
+    )
+    finished.reload()
+    assert finished.count("inputs_error_score") == len(finished)
+    assert finished.load_run_results("inputs", cache=False) is not None
+
+
 def test_patches_view_is_refused(finished):
     with pytest.raises(ExecutionError, match="patches, frames or clips"):
         foo.execute_operator(
