@@ -140,16 +140,24 @@ def fixer_dir(dataset: fo.Dataset, *parts: str) -> str:
 
 def orphaned_folders() -> list[str]:
     """FIXER folders (``fixer/<dataset id>``) of datasets that no longer
-    exist, sorted."""
+    exist and that no run of a live dataset (a clone) refers to, sorted."""
     root = os.path.join(fo.config.default_dataset_dir, "fixer")
     if not os.path.isdir(root):
         return []
     conn = fo.core.odm.get_db_conn()
     live = {str(i) for i in conn.datasets.distinct("_id")}
+    used = {
+        path
+        for key in ("config.corrected_dir", "config.mask_dir")
+        for path in conn.runs.distinct(key)
+        if isinstance(path, str)
+    }
     return sorted(
-        os.path.join(root, name)
+        folder
         for name in os.listdir(root)
-        if name not in live and os.path.isdir(os.path.join(root, name))
+        if name not in live
+        and os.path.isdir(folder := os.path.join(root, name))
+        and not any(p.startswith(folder + os.sep) for p in used)
     )
 
 
@@ -163,11 +171,24 @@ def delete_orphaned_files() -> list[str]:
 
 
 def owns_path(dataset: fo.Dataset, path: str) -> bool:
-    """Whether ``path`` lies in the dataset's own FIXER folder. A clone
-    copies its source's run records, paths included: it must never delete
-    its source's files."""
+    """Whether FIXER may delete ``path`` for this dataset: it lies in the
+    dataset's own FIXER folder and no other dataset's run refers to it.
+    A clone copies its source's run records and samples, paths included:
+    neither may delete files the other still uses."""
     root = os.path.realpath(fixer_dir(dataset))
-    return os.path.realpath(path).startswith(root + os.sep)
+    if not os.path.realpath(path).startswith(root + os.sep):
+        return False
+    others = fo.core.odm.get_db_conn().runs.count_documents(
+        {
+            "_dataset_id": {"$ne": dataset._doc.id},
+            "$or": [
+                {"config.corrected_dir": path},
+                {"config.mask_dir": path},
+            ],
+        },
+        limit=1,
+    )
+    return others == 0
 
 
 def checkpoints_dir(dataset: fo.Dataset, run_key: str) -> str:

@@ -72,6 +72,24 @@ def test_clone_undo_and_delete_leave_the_sources_files(found):
     _run("undo_corrections", found, apply_key="a1")  # the source's own
 
 
+def test_source_undo_and_delete_leave_the_clones_files(found):
+    _run("apply_corrections", found, **APPLY, apply_key="a1")
+    clone = found.clone()
+    try:
+        applied = _files(clone, GT)
+        corrected = _files(clone, "fixer_corrected")
+        masks = {s.id: s[GT].get_mask() for s in clone.iter_samples()}
+        _run("undo_corrections", found, apply_key="a1")
+        _run("delete_label_error_run", found, run_key="fixer")
+        assert all(Path(p).is_file() for p in applied + corrected)
+        for sample in clone.iter_samples():
+            np.testing.assert_array_equal(
+                sample[GT].get_mask(), masks[sample.id]
+            )
+    finally:
+        clone.delete()
+
+
 def test_report_never_overwrites_a_users_file(found, tmp_path):
     folder = tmp_path / "reports"
     folder.mkdir()
@@ -290,6 +308,20 @@ def test_delete_orphaned_files_removes_only_deleted_datasets_folders(
     assert str(orphan) in result.result["deleted"]
     assert not orphan.exists()
     assert kept.is_dir()
+
+
+def test_delete_orphaned_files_keeps_folders_a_clone_uses(found):
+    _run("apply_corrections", found, **APPLY, apply_key="a1")
+    clone = found.clone()
+    try:
+        folder = Path(fo.config.default_dataset_dir) / "fixer"
+        folder = folder / str(found._doc.id)
+        fo.delete_dataset(found.name)
+        result = foo.execute_operator(f"{PLUGIN}/delete_orphaned_files", {})
+        assert str(folder) not in result.result["deleted"]
+        assert all(Path(p).is_file() for p in _files(clone, GT))
+    finally:
+        clone.delete()
 
 
 def test_a_taken_pending_key_is_refused_before_writing(found):
