@@ -3,6 +3,7 @@
 from .operators import (
     ApplyCorrections,
     DeleteLabelErrorRun,
+    DeleteOrphanedFiles,
     DrawReviewSample,
     EstimateFlagPrecision,
     ExportCvatArchive,
@@ -23,6 +24,7 @@ def register(p):
     p.register(LoadLabelErrorView)
     p.register(GetLabelErrorRunInfo)
     p.register(DeleteLabelErrorRun)
+    p.register(DeleteOrphanedFiles)
     p.register(LabelQualityReport)
     p.register(DrawReviewSample)
     p.register(EstimateFlagPrecision)

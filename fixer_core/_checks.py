@@ -14,6 +14,9 @@ ArrayLike = np.ndarray | Tensor
 # float16 probabilities of 150 classes sum to 1 only within about 1e-2.
 SUM_TOLERANCE = 2e-2
 NEGATIVE_TOLERANCE = 1e-4
+# Probabilities may be at most this many times smaller than their labels
+# (a segmentation model's largest output stride)
+MAX_DOWNSCALE = 32
 
 
 class PredProbsError(ValueError):
@@ -26,6 +29,104 @@ class PredProbsError(ValueError):
     def __init__(self, message: str, image_index: int) -> None:
         super().__init__(message)
         self.image_index = image_index
+
+
+def check_batch_size(batch_size: object) -> None:
+    """Raises a TypeError or ValueError unless ``batch_size`` is a positive
+    integer."""
+    if isinstance(batch_size, bool) or not isinstance(
+        batch_size, int | np.integer
+    ):
+        raise TypeError(
+            "batch_size must be a positive integer, got "
+            f"{type(batch_size).__name__} {batch_size!r}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+
+def check_same_length(labels: ArrayLike, pred_probs: ArrayLike) -> None:
+    """Raises a ValueError unless ``labels`` ``(N, H, W)`` and
+    ``pred_probs`` ``(N, K, H', W')`` are shaped so and hold as many
+    images, naming the shape that is wrong.
+
+    Example:
+        >>> check_same_length(np.zeros((2, 4, 4)), np.zeros((3, 2, 4, 4)))
+        Traceback (most recent call last):
+        ...
+        ValueError: labels hold 2 images but pred_probs hold 3
+    """
+    for name, x in (("labels", labels), ("pred_probs", pred_probs)):
+        if not isinstance(x, np.ndarray | Tensor):
+            raise TypeError(
+                f"{name} must be a numpy array or torch tensor, got "
+                f"{type(x).__name__}"
+            )
+    labels_shape = tuple(labels.shape)
+    probs_shape = tuple(pred_probs.shape)
+    if len(labels_shape) != 3:
+        raise ValueError(
+            f"labels must have a shape of (N, H, W), got {labels_shape}"
+        )
+    if len(probs_shape) != 4:
+        raise ValueError(
+            f"pred_probs must have a shape of (N, K, H, W), got {probs_shape}"
+        )
+    if labels_shape[0] != probs_shape[0]:
+        raise ValueError(
+            f"labels hold {labels_shape[0]} images but pred_probs hold "
+            f"{probs_shape[0]}"
+        )
+    if probs_shape[1] < 2:
+        raise ValueError(
+            f"pred_probs of shape {probs_shape} have {probs_shape[1]} class "
+            "channel; (N, K, H, W) with K >= 2 is expected (channels-last "
+            "arrays must be transposed)"
+        )
+    problem = layout_problem(probs_shape[-2:], labels_shape[-2:])
+    if problem:
+        raise ValueError(f"pred_probs {problem}")
+
+
+def check_find_inputs(
+    labels: ArrayLike, pred_probs: ArrayLike, batch_size: object
+) -> None:
+    """Checks the arguments of ``find_label_errors`` before any batching:
+    the batch size, then the shapes (see :func:`check_same_length`)."""
+    check_batch_size(batch_size)
+    check_same_length(labels, pred_probs)
+
+
+def layout_problem(
+    probs_size: Sequence[int], labels_size: Sequence[int]
+) -> str | None:
+    """Why probabilities of spatial size ``(h, w)`` do not fit labels of
+    ``(H, W)``, or None. They fit when equal, or when they are a model's
+    lower (at most 32x) or higher resolution with the same aspect ratio
+    (within one pixel of rounding); anything else (transposed arrays,
+    another aspect ratio, a single pixel) is a layout error, never
+    resized.
+
+    Example:
+        >>> layout_problem((24, 32), (48, 64)) is None
+        True
+        >>> layout_problem((64, 48), (48, 64)) is None  # transposed
+        False
+    """
+    h, w = (int(v) for v in probs_size)
+    big_h, big_w = (int(v) for v in labels_size)
+    if (h, w) == (big_h, big_w):
+        return None
+    same_aspect = abs(h * big_w - w * big_h) <= max(big_h, big_w, h, w)
+    not_tiny = h * MAX_DOWNSCALE >= big_h and w * MAX_DOWNSCALE >= big_w
+    if same_aspect and not_tiny:
+        return None
+    return (
+        f"are {w}x{h} (width x height) but the labels are {big_w}x{big_h}: "
+        "only a lower resolution with the same aspect ratio (at most "
+        f"{MAX_DOWNSCALE}x smaller) is resized; check the layout "
+        "(K, H, W)"
+    )
 
 
 def as_tensor(x: ArrayLike, *, device: torch.device | None = None) -> Tensor:
@@ -104,6 +205,9 @@ def prepare_pred_probs(
         raise ValueError(
             f"pred_probs has {k} class channels, expected {num_classes}"
         )
+    problem = layout_problem(pred_probs.shape[-2:], labels.shape[-2:])
+    if problem:
+        raise ValueError(f"pred_probs {problem}")
     pred_probs = pred_probs.float()
     if logits:
         _check_finite(pred_probs.sum(dim=1))

@@ -11,7 +11,13 @@ import torch
 from torch import Tensor
 
 from ._argmax import certain_argmax, max_where, weighted_max
-from ._checks import ArrayLike, as_tensor, prepare_labels, prepare_pred_probs
+from ._checks import (
+    ArrayLike,
+    as_tensor,
+    check_find_inputs,
+    prepare_labels,
+    prepare_pred_probs,
+)
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
 from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
@@ -741,8 +747,7 @@ def find_label_errors(
         >>> summary.num_images
         8
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check_find_inputs(labels, pred_probs, batch_size)
     labels = as_tensor(labels)
     pred_probs = as_tensor(pred_probs)
     if pred_probs.ndim != 4:

@@ -2,6 +2,7 @@
 
 from .apply_corrections import ApplyCorrections
 from .delete_label_error_run import DeleteLabelErrorRun
+from .delete_orphaned_files import DeleteOrphanedFiles
 from .draw_review_sample import DrawReviewSample
 from .estimate_flag_precision import EstimateFlagPrecision
 from .export_cvat_archive import ExportCvatArchive
@@ -18,6 +19,7 @@ from .undo_corrections import UndoCorrections
 __all__ = [
     "ApplyCorrections",
     "DeleteLabelErrorRun",
+    "DeleteOrphanedFiles",
     "DrawReviewSample",
     "EstimateFlagPrecision",
     "ExportCvatArchive",

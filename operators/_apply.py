@@ -13,7 +13,10 @@ import fiftyone as fo
 import fiftyone.core.fields as fof
 import numpy as np
 
-from ._pipeline import Progress, is_fixer_run, output_fields
+from ._database import check_database, naming_database
+from ._keys import check_key
+from ._locks import exclusive, labels_resource, run_resource, schema_change
+from ._pipeline import Progress, output_fields, owns_path, stored_results
 from ._relabel import (
     check_segmentation_field,
     mask_dir,
@@ -24,12 +27,14 @@ from ._relabel import (
     write_mask_file,
 )
 from ._review_tags import CONFIRMED_TAG
-from ._samples import LabelErrorInputError, load_mask
+from ._samples import LabelErrorInputError, describe, load_mask
 
 logger = logging.getLogger(__name__)
 
 METHOD = "fixer.apply_corrections"
 PROVENANCE_FIELD = "fixer_applied"
+# Every apply and undo rewrites samples' provenance lists: one at a time
+PROVENANCE_RESOURCE = "provenance"
 SOURCES = ("suggestions", "annotations")
 SELECTIONS = ("confirmed", "score")
 
@@ -85,7 +90,23 @@ def run_apply_corrections(
     """Merges corrections into ``view``'s ground truth; yields progress.
 
     Results (counts) are stored as the run results of ``apply_key``.
+    Holds the ground truth's lock (no other apply, undo or finder run on
+    it meanwhile), the apply key's and the provenance records'.
     """
+    dataset = view._root_dataset
+    operation = f"apply_corrections '{params.apply_key}'"
+    with (
+        naming_database(),
+        exclusive(dataset, labels_resource(params.gt_field), operation),
+        exclusive(dataset, run_resource(params.apply_key), operation),
+        exclusive(dataset, PROVENANCE_RESOURCE, operation),
+    ):
+        yield from _apply_corrections(view, params)
+
+
+def _apply_corrections(
+    view: fo.core.collections.SampleCollection, params: ApplyParams
+) -> Iterator[Progress]:
     # Algorithm
     # ---------
     # 1. Validate; nothing is written if this fails.
@@ -107,30 +128,31 @@ def run_apply_corrections(
     out_dir = None
     if samples.first()[params.gt_field].mask_path is not None:
         out_dir = mask_dir(dataset, "applied", params.apply_key)
-    dataset.register_run(
-        params.apply_key,
-        dataset.init_run(
-            method=METHOD,
-            gt_field=params.gt_field,
-            source=params.source,
-            run_key=params.run_key,
-            annotations_field=params.annotations_field,
-            selection=params.selection,
-            min_score=params.min_score,
-            backup_field=backup,
-            mask_dir=out_dir,
-        ),
-    )
-    logger.info("Backing up '%s' to '%s'", params.gt_field, backup)
-    samples.clone_sample_field(params.gt_field, backup)  # in the database
+    with schema_change(dataset):
+        dataset.register_run(
+            params.apply_key,
+            dataset.init_run(
+                method=METHOD,
+                gt_field=params.gt_field,
+                source=params.source,
+                run_key=params.run_key,
+                annotations_field=params.annotations_field,
+                selection=params.selection,
+                min_score=params.min_score,
+                backup_field=backup,
+                mask_dir=out_dir,
+            ),
+        )
+        logger.info("Backing up '%s' to '%s'", params.gt_field, backup)
+        samples.clone_sample_field(params.gt_field, backup)  # in the DB
+        if not dataset.has_sample_field(PROVENANCE_FIELD):
+            dataset.add_sample_field(
+                PROVENANCE_FIELD, fof.ListField, subfield=fof.DictField
+            )
     if samples.count(backup) != num_samples:
         raise RuntimeError(f"Backup '{backup}' is incomplete; nothing changed")
     yield Progress("Backed up the ground truth", 0.1)
 
-    if not dataset.has_sample_field(PROVENANCE_FIELD):
-        dataset.add_sample_field(
-            PROVENANCE_FIELD, fof.ListField, subfield=fof.DictField
-        )
     merge = _Merge(dataset, params)
     fields = [params.gt_field, PROVENANCE_FIELD] + merge.fields
     changed_samples = changed_pixels = 0
@@ -153,19 +175,21 @@ def run_apply_corrections(
             changed_samples += 1
             changed_pixels += record["changed_pixels"]
         if (i + 1) % 50 == 0:
+            check_database()
             yield Progress(
                 f"Applied {i + 1} of {num_samples} samples",
                 0.1 + 0.9 * (i + 1) / num_samples,
             )
-    dataset.save_run_results(
-        params.apply_key,
-        dataset.init_run_results(
+    with schema_change(dataset):
+        dataset.save_run_results(
             params.apply_key,
-            num_samples=num_samples,
-            changed_samples=changed_samples,
-            changed_pixels=changed_pixels,
-        ),
-    )
+            dataset.init_run_results(
+                params.apply_key,
+                num_samples=num_samples,
+                changed_samples=changed_samples,
+                changed_pixels=changed_pixels,
+            ),
+        )
     logger.info(
         "Applied corrections to %d samples (%d pixels)",
         changed_samples,
@@ -179,8 +203,21 @@ def undo_corrections(dataset: fo.Dataset, apply_key: str) -> dict:
     and removes its provenance records, backup, mask files and run.
 
     Works on interrupted applies too. Later applies on the same field must
-    be undone first.
+    be undone first. Holds the ground truth's and the apply key's locks.
     """
+    if apply_key in dataset.list_runs():
+        gt_field = dataset.get_run_info(apply_key).config.gt_field
+        operation = f"undo_corrections '{apply_key}'"
+        with (
+            exclusive(dataset, labels_resource(gt_field), operation),
+            exclusive(dataset, run_resource(apply_key), operation),
+            exclusive(dataset, PROVENANCE_RESOURCE, operation),
+        ):
+            return _undo_corrections(dataset, apply_key)
+    return _undo_corrections(dataset, apply_key)
+
+
+def _undo_corrections(dataset: fo.Dataset, apply_key: str) -> dict:
     applies = list_applies(dataset)
     if apply_key not in applies:
         raise LabelErrorInputError(
@@ -212,15 +249,17 @@ def undo_corrections(dataset: fo.Dataset, apply_key: str) -> dict:
             kept = [r for r in records if r.get("apply_key") != apply_key]
             sample[PROVENANCE_FIELD] = kept or None
             restored += len(kept) != len(records)
-        dataset.delete_sample_field(config.backup_field)
-    if (
-        dataset.has_sample_field(PROVENANCE_FIELD)
-        and dataset.count(PROVENANCE_FIELD) == 0
-    ):
-        dataset.delete_sample_field(PROVENANCE_FIELD)
-    if config.mask_dir:
-        shutil.rmtree(config.mask_dir, ignore_errors=True)
-    dataset.delete_run(apply_key)
+    with schema_change(dataset):
+        if dataset.has_sample_field(config.backup_field):
+            dataset.delete_sample_field(config.backup_field)
+        if (
+            dataset.has_sample_field(PROVENANCE_FIELD)
+            and dataset.count(PROVENANCE_FIELD) == 0
+        ):
+            dataset.delete_sample_field(PROVENANCE_FIELD)
+        if config.mask_dir and owns_path(dataset, config.mask_dir):
+            shutil.rmtree(config.mask_dir, ignore_errors=True)
+        dataset.delete_run(apply_key)
     return {"apply_key": apply_key, "restored_samples": restored}
 
 
@@ -259,7 +298,8 @@ class _Merge:
             new = load_mask(sample, p.annotations_field)
             if new.shape != old.shape:
                 raise LabelErrorInputError(
-                    f"Mask of sample {sample.id} in '{p.annotations_field}' "
+                    f"Mask of sample {describe(sample)} in "
+                    f"'{p.annotations_field}' "
                     f"is {new.shape[1]}x{new.shape[0]}, its ground truth "
                     f"{old.shape[1]}x{old.shape[0]}"
                 )
@@ -300,10 +340,7 @@ class _Merge:
 def _validate(view, params: ApplyParams) -> None:
     dataset = view._root_dataset
     key = params.apply_key
-    if not key.isidentifier():
-        raise LabelErrorInputError(
-            f"Apply key '{key}' must be a valid variable name"
-        )
+    check_key(key, "Apply key")
     if key in dataset.list_runs():
         raise LabelErrorInputError(
             f"Apply key '{key}' already exists; undo it or choose another"
@@ -317,12 +354,8 @@ def _validate(view, params: ApplyParams) -> None:
         raise LabelErrorInputError(
             f"source must be one of {SOURCES}, got {params.source!r}"
         )
-    if params.run_key is not None and not is_fixer_run(
-        dataset, params.run_key
-    ):
-        raise LabelErrorInputError(
-            f"Dataset '{dataset.name}' has no FIXER run '{params.run_key}'"
-        )
+    if params.run_key is not None:
+        stored_results(dataset, params.run_key)  # known and finished
     if params.source == "suggestions":
         if params.run_key is None:
             raise LabelErrorInputError(

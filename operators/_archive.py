@@ -28,6 +28,14 @@ from ..fixer_core.polygons import (
     polygons_to_mask,
     region_outlines,
 )
+from ._archive_limits import (
+    as_list,
+    check_annotations,
+    check_fill_value,
+    check_shape_values,
+    check_xml_file,
+    extract_xml,
+)
 from ._relabel import (
     CONFIRMED,
     PATCH_LABEL,
@@ -78,14 +86,21 @@ def export_cvat_archive(
     archive_path: str,
     *,
     run_key: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Writes a CVAT-for-images zip of ``view``'s ground truth (and the
-    patches of FIXER run ``run_key``, if given).
+    patches of FIXER run ``run_key``, if given). An existing file is
+    replaced only with ``overwrite``.
 
     Returns:
         counts: ``samples``, ``polygons`` (ground truth) and ``patches``.
     """
     dataset = view._root_dataset
+    if os.path.exists(archive_path) and not overwrite:
+        raise LabelErrorInputError(
+            f"{archive_path} exists; choose another path or pass "
+            "overwrite=True"
+        )
     check_segmentation_field(dataset, gt_field)
     targets = mask_targets(dataset, gt_field)
     (patches_field,) = patch_fields(dataset, run_key) if run_key else (None,)
@@ -195,6 +210,7 @@ def import_cvat_archive(
     new_masks = {}
     for sample in samples.iter_samples():
         gt = load_mask(sample, gt_field)
+        check_fill_value(fill_value, gt.dtype, targets)
         cvat_image = by_id[sample.id]
         if (cvat_image.height, cvat_image.width) != gt.shape:
             raise LabelErrorInputError(
@@ -206,6 +222,8 @@ def import_cvat_archive(
             cvat_image, targets, verdicts
         )
         counts["skipped_shapes"] += skipped
+        values = {v for v, _ in polygons} | {b[0] for b in bitmaps}
+        check_shape_values(cvat_image.name, values, gt, targets)
         new_masks[sample.id] = polygons_to_mask(
             polygons,
             gt.shape,
@@ -326,32 +344,27 @@ def _read_cvat_images(archive_path: str) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         with zipfile.ZipFile(archive_path) as z:
             xmls = [n for n in z.namelist() if n.endswith(".xml")]
-            if not xmls:
-                raise LabelErrorInputError(
-                    f"{archive_path} holds no CVAT XML file"
-                )
-            name = ARCHIVE_XML if ARCHIVE_XML in xmls else xmls[0]
-            z.extract(name, tmp)
-        return _read_xml(os.path.join(tmp, name))
+        if not xmls:
+            raise LabelErrorInputError(
+                f"{archive_path} holds no CVAT XML file"
+            )
+        name = ARCHIVE_XML if ARCHIVE_XML in xmls else xmls[0]
+        return _read_xml(extract_xml(archive_path, name, tmp))
 
 
 def _read_xml(path: str) -> list:
-    _, _, images = fouc.load_cvat_image_annotations(path)
+    check_xml_file(path)
     raw = fou.load_xml_as_json_dict(path).get("annotations", {})
+    check_annotations(raw)
+    _, _, images = fouc.load_cvat_image_annotations(path)
     masks = {}
-    for image in _as_list(raw.get("image")):
+    for image in as_list(raw.get("image")):
         masks[image["@name"]] = [
-            _decode_mask(m) for m in _as_list(image.get("mask"))
+            _decode_mask(m) for m in as_list(image.get("mask"))
         ]
     for image in images:
         image.masks = masks.get(image.name, [])
     return images
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 def _decode_mask(element: dict) -> tuple[str, int, int, np.ndarray]:

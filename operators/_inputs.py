@@ -5,6 +5,7 @@ from __future__ import annotations
 import fiftyone as fo
 import fiftyone.operators.types as types
 
+from ._keys import key_problem
 from ._pipeline import (
     fixer_output_fields,
     is_fixer_run,
@@ -107,14 +108,9 @@ def new_run_key(ctx, inputs: types.Object, *, default: str = "fixer") -> bool:
     run_key = ctx.params.get("run_key", default)
     if not run_key:
         return False
-    if not run_key.isidentifier():
-        return refuse(
-            inputs,
-            "run_key_error",
-            types.Error(
-                label=f"Run key '{run_key}' must be a valid variable name"
-            ),
-        )
+    problem = key_problem(run_key)
+    if problem:
+        return refuse(inputs, "run_key_error", types.Error(label=problem))
     dataset = ctx.dataset
     if run_key in dataset.list_runs() and not is_fixer_run(dataset, run_key):
         return refuse(

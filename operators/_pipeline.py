@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,9 +29,19 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ._database import check_database, naming_database
+from ._keys import check_key
+from ._locks import (
+    exclusive,
+    labels_resource,
+    run_resource,
+    schema_change,
+    shared,
+)
 from ._samples import (
     LabelErrorInputError,
     batches,
+    describe,
     load_probs,
     naming_sample,
 )
@@ -39,6 +52,7 @@ from ._sources import (
     TrainingSpec,
     build_model_source,
     save_probabilities,
+    tie_to_labels,
     train_fold_models,
 )
 
@@ -124,6 +138,65 @@ def fixer_dir(dataset: fo.Dataset, *parts: str) -> str:
     )
 
 
+def orphaned_folders() -> list[str]:
+    """FIXER folders (``fixer/<dataset id>``) of datasets that no longer
+    exist and that no run of a live dataset (a clone) refers to, sorted."""
+    root = os.path.join(fo.config.default_dataset_dir, "fixer")
+    if not os.path.isdir(root):
+        return []
+    conn = fo.core.odm.get_db_conn()
+    live = {str(i) for i in conn.datasets.distinct("_id")}
+    used = {
+        path
+        for key in ("config.corrected_dir", "config.mask_dir")
+        for path in conn.runs.distinct(key)
+        if isinstance(path, str)
+    }
+    return sorted(
+        folder
+        for name in os.listdir(root)
+        if name not in live
+        and os.path.isdir(folder := os.path.join(root, name))
+        and not any(p.startswith(folder + os.sep) for p in used)
+    )
+
+
+def delete_orphaned_files() -> list[str]:
+    """Deletes the folders of :func:`orphaned_folders`; returns them."""
+    folders = orphaned_folders()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    logger.info("Deleted %d FIXER folders of deleted datasets", len(folders))
+    return folders
+
+
+def owns_path(dataset: fo.Dataset, path: str) -> bool:
+    """Whether FIXER may delete ``path`` for this dataset: it lies in the
+    dataset's own FIXER folder and no other dataset's run refers to it.
+    A clone copies its source's run records and samples, paths included:
+    neither may delete files the other still uses."""
+    root = os.path.realpath(fixer_dir(dataset))
+    if not os.path.realpath(path).startswith(root + os.sep):
+        return False
+    others = fo.core.odm.get_db_conn().runs.count_documents(
+        {
+            "_dataset_id": {"$ne": dataset._doc.id},
+            "$or": [
+                {"config.corrected_dir": path},
+                {"config.mask_dir": path},
+            ],
+        },
+        limit=1,
+    )
+    return others == 0
+
+
+def checkpoints_dir(dataset: fo.Dataset, run_key: str) -> str:
+    """Where a run's fold models are kept unless the user picks a
+    folder."""
+    return run_dir(dataset, run_key, "checkpoints")
+
+
 def run_dir(dataset: fo.Dataset, run_key: str, name: str) -> str:
     """``<FiftyOne dataset dir>/fixer/<dataset id>/<run key>/<name>``."""
     return fixer_dir(dataset, run_key, name)
@@ -195,7 +268,23 @@ def run_find_label_errors(
     """Finds label errors in ``view`` and writes them to its dataset.
 
     Yields progress updates; the summary is stored in the run results.
+    Holds the run key's lock, and the ground truth's shared lock so that
+    no apply or undo changes the labels between the two passes.
     """
+    check_key(params.run_key)
+    dataset = view._dataset
+    operation = f"find_label_errors run '{params.run_key}'"
+    with (
+        naming_database(),
+        exclusive(dataset, run_resource(params.run_key), operation),
+        shared(dataset, labels_resource(params.gt_field), operation),
+    ):
+        yield from _find_label_errors(view, params)
+
+
+def _find_label_errors(
+    view: fo.core.collections.SampleCollection, params: FindParams
+) -> Iterator[Progress]:
     # Algorithm
     # ---------
     # 1. Validate fields, mask targets and the run key; nothing is written
@@ -203,13 +292,14 @@ def run_find_label_errors(
     # 2. Pass 1 streams (mask, probabilities) batches into the finder's
     #    class statistics. Every file is read and checked here, so a bad
     #    sample stops the run before anything is written.
-    # 3. The previous run with this key, if any, is deleted and the new run
-    #    registered with every field and view it will write, so it can be
-    #    deleted even if interrupted.
+    # 3. The new run is registered under a pending key (``<key>_pending``)
+    #    with every field it will write, so it can be deleted even if
+    #    interrupted; the previous run with this key is kept meanwhile.
     # 4. Pass 2 streams the batches again; each sample gets its patches,
     #    error score and corrected mask as soon as its batch is scored.
-    # 5. Patches are tagged with their specific issue, the issue views are
-    #    saved and the summary is stored as the run's results.
+    # 5. Patches are tagged with their specific issue; the previous run is
+    #    deleted and the pending fields and run renamed to the key; the
+    #    issue views are saved and the summary stored as the run results.
     logger.info("Finding label errors...")
     dataset = view._dataset
     class_names = _validate(view, params)
@@ -232,38 +322,45 @@ def run_find_label_errors(
         [f for f in (params.gt_field, params.probs_field) if f]
     )
 
+    values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
     for batch in batches(samples, params.gt_field, source, params.batch_size):
+        check_database()
+        values.check(batch)
         with naming_sample(batch, source.where):
             finder.update(batch.labels, batch.pred_probs)
         yield stages.advance("Estimating class statistics", len(batch.samples))
+    values.check_scored(len(view))
     statistics = finder.statistics
     weak_note = weakly_predicted_note(finder.weakly_predicted)
     if weak_note:
         logger.warning(weak_note)
 
-    delete_run(dataset, params.run_key)
-    fields = output_fields(params.run_key)
-    views = output_views(params.run_key)
-    corrected_dir = _corrected_dir(view, params)
-    dataset.register_run(
-        params.run_key,
-        dataset.init_run(
-            method=METHOD,
-            **_describe(params),
-            device=device,
-            finder=params.config.to_dict(),
-            class_names=list(class_names),
-            fields=list(fields.values()),
-            views=list(views.values()),
-            corrected_dir=corrected_dir,
-        ),
-    )
-    _declare_fields(dataset, fields)
+    pending = pending_key(params.run_key)
+    fields = output_fields(pending)
+    with schema_change(dataset):
+        _delete_pending(dataset, params.run_key)  # a killed rerun's
+        corrected_dir = _corrected_dir(view, params)
+        dataset.register_run(
+            pending,
+            dataset.init_run(
+                method=METHOD,
+                **_describe(params),
+                device=device,
+                finder=params.config.to_dict(),
+                class_names=list(class_names),
+                fields=list(fields.values()),
+                views=[],
+                corrected_dir=corrected_dir,
+                pending_for=params.run_key,
+            ),
+        )
+        _declare_fields(dataset, fields, params.save_probs_field)
 
     with samples.save_context(batch_size=params.batch_size) as context:
         for batch in batches(
             samples, params.gt_field, source, params.batch_size
         ):
+            check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(
                     batch.labels, batch.pred_probs, image_indices=batch.indices
@@ -287,16 +384,62 @@ def run_find_label_errors(
             yield stages.advance("Finding errors", len(batch.samples))
 
     summary = finder.summary()
-    _tag_issues(view, fields["patches"], summary, class_names)
-    _save_views(dataset, fields, views)
-    results = dataset.init_run_results(
-        params.run_key,
-        summary=summary.to_dict(),
-        statistics=statistics.to_dict(),
-    )
-    dataset.save_run_results(params.run_key, results)
+    with schema_change(dataset):
+        # the target's samples with every field (a target view may leave
+        # out the outputs)
+        targets = dataset.select(view.values("id"))
+        _tag_issues(targets, fields["patches"], summary, class_names)
+        fields = _swap_in(dataset, params.run_key)
+        _save_views(dataset, fields, output_views(params.run_key))
+        results = dataset.init_run_results(
+            params.run_key,
+            summary=summary.to_dict(),
+            statistics=statistics.to_dict(),
+        )
+        dataset.save_run_results(params.run_key, results)
     logger.info("Label errors written to '%s'", fields["patches"])
     yield Progress("Done", 1.0)
+
+
+def pending_key(run_key: str) -> str:
+    """Key under which a run writes until it is complete; the previous
+    run with ``run_key`` is kept until then."""
+    return f"{run_key}_pending"
+
+
+def _delete_pending(dataset: fo.Dataset, run_key: str) -> None:
+    """Deletes what a killed run with this key left under its pending
+    key."""
+    if _is_pending(dataset, run_key):
+        delete_run(dataset, pending_key(run_key), keep_checkpoints=True)
+
+
+def _is_pending(dataset: fo.Dataset, run_key: str) -> bool:
+    """Whether the pending key of ``run_key`` holds a run of that key."""
+    pending = pending_key(run_key)
+    return (
+        is_fixer_run(dataset, pending)
+        and getattr(dataset.get_run_info(pending).config, "pending_for", None)
+        == run_key
+    )
+
+
+def _swap_in(dataset: fo.Dataset, run_key: str) -> dict[str, str]:
+    """Replaces the previous run with the complete pending one: deletes
+    the previous run, renames the pending fields and run. Returns the
+    final field names."""
+    delete_run(dataset, run_key, keep_checkpoints=True)
+    pending = pending_key(run_key)
+    fields = output_fields(run_key)
+    for kind, name in output_fields(pending).items():
+        dataset.rename_sample_field(name, fields[kind])
+    dataset.rename_run(pending, run_key)
+    config = dataset.get_run_info(run_key).config
+    config.fields = list(fields.values())
+    config.views = list(output_views(run_key).values())
+    config.pending_for = None
+    dataset.update_run_config(run_key, config)
+    return fields
 
 
 class _Stages:
@@ -349,14 +492,22 @@ def _build_source(view, params: FindParams, class_names, device, stages):
     if params.probs_source == "model":
         return build_model_source(params.model, len(class_names), device)
     spec = params.training or TrainingSpec()
+    checkpoint_dir = spec.checkpoint_dir or checkpoints_dir(
+        view._dataset, params.run_key
+    )
+    tie_to_labels(
+        checkpoint_dir,
+        view,
+        params.gt_field,
+        owned=spec.checkpoint_dir is None,
+    )
     trainer = train_fold_models(
         view,
         params.gt_field,
         spec,
         len(class_names),
         tuple(params.ignore_values),
-        spec.checkpoint_dir
-        or run_dir(view._dataset, params.run_key, "checkpoints"),
+        checkpoint_dir,
         device,
     )
     source = None
@@ -427,11 +578,28 @@ def update_run_results(dataset: fo.Dataset, run_key: str, **values) -> None:
     )
 
 
-def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
-    """Deletes a FIXER run and every field, view and file it wrote.
+def delete_run(
+    dataset: fo.Dataset, run_key: str, *, keep_checkpoints: bool = False
+) -> bool:
+    """Deletes a FIXER run and every field, view and file it wrote (fold
+    models in the default folder too, unless ``keep_checkpoints``: a
+    rerun keeps those it can reuse).
 
     Returns whether there was such a run. The ground truth is untouched.
+    Values of a field whose declaration was lost are removed too, so that
+    the samples load again.
     """
+    with schema_change(dataset):
+        deleted = _delete_run(dataset, run_key)
+    checkpoints = checkpoints_dir(dataset, run_key)
+    if deleted and not keep_checkpoints and owns_path(dataset, checkpoints):
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(fixer_dir(dataset, run_key))
+    return deleted
+
+
+def _delete_run(dataset: fo.Dataset, run_key: str) -> bool:
     if run_key not in dataset.list_runs():
         return False
     config = dataset.get_run_info(run_key).config
@@ -448,7 +616,11 @@ def delete_run(dataset: fo.Dataset, run_key: str) -> bool:
     for name in config.fields:
         if dataset.has_sample_field(name):
             dataset.delete_sample_field(name)
-    if config.corrected_dir:
+        else:  # undeclared values make every sample load fail
+            dataset._sample_collection.update_many(
+                {name: {"$exists": True}}, {"$unset": {name: ""}}
+            )
+    if config.corrected_dir and owns_path(dataset, config.corrected_dir):
         shutil.rmtree(config.corrected_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # kept if checkpoints live there
             os.rmdir(os.path.dirname(config.corrected_dir))
@@ -463,21 +635,22 @@ def color_patches(dataset: fo.Dataset, run_key: str) -> None:
     truth's class colours, if it has some. The App shows them from the next
     time the dataset is loaded."""
     fields = output_fields(run_key)
-    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
-    entries = {f.get("path"): f for f in scheme.fields or []}
-    added = []
-    if fields["patches"] not in entries:
-        added.append(_patch_colors(fields["patches"]))
     gt = dataset.get_run_info(run_key).config.gt_field
-    colors = (entries.get(gt) or {}).get("maskTargetsColors")
-    if colors and fields["corrected"] not in entries:
-        added.append(
-            {"path": fields["corrected"], "maskTargetsColors": colors}
-        )
-    if added:
-        scheme.fields = list(scheme.fields or []) + added
-        dataset.app_config.color_scheme = scheme
-        dataset.save()
+    with schema_change(dataset):
+        scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+        entries = {f.get("path"): f for f in scheme.fields or []}
+        added = []
+        if fields["patches"] not in entries:
+            added.append(_patch_colors(fields["patches"]))
+        colors = (entries.get(gt) or {}).get("maskTargetsColors")
+        if colors and fields["corrected"] not in entries:
+            added.append(
+                {"path": fields["corrected"], "maskTargetsColors": colors}
+            )
+        if added:
+            scheme.fields = list(scheme.fields or []) + added
+            dataset.app_config.color_scheme = scheme
+            dataset.save()
 
 
 def _patch_colors(path: str) -> dict:
@@ -533,14 +706,18 @@ def _delete_report_and_review(dataset: fo.Dataset, run_key: str) -> None:
         review_view(run_key)
     ):
         dataset.delete_saved_view(review_view(run_key))
-    remove_report_files(getattr(results, "quality", None))
+    remove_report_files(dataset, getattr(results, "quality", None))
     with contextlib.suppress(OSError):
         os.rmdir(fixer_dir(dataset, run_key))
 
 
-def remove_report_files(quality: dict | None) -> None:
-    """Removes the files of a stored label-quality report, and their
-    folder when nothing else is left in it."""
+def remove_report_files(dataset: fo.Dataset, quality: dict | None) -> None:
+    """Removes the files of a stored label-quality report of this dataset
+    (not of the dataset it was cloned from), and their folder when
+    nothing else is left in it."""
+    quality = quality or {}
+    if quality.get("dataset_id", str(dataset._doc.id)) != str(dataset._doc.id):
+        return
     folders = set()
     for path in (quality or {}).get("files", {}).values():
         with contextlib.suppress(OSError):
@@ -558,13 +735,22 @@ def _corrected_dir(view, params: FindParams) -> str | None:
     """Folder for corrected masks when the ground truth lives on disk."""
     if view.first()[params.gt_field].mask_path is None:
         return None
-    path = run_dir(view._dataset, params.run_key, "corrected")
+    # A folder of its own: the previous run's masks stay until the swap
+    name = f"corrected-{uuid.uuid4().hex[:8]}"
+    path = run_dir(view._dataset, params.run_key, name)
     os.makedirs(path, exist_ok=True)
     return path
 
 
-def _declare_fields(dataset: fo.Dataset, fields: dict[str, str]) -> None:
+def _declare_fields(
+    dataset: fo.Dataset, fields: dict[str, str], save_probs_field: str | None
+) -> None:
+    """Declares every field pass 2 writes up front, under the schema lock
+    (a field declared while samples are saved would change the schema
+    outside it)."""
     embedded = fof.EmbeddedDocumentField
+    if save_probs_field and not dataset.has_sample_field(save_probs_field):
+        dataset.add_sample_field(save_probs_field, fof.StringField)
     dataset.add_sample_field(
         fields["patches"], embedded, embedded_doc_type=fo.Detections
     )
@@ -673,10 +859,8 @@ def _save_views(
 
 def _validate(view, params: FindParams) -> list[str]:
     dataset = view._dataset
-    if not params.run_key.isidentifier():
-        raise LabelErrorInputError(
-            f"Run key '{params.run_key}' must be a valid variable name"
-        )
+    check_key(params.run_key)
+    _check_target(view, params)
     if params.run_key in dataset.list_runs() and not is_fixer_run(
         dataset, params.run_key
     ):
@@ -685,6 +869,17 @@ def _validate(view, params: FindParams) -> list[str]:
             "run; choose another"
         )
     taken = output_conflicts(dataset, params.run_key)
+    pending = pending_key(params.run_key)
+    if pending in dataset.list_runs() and not _is_pending(
+        dataset, params.run_key
+    ):
+        taken.append(f"run '{pending}'")
+    elif pending not in dataset.list_runs():
+        taken += [
+            f"field '{name}'"
+            for name in output_fields(pending).values()
+            if dataset.has_sample_field(name)
+        ]
     if taken:
         raise LabelErrorInputError(
             f"Run key '{params.run_key}' would replace {', '.join(taken)} "
@@ -741,12 +936,103 @@ def _validate(view, params: FindParams) -> list[str]:
     missing = [k for k in range(num_classes) if k not in targets]
     if missing:
         raise LabelErrorInputError(
-            f"Probabilities of sample {first.id} (field "
+            f"Probabilities of sample {describe(first)} (field "
             f"'{params.probs_field}') have {num_classes} channels but the "
             f"mask targets of '{params.gt_field}' name no class for "
             f"value(s) {missing[:10]}"
         )
     return [str(targets[k]) for k in range(num_classes)]
+
+
+class _MaskValues:
+    """Checks pass 1's masks: every value is named by the mask targets
+    (or ignored), and some pixel is scored at all."""
+
+    def __init__(self, dataset, gt_field: str, num_classes: int, ignore):
+        self.gt_field = gt_field
+        self.num_classes = num_classes
+        self.ignore = np.array(sorted(ignore), dtype=np.int64)
+        targets = integer_mask_targets(dataset, gt_field)
+        self.allowed = np.array(sorted(set(targets) | set(ignore)))
+        self.scored = 0
+
+    def check(self, batch) -> None:
+        """Raises, naming the sample, on a value nobody named."""
+        unnamed = ~np.isin(batch.labels, self.allowed)
+        if unnamed.any():
+            i = int(unnamed.any(axis=(1, 2)).argmax())
+            found = np.unique(batch.labels[i][unnamed[i]])
+            raise LabelErrorInputError(
+                f"Mask of sample {describe(batch.samples[i])} (field "
+                f"'{self.gt_field}') holds value(s) {found[:10].tolist()} "
+                f"that the mask targets of '{self.gt_field}' do not name; "
+                "name them in the mask targets or list them in "
+                "ignore_values"
+            )
+        labels = batch.labels
+        self.scored += int(
+            (
+                (labels < self.num_classes)
+                & (labels >= 0)
+                & ~np.isin(labels, self.ignore)
+            ).sum()
+        )
+
+    def check_scored(self, num_samples: int) -> None:
+        """Raises when every pixel was void or ignored."""
+        if self.scored == 0:
+            raise LabelErrorInputError(
+                f"Nothing to score: every pixel of the {num_samples} target "
+                f"samples' '{self.gt_field}' masks is void or ignored (no "
+                f"value below {self.num_classes} outside ignore_values)"
+            )
+
+
+def _check_target(view, params: FindParams) -> None:
+    """Refuses, before anything is written, a target the run cannot work
+    on: grouped or generated (patches, frames) collections, a view that
+    leaves out an input field, or one built on the run's own outputs
+    (the run deletes them first)."""
+    if view.media_type == "group" or view._dataset.media_type == "group":
+        raise LabelErrorInputError(
+            f"Dataset '{view._root_dataset.name}' is grouped; FIXER works on "
+            "image datasets (clone the image slice into a dataset of its "
+            "own: dataset.select_group_slices('left').clone())"
+        )
+    if view._dataset is not view._root_dataset:
+        raise LabelErrorInputError(
+            "The target view is a patches, frames or clips view; target "
+            "the images themselves"
+        )
+    schema = view.get_field_schema()
+    for name in (params.gt_field, params.probs_field):
+        if name and name not in schema and view._dataset.has_field(name):
+            raise LabelErrorInputError(
+                f"The target view leaves out field '{name}' that the run "
+                "reads; include it in the view"
+            )
+    own = [*output_fields(params.run_key).values()]
+    own += [
+        *output_views(params.run_key).values(),
+        review_view(params.run_key),
+    ]
+    stages = (
+        json.dumps(view._serialize())
+        if isinstance(view, fo.DatasetView)
+        else ""
+    )
+    used = [
+        name
+        for name in own
+        if name == view.name
+        or re.search(rf"(?<!\w){re.escape(name)}(?!\w)", stages)
+    ]
+    if used:
+        raise LabelErrorInputError(
+            f"The target view is built on {', '.join(used)}, which run "
+            f"'{params.run_key}' replaces; target the dataset or another "
+            "view, or choose another run key"
+        )
 
 
 def integer_mask_targets(dataset: fo.Dataset, gt_field: str) -> dict:

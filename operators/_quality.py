@@ -44,7 +44,11 @@ def default_report_dir(dataset: fo.Dataset, run_key: str) -> str:
 
 
 def run_label_quality_report(
-    dataset: fo.Dataset, run_key: str, *, output_dir: str | None = None
+    dataset: fo.Dataset,
+    run_key: str,
+    *,
+    output_dir: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Computes, stores and writes the label-quality report of a run.
 
@@ -65,6 +69,9 @@ def run_label_quality_report(
     # 4. Write JSON, Markdown and PNG plots; store the report in the run.
     logger.info("Computing the label-quality report...")
     stored = stored_results(dataset, run_key)
+    folder = output_dir or default_report_dir(dataset, run_key)
+    if not overwrite:
+        _check_no_user_files(folder, stored.get("quality"))
     config = dataset.get_run_info(run_key).config
     corrected = output_fields(run_key)["corrected"]
     eval_key = quality_eval_key(run_key)
@@ -95,6 +102,7 @@ def run_label_quality_report(
     report = {
         "run_key": run_key,
         "dataset": dataset.name,
+        "dataset_id": str(dataset._doc.id),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "eval_key": eval_key,
         "gt_field": config.gt_field,
@@ -103,16 +111,33 @@ def run_label_quality_report(
         **quality.to_dict(),
         "flags": flag_shares(stored["summary"]),
     }
-    remove_report_files(stored.get("quality"))  # the previous report's
-    report["files"] = write_report_files(
-        report, output_dir or default_report_dir(dataset, run_key)
-    )
+    remove_report_files(
+        dataset, stored.get("quality")
+    )  # the previous report's
+    report["files"] = write_report_files(report, folder)
     update_run_results(dataset, run_key, quality=report)
     logger.info(
         "Label-quality report written to %s",
         os.path.dirname(report["files"]["json"]),
     )
     return report
+
+
+def _check_no_user_files(folder: str, previous: dict | None) -> None:
+    """Refuses to write over report files that FIXER did not write (those
+    of this run's previous report are its own)."""
+    ours = set((previous or {}).get("files", {}).values())
+    theirs = [
+        path
+        for name in REPORT_FILES.values()
+        if os.path.exists(path := os.path.join(folder, name))
+        and path not in ours
+    ]
+    if theirs:
+        raise LabelErrorInputError(
+            f"{', '.join(theirs)} exist(s) and FIXER did not write them; "
+            "choose another folder or pass overwrite=True"
+        )
 
 
 def write_report_files(report: dict, output_dir: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from ._pipeline import (
     integer_mask_targets,
     list_fixer_runs,
     output_fields,
+    stored_results,
 )
 from ._review_tags import CONFIRMED_TAG, REJECTED_TAG
 from ._samples import LabelErrorInputError
@@ -182,6 +183,7 @@ def patch_fields(dataset: fo.Dataset, run_key: str | None) -> list[str]:
             raise LabelErrorInputError(
                 f"Dataset '{dataset.name}' has no FIXER run '{run_key}'"
             )
+        stored_results(dataset, run_key)  # refuses an unfinished run
         keys = [run_key]
     fields = [output_fields(k)["patches"] for k in keys]
     return [f for f in fields if dataset.has_sample_field(f)]

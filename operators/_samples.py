@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import PIL.Image
 import torch
 
 from ..fixer_core import PredProbsError
@@ -16,6 +17,11 @@ from ..fixer_core import PredProbsError
 
 class LabelErrorInputError(ValueError):
     """Raised when a dataset, field or file cannot be used by the finder."""
+
+
+def describe(sample) -> str:
+    """Names a sample in messages: its file name, then its id."""
+    return f"'{os.path.basename(sample.filepath)}' [id {sample.id}]"
 
 
 @dataclass
@@ -67,7 +73,7 @@ def naming_sample(batch: Batch, where: str):
         sample = batch.samples[e.image_index]
         message = str(e).replace(f"pred_probs of image {e.image_index}", "")
         raise LabelErrorInputError(
-            f"Probabilities of sample {sample.id} ({where}){message}"
+            f"Probabilities of sample {describe(sample)} ({where}){message}"
         ) from e
 
 
@@ -76,7 +82,8 @@ def load_image(sample) -> np.ndarray:
     image = cv2.imread(sample.filepath, cv2.IMREAD_COLOR)
     if image is None:
         raise LabelErrorInputError(
-            f"Image of sample {sample.id} could not be read: {sample.filepath}"
+            f"Image of sample {describe(sample)} could not be read: "
+            f"{sample.filepath}"
         )
     return image[:, :, ::-1]
 
@@ -85,39 +92,58 @@ def load_mask(sample, gt_field: str) -> np.ndarray:
     seg = sample[gt_field]
     if seg is None:
         raise LabelErrorInputError(
-            f"Sample {sample.id} has no '{gt_field}' segmentation"
+            f"Sample {describe(sample)} has no '{gt_field}' segmentation"
         )
     try:
         mask = seg.get_mask()
     except Exception as e:
         raise LabelErrorInputError(
-            f"Mask of sample {sample.id} (field '{gt_field}', "
+            f"Mask of sample {describe(sample)} (field '{gt_field}', "
             f"{seg.mask_path}) could not be read: {e}"
         ) from e
     if mask is None:
         raise LabelErrorInputError(
-            f"Sample {sample.id}: field '{gt_field}' has no mask"
+            f"Sample {describe(sample)}: field '{gt_field}' has no mask"
             + (f" (file {seg.mask_path} unreadable)" if seg.mask_path else "")
         )
     if mask.ndim != 2:
         raise LabelErrorInputError(
-            f"Mask of sample {sample.id} (field '{gt_field}') has shape "
-            f"{mask.shape}; FIXER needs (H, W) integer class masks"
+            f"Mask of sample {describe(sample)} (field '{gt_field}') has "
+            f"shape {mask.shape}; FIXER needs (H, W) integer class masks"
         )
-    meta = sample.metadata
-    size = (meta.height, meta.width) if meta is not None else (None, None)
-    if None not in size and size != mask.shape:
+    if not np.issubdtype(mask.dtype, np.integer):
         raise LabelErrorInputError(
-            f"Mask of sample {sample.id} (field '{gt_field}') is "
+            f"Mask of sample {describe(sample)} (field '{gt_field}') holds "
+            f"{mask.dtype} values; FIXER needs integer class masks"
+        )
+    size = image_size(sample)
+    if size is not None and size != mask.shape:
+        raise LabelErrorInputError(
+            f"Mask of sample {describe(sample)} (field '{gt_field}') is "
             f"{mask.shape[1]}x{mask.shape[0]} but its image is "
-            f"{meta.width}x{meta.height}"
+            f"{size[1]}x{size[0]}"
         )
     return mask
 
 
+def image_size(sample) -> tuple[int, int] | None:
+    """The ``(height, width)`` of a sample's image: from its metadata, or
+    else from the image file's header (nothing is written); None when
+    neither is available."""
+    meta = sample.metadata
+    if meta is not None and None not in (meta.height, meta.width):
+        return meta.height, meta.width
+    try:
+        with PIL.Image.open(sample.filepath) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        return None
+    return height, width
+
+
 def load_probs(sample, probs_field: str) -> np.ndarray:
     path = sample[probs_field]
-    where = f"sample {sample.id} (field '{probs_field}')"
+    where = f"sample {describe(sample)} (field '{probs_field}')"
     if not path:
         raise LabelErrorInputError(f"No probability file for {where}")
     if not os.path.isfile(path):

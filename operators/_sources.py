@@ -3,8 +3,11 @@ trained on the dataset itself."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..fixer_core._checks import layout_problem
 from ..fixer_core.models import (
     ModelError,
     Preprocess,
@@ -26,9 +30,17 @@ from ..fixer_core.training import (
     TrainConfig,
     TrainProgress,
 )
-from ._samples import LabelErrorInputError, load_image, load_mask, load_probs
+from ._samples import (
+    LabelErrorInputError,
+    describe,
+    load_image,
+    load_mask,
+    load_probs,
+)
 
 SOURCES = ("stored", "model", "cross_validation")
+# In a checkpoint folder: the fingerprint of the labels it was trained on
+LABELS_FILE = "fixer_labels.json"
 
 
 @dataclass(frozen=True)
@@ -80,8 +92,14 @@ class StoredProbabilities:
 
     def __call__(self, samples: list, masks: list[np.ndarray]) -> np.ndarray:
         arrays = [load_probs(s, self.probs_field) for s in samples]
-        for sample, probs in zip(samples, arrays, strict=True):
+        for sample, probs, mask in zip(samples, arrays, masks, strict=True):
             self._check_channels(sample, probs)
+            problem = layout_problem(probs.shape[-2:], mask.shape)
+            if problem:
+                raise LabelErrorInputError(
+                    f"Probabilities of sample {describe(sample)} "
+                    f"({self.where}) {problem}"
+                )
         if len({a.shape for a in arrays}) == 1:
             return np.stack(arrays)
         size = masks[0].shape
@@ -99,13 +117,13 @@ class StoredProbabilities:
 
     def _check_channels(self, sample, probs: np.ndarray) -> None:
         if self._first is None:
-            self._first = (sample.id, probs.shape[0])
+            self._first = (describe(sample), probs.shape[0])
         first_id, k = self._first
         if probs.shape[0] != k:
             raise LabelErrorInputError(
-                f"Probabilities of sample {sample.id} ({self.where}) have "
-                f"{probs.shape[0]} channels but those of sample {first_id} "
-                f"have {k}"
+                f"Probabilities of sample {describe(sample)} ({self.where}) "
+                f"have {probs.shape[0]} channels but those of sample "
+                f"{first_id} have {k}"
             )
 
 
@@ -207,6 +225,61 @@ def train_fold_models(
         raise LabelErrorInputError(str(e)) from e
     yield from _in_background(trainer.fit)
     return OutOfFoldProbabilities(trainer, list(data.sample_ids))
+
+
+def tie_to_labels(
+    checkpoint_dir: str, view, gt_field: str, *, owned: bool
+) -> None:
+    """Ties a checkpoint folder to the labels its fold models learn from.
+
+    The folder records a fingerprint of the target samples' ground truth
+    (ids, mask files' paths, sizes and times, inline masks' bytes). When
+    the labels changed since (an ``apply_corrections``, an edit), FIXER's
+    own folder is emptied so the folds are trained again; a user's folder
+    is refused.
+    """
+    marker = os.path.join(checkpoint_dir, LABELS_FILE)
+    fingerprint = labels_fingerprint(view, gt_field)
+    stored = None
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            stored = json.load(f).get("fingerprint")
+    elif os.path.isdir(checkpoint_dir) and os.listdir(checkpoint_dir):
+        stored = "unknown"  # written before folders were tied to labels
+    if stored == fingerprint:
+        return
+    if stored is not None:
+        if not owned:
+            raise LabelErrorInputError(
+                f"Checkpoint folder {checkpoint_dir} holds fold models "
+                f"trained on other labels of '{gt_field}' (they changed "
+                "since); delete it or choose another checkpoint_dir"
+            )
+        shutil.rmtree(checkpoint_dir)
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    with open(marker, "w") as f:
+        json.dump({"gt_field": gt_field, "fingerprint": fingerprint}, f)
+
+
+def labels_fingerprint(view, gt_field: str) -> str:
+    """A hash of the target samples' ground truth as training reads it."""
+    digest = hashlib.sha256()
+    samples = view.select_fields(gt_field).sort_by("id")
+    for sample in samples.iter_samples():
+        seg = sample[gt_field]
+        digest.update(sample.id.encode())
+        if seg is None:
+            continue
+        if seg.mask_path:
+            try:
+                stat = os.stat(seg.mask_path)
+                state = f"{seg.mask_path}:{stat.st_size}:{stat.st_mtime_ns}"
+            except OSError:
+                state = f"{seg.mask_path}:missing"
+            digest.update(state.encode())
+        elif seg.mask is not None:
+            digest.update(np.ascontiguousarray(seg.mask).tobytes())
+    return digest.hexdigest()
 
 
 def _in_background(fit: Callable) -> Iterator[TrainProgress]:

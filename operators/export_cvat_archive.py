@@ -40,6 +40,7 @@ class ExportCvatArchive(foo.Operator):
             ctx.params["gt_field"],
             ctx.params["archive_path"],
             run_key=ctx.params.get("run_key") or None,
+            overwrite=bool(ctx.params.get("overwrite", False)),
         )
         return {"archive_path": ctx.params["archive_path"], **counts}
 
@@ -50,6 +51,7 @@ class ExportCvatArchive(foo.Operator):
         archive_path: str,
         *,
         run_key: str | None = None,
+        overwrite: bool = False,
         delegate: bool = False,
     ):
         """Exports a dataset or view from Python."""
@@ -61,6 +63,7 @@ class ExportCvatArchive(foo.Operator):
                     gt_field=gt_field,
                     archive_path=archive_path,
                     run_key=run_key,
+                    overwrite=overwrite,
                 ),
             ),
             request_delegation=delegate,
@@ -80,4 +83,5 @@ def _export_cvat_archive_inputs(ctx, inputs: types.Object) -> bool:
         label="Archive path",
         description="The .zip to write (CVAT for images 1.1 with images)",
     )
+    inputs.bool("overwrite", default=False, label="Replace an existing file")
     return True

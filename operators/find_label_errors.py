@@ -9,11 +9,18 @@ from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.training import TrainConfig
+from ._entry_points import (
+    allowed_entry_points,
+    check_entry_point,
+    may_call,
+    trust_from_python,
+)
 from ._inputs import (
     dropdown,
     field_dropdown,
     gt_field_dropdown,
     new_run_key,
+    refuse,
     string_fields,
 )
 from ._params import CONFIG_FIELDS, find_params, flat_params, joined
@@ -104,6 +111,12 @@ class FindLabelErrors(foo.Operator):
 
     def execute(self, ctx):
         params = find_params(ctx.params)
+        if params.model is not None:
+            check_entry_point(ctx, params.model.model, "Model")
+        if params.training is not None:
+            check_entry_point(
+                ctx, params.training.architecture, "Architecture"
+            )
         yield from report_progress(
             ctx, run_find_label_errors(_target_view(ctx), params), "FIXER"
         )
@@ -166,6 +179,7 @@ class FindLabelErrors(foo.Operator):
             config: the finder's thresholds.
             delegate: queue the run as a delegated operation.
         """
+        trust_from_python(model, architecture)
         params = dict(
             gt_field=gt_field,
             probs_field=probs_field,
@@ -305,9 +319,10 @@ def _probability_inputs(ctx, inputs: types.Object) -> bool:
             "probabilities summing to 1)",
         )
     elif source == "model":
-        _model_inputs(inputs)
-    else:
-        _training_inputs(inputs)
+        if not _model_inputs(ctx, inputs):
+            return False
+    elif not _training_inputs(ctx, inputs):
+        return False
     inputs.str(
         "ignore_values",
         label="Ignored mask values",
@@ -325,14 +340,45 @@ def _probability_inputs(ctx, inputs: types.Object) -> bool:
     return True
 
 
-def _model_inputs(inputs: types.Object) -> None:
+def _entry_point_input(
+    ctx, inputs: types.Object, name: str, *, label: str, description: str
+) -> bool:
+    """Adds a text input for a TorchScript file or an entry point that
+    suggests the allowed entry points; refuses any other entry point."""
+    allowed = allowed_entry_points(ctx)
     inputs.str(
-        "model",
-        required=True,
-        label="Model",
-        description="A TorchScript file, or package.module:factory "
-        "returning a torch.nn.Module",
+        name,
+        required=name == "model",
+        label=label,
+        description=f"{description}. Allowed entry points: "
+        f"{', '.join(allowed) or 'none (an administrator allows them)'}",
+        view=types.AutocompleteView(
+            choices=[types.Choice(a) for a in allowed]
+        ),
     )
+    spec = (ctx.params.get(name) or "").strip()
+    if not may_call(ctx, spec):
+        return refuse(
+            inputs,
+            f"{name}_error",
+            types.Error(
+                label=f"Entry point '{spec}' is not allowed by the "
+                "administrator"
+            ),
+        )
+    return True
+
+
+def _model_inputs(ctx, inputs: types.Object) -> bool:
+    if not _entry_point_input(
+        ctx,
+        inputs,
+        "model",
+        label="Model",
+        description="A TorchScript file, or an allowed package.module:"
+        "factory returning a torch.nn.Module",
+    ):
+        return False
     inputs.str("model_weights", label="Weights file (state_dict)")
     inputs.str(
         "input_size",
@@ -350,9 +396,10 @@ def _model_inputs(inputs: types.Object) -> None:
         "(empty: channel k is class k)",
     )
     inputs.bool("outputs_logits", default=True, label="Model outputs logits")
+    return True
 
 
-def _training_inputs(inputs: types.Object) -> None:
+def _training_inputs(ctx, inputs: types.Object) -> bool:
     defaults = TrainConfig()
     inputs.int("folds", default=defaults.folds, label="Folds", min=2)
     inputs.int("epochs", default=defaults.epochs, label="Epochs", min=1)
@@ -369,18 +416,22 @@ def _training_inputs(inputs: types.Object) -> None:
         "learning_rate", default=defaults.learning_rate, label="Learning rate"
     )
     inputs.int("seed", default=defaults.seed, label="Seed")
-    inputs.str(
+    if not _entry_point_input(
+        ctx,
+        inputs,
         "architecture",
         label="Architecture",
-        description="Optional package.module:factory(num_classes) "
+        description="Optional allowed package.module:factory(num_classes) "
         "returning an nn.Module (default: a compact U-Net)",
-    )
+    ):
+        return False
     inputs.str(
         "checkpoint_dir",
         label="Checkpoint folder",
         description="Where fold models are kept; an interrupted run "
         "resumes from it (default: under FiftyOne's dataset dir)",
     )
+    return True
 
 
 def _summary_message(run_key: str, summary: dict) -> str:

@@ -36,6 +36,11 @@ class LabelQualityReport(foo.Operator):
                 "(default: "
                 f"{default_report_dir(ctx.dataset, run_key)})",
             )
+            inputs.bool(
+                "overwrite",
+                default=False,
+                label="Overwrite files FIXER did not write",
+            )
         return types.Property(
             inputs, view=types.View(label="Label quality report")
         )
@@ -45,6 +50,7 @@ class LabelQualityReport(foo.Operator):
             ctx.dataset,
             ctx.params["run_key"],
             output_dir=ctx.params.get("output_dir") or None,
+            overwrite=bool(ctx.params.get("overwrite", False)),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -133,6 +139,7 @@ class LabelQualityReport(foo.Operator):
         run_key: str = "fixer",
         *,
         output_dir: str | None = None,
+        overwrite: bool = False,
         delegate: bool = False,
     ):
         """Computes the report from Python; returns the execution result
@@ -141,7 +148,11 @@ class LabelQualityReport(foo.Operator):
             self.uri,
             dict(
                 dataset=dataset,
-                params={"run_key": run_key, "output_dir": output_dir},
+                params={
+                    "run_key": run_key,
+                    "output_dir": output_dir,
+                    "overwrite": overwrite,
+                },
             ),
             request_delegation=delegate,
         )

@@ -326,7 +326,7 @@ def _probs_2d(s):
 def _probs_wrong_k(s):
     s.save_probs(BAD, s.load_probs(BAD)[:-1])
     return Expect(
-        rf"have {NUM_CLASSES - 1} channels but those of sample \w+ have "
+        rf"have {NUM_CLASSES - 1} channels but those of sample .+ have "
         rf"{NUM_CLASSES}",
         sample=BAD,
         field=PROBS,
@@ -481,6 +481,99 @@ def _user_view_clash(s):
     )
 
 
+def _probs_transposed(s):
+    s.save_probs(BAD, s.load_probs(BAD).transpose(0, 2, 1).copy())
+    return Expect(
+        rf"are {HEIGHT}x{WIDTH} \(width x height\) but the labels are "
+        rf"{WIDTH}x{HEIGHT}",
+        sample=BAD,
+        field=PROBS,
+    )
+
+
+def _probs_one_pixel_all(s):
+    for i in range(NUM_SAMPLES):
+        s.save_probs(i, s.load_probs(i)[:, :1, :1].copy())
+    return Expect(r"are 1x1 \(width x height\)", sample=0, field=PROBS)
+
+
+def _probs_other_aspect(s):
+    s.save_probs(BAD, s.load_probs(BAD)[:, :, :HEIGHT].copy())
+    return Expect(r"same aspect ratio", sample=BAD, field=PROBS)
+
+
+def _mask_value_not_in_targets(s):
+    path = s.mask_path(BAD)
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    mask[:4, :4] = 99
+    cv2.imwrite(str(path), mask)
+    return Expect(
+        rf"holds value\(s\) \[99\] that the mask targets of '{GT}' do "
+        "not name",
+        sample=BAD,
+        field=GT,
+    )
+
+
+def _mask_all_void(s):
+    for i in range(NUM_SAMPLES):
+        path = s.mask_path(i)
+        cv2.imwrite(str(path), np.full((HEIGHT, WIDTH), 255, np.uint8))
+    return Expect(r"Nothing to score: every pixel", field=GT)
+
+
+def _mask_float(s):
+    mask = cv2.imread(str(s.mask_path(BAD)), cv2.IMREAD_UNCHANGED)
+    s.set_value(BAD, GT, fo.Segmentation(mask=mask.astype(float) + 0.5))
+    return Expect(r"holds float64 values", sample=BAD, field=GT)
+
+
+def _mask_wrong_size_no_metadata(s):
+    assert s.sample(BAD).metadata is None
+    path = s.mask_path(BAD)
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(path), mask[: HEIGHT // 2, : WIDTH // 2])
+    return Expect(
+        rf"is {WIDTH // 2}x{HEIGHT // 2} but its image is {WIDTH}x{HEIGHT}",
+        sample=BAD,
+        field=GT,
+    )
+
+
+def _view_without_probs(s):
+    return Expect(
+        rf"The target view leaves out field '{PROBS}'",
+        view=s.dataset.select_fields(GT),
+        field=PROBS,
+    )
+
+
+def _view_excluding_probs(s):
+    return Expect(
+        rf"The target view leaves out field '{PROBS}'",
+        view=s.dataset.exclude_fields(PROBS),
+        field=PROBS,
+    )
+
+
+def _private_run_key(s):
+    return Expect(
+        r"Run key '_hidden' must not start with '_'",
+        {"run_key": "_hidden"},
+        form="run_key_error",
+        reason=r"_hidden",
+    )
+
+
+def _long_run_key(s):
+    return Expect(
+        r"is 300 characters long; at most 64",
+        {"run_key": "k" * 300},
+        form="run_key_error",
+        reason=r"300 characters",
+    )
+
+
 CASES: dict[str, Callable] = {
     "unknown-gt-field": _unknown_gt,
     "gt-classification": _gt_classification,
@@ -519,6 +612,18 @@ CASES: dict[str, Callable] = {
     "user-field-clash": _user_field_clash,
     "user-field-clash-other-type": _user_field_clash_other_type,
     "user-saved-view-clash": _user_view_clash,
+    # issue 24: layouts, mask values, empty work, views, run keys
+    "probs-transposed": _probs_transposed,
+    "probs-1x1-all": _probs_one_pixel_all,
+    "probs-other-aspect-ratio": _probs_other_aspect,
+    "mask-value-not-in-targets": _mask_value_not_in_targets,
+    "mask-all-void": _mask_all_void,
+    "mask-float": _mask_float,
+    "mask-size-differs-no-metadata": _mask_wrong_size_no_metadata,
+    "view-leaves-out-probs-field": _view_without_probs,
+    "view-excludes-probs-field": _view_excluding_probs,
+    "run-key-private": _private_run_key,
+    "run-key-too-long": _long_run_key,
 }
 
 
@@ -539,6 +644,8 @@ FORM_CASES = [
     "user-field-clash",
     "user-field-clash-other-type",
     "user-saved-view-clash",
+    "run-key-private",
+    "run-key-too-long",
 ]
 FORM_FUNCS = {CASES[k] for k in FORM_CASES}
 
@@ -548,6 +655,10 @@ def assert_names(message: str, scene: Scene, expect: Expect) -> None:
         sample_id = scene.ids[expect.sample]
         assert sample_id in message, (
             f"the message does not name sample {sample_id}: {message!r}"
+        )
+        name = Path(scene.sample(expect.sample).filepath).name
+        assert f"'{name}'" in message, (
+            f"the message does not name file {name!r}: {message!r}"
         )
     if expect.field is not None:
         assert f"'{expect.field}'" in message, (

@@ -568,6 +568,9 @@ def test_rerun_replaces_outputs_cleanly(
     assert len(dataset.load_saved_view("fixer-patches")) == sum(
         c for c in counts.values() if c
     )
+    # The rerun wrote a folder of its own and deleted the previous one
+    assert not os.path.exists(corrected_dir)
+    corrected_dir = dataset.get_run_info("fixer").config.corrected_dir
     assert len(os.listdir(corrected_dir)) == 3
     summary = dataset.load_run_results("fixer").summary
     assert summary["num_images"] == 3

@@ -445,7 +445,13 @@ def test_cross_validation_run_records_its_training_spec(cv):
 
 def test_cross_validation_keeps_fold_models_in_the_checkpoint_dir(cv):
     names = sorted(os.listdir(cv.checkpoint_dir))
-    assert names == ["fold_0.pt", "fold_1.pt", "fold_2.pt", "folds.json"]
+    assert names == [
+        "fixer_labels.json",
+        "fold_0.pt",
+        "fold_1.pt",
+        "fold_2.pt",
+        "folds.json",
+    ]
     record = json.loads((cv.checkpoint_dir / "folds.json").read_text())
     assert sorted(record["sample_ids"]) == sorted(cv.ids)
     assert sorted(set(record["folds"].values())) == [0, 1, 2]
@@ -552,6 +558,7 @@ def test_delegated_cross_validation_run_completes(
             "checkpoints",
         )
         assert sorted(os.listdir(default)) == [
+            "fixer_labels.json",
             "fold_0.pt",
             "fold_1.pt",
             "folds.json",
