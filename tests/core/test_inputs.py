@@ -29,7 +29,7 @@ def _with(array, index, value):
         (_labels().astype(float), _probs(), TypeError, "integer array"),
         (_labels(), _probs()[0], ValueError, r"shape of \(N, K, H, W\)"),
         (_labels(), _probs().astype(int), TypeError, "float array"),
-        (_labels(n=3), _probs(), ValueError, "holds 2 images but labels"),
+        (_labels(n=3), _probs(), ValueError, "3 images but pred_probs hold 2"),
         (
             _labels(),
             _with(_probs(), (1, 0, 0, 0), np.nan),
