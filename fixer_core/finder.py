@@ -30,8 +30,9 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # ---------
 # Pass 1 (``update``) streams the dataset once and accumulates per-class
 # statistics: pixel counts, confident-learning thresholds t_k (mean p_k over
-# pixels labelled k) and the confident joint of given vs predicted classes
-# over region interiors.
+# pixels labelled k), the confident joint of given vs predicted classes
+# over region interiors, the (label, argmax, confidence) histogram behind
+# the label-error rates, and the model's blur along label boundaries.
 #
 # Pass 2 (``find``) streams it again. The suggestion s for a pixel labelled
 # g is the argmax among the confident classes (p_k >= min(t_k,
@@ -41,12 +42,16 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # when a region's mean probabilities confidently name another class and its
 # given class is unconfident, the whole region is flagged with it, which is
 # far less noisy than single pixels. Flags become patches (see
-# ``find_patch_geometry``), each scored by its mean margin p_s - p_g (over
-# its ``margin_classes`` most likely classes) times a size factor, and
-# typed (see ``classify_error``).
+# ``find_patch_geometry``; its spatial thresholds grow with the model's
+# blur), each scored by the model's doubt in the label, mean 1 - p_g, times
+# a size factor; its error_probability is that score times the share of
+# label errors the data shows for its confusion at its confidence
+# (``ClassStatistics.error_rates``). Patches are typed (see
+# ``classify_error``), and a label that agrees with the model far better
+# when moved is reported as shifted against its image (``find_label_shift``).
 #
 # A model trained on the labels leans towards frequent classes. With
-# ``prior_strength`` > 0 the argmax and the margin are taken on
+# ``prior_strength`` > 0 the argmax and a region's margin are taken on
 # probabilities weighted by the inverse class frequencies (logit
 # adjustment): a rare object the model half sees can be suggested, a rare
 # label the model overrides with a frequent class needs more evidence. A
@@ -383,15 +388,10 @@ class LabelErrorFinder:
         weights: Tensor | None,
         config: FinderConfig,
     ) -> list[Patch]:
-        adjusted = margin_probs(
-            torch.from_numpy(means), weights, config.margin_classes
-        ).numpy()
         patches = []
-        for shape, mean, adj in zip(shapes, means, adjusted, strict=True):
+        for shape, mean in zip(shapes, means, strict=True):
             given_prob = float(mean[shape.given_label])
             suggested_prob = float(mean[shape.suggested_label])
-            margin = float(adj[shape.suggested_label] - adj[shape.given_label])
-            margin = min(max(margin, 0.0), 1.0)
             if (
                 weights is not None
                 and suggested_prob <= given_prob

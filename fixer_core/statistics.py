@@ -238,8 +238,10 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
     ``D(>=c) / A(>=c)`` at every confidence ``c`` (tails of the counts);
     the tightest of these bounds over the upper half of the profile
     estimates it (mixture proportion estimation), and the error share at
-    a confidence is ``E * a_s(c) / d_gs(c)``, made non-decreasing in the
-    confidence (isotonic) and at most one. A confusion the model makes at
+    a confidence ``c`` is that of the disagreement at ``c`` or above,
+    ``E * A(>=c) / D(>=c)`` (tails: a patch's mean confidence sits below
+    its pixels' where the model blurs its edges), made non-decreasing in
+    the confidence (isotonic) and at most one. A confusion the model makes at
     its usual confidence for ``s`` everywhere is ranked as an error; one it
     makes only below that confidence, as the model's own. A pair without
     interior disagreement has rate one.
@@ -263,10 +265,10 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
         d_tail = d[::-1].cumsum()[::-1]
         upper = tail[s] >= 0.5
         errors = np.min(d_tail[upper] / tail[s][upper])
-        local = np.divide(
-            errors * profile[s], d, out=np.zeros_like(d), where=d > 0
+        share = np.divide(
+            errors * tail[s], d_tail, out=np.zeros_like(d), where=d_tail > 0
         )
-        rates[g, s] = np.minimum(_isotonic(local, d), 1.0)
+        rates[g, s] = np.minimum(_isotonic(share, d), 1.0)
     return rates.astype(np.float32)
 
 

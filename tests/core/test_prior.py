@@ -38,6 +38,8 @@ def _patches(prior_strength, scene=_scene, **config):
     # The weak model is unsure over whole areas; the thresholds that would
     # grow with that blur are held fixed to test the prior alone
     config.setdefault("blur_reference", 0.0)
+    # ... and so is the filter of the estimated share of label errors
+    config.setdefault("min_error_probability", 0.0)
     patches, _ = find_label_errors(
         labels,
         probs,

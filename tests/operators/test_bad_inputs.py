@@ -774,6 +774,7 @@ def test_failed_rerun_keeps_the_previous_run(scene, breaker):
     # The rerun with the same key fails before it deletes anything
     params, pattern, bad_sample = breaker(scene)
     before = snapshot(ds)
+    view_sizes = {n: len(ds.load_saved_view(n)) for n in before["views"]}
     message = expect_input_error(ds, pattern, **params)
     if bad_sample is not None:
         assert scene.ids[bad_sample] in message
@@ -783,7 +784,8 @@ def test_failed_rerun_keeps_the_previous_run(scene, breaker):
     assert [
         _file_digest(p) for p in ds.values("fixer_corrected.mask_path")
     ] == corrected
-    for name in before["views"]:
-        assert len(ds.load_saved_view(name)) > 0
+    assert sum(view_sizes.values()) > 0
+    for name, size in view_sizes.items():
+        assert len(ds.load_saved_view(name)) == size
     again = ds.load_run_results("fixer", cache=False)
     assert again is not None and again.summary == summary

@@ -97,10 +97,12 @@ def _patch_counts(dataset, run_key="fixer"):
 
 def _expected_correction(label, detections, class_names):
     """The ground truth with the suggestions of the patches at least
-    ``correct_min_probability`` likely to be errors applied."""
+    ``correct_min_probability`` (of the simulated model's config) likely to
+    be errors applied."""
+    least = FinderConfig(**SIMULATED_MODEL).correct_min_probability
     expected = label.copy()
     for det in detections:
-        if det.error_probability < FinderConfig().correct_min_probability:
+        if det.error_probability < least:
             continue
         expected[detection_mask(det, label.shape)] = class_names.index(
             det.suggested_label
@@ -199,10 +201,12 @@ def test_error_score_ranks_planted_above_clean(found):
     for sample, score in zip(found.samples, scores, strict=True):
         assert isinstance(score, float)
         assert 0.0 <= score <= 1.0
-        keep = np.prod(
-            [1 - d.confidence for d in sample.fixer_patches.detections]
+        # the expected share of the image's pixels whose label is wrong
+        wrong = sum(
+            d.error_probability * d.area
+            for d in sample.fixer_patches.detections
         )
-        assert score == pytest.approx(1 - keep)
+        assert score == pytest.approx(wrong / found.scenes.labels[0].size)
     dirty = [scores[i] for i in planted]
     clean = [s for i, s in enumerate(scores) if i not in planted]
     assert clean and dirty

@@ -479,10 +479,13 @@ def test_cross_validation_recovers_planted_errors(cv):
     """Fold models trained on the noisy labels still flag a good share of
     the planted errors (>= half an error's pixels, with its true class).
 
-    Measured (CPU, torch 2.13): 7 of 17 overall; ambiguous 7 of 8,
-    general 0 of 8 (half the tables are labelled chair, so the fold
-    models learn it), false negative 0 of 1. Training seeds 1-3 gave 7-9
-    of 17. The bounds leave room for other CPUs' rounding."""
+    Measured (CPU, torch 2.13): 8 of 17 overall; general 4 of 8,
+    ambiguous 4 of 8 (half the tables are labelled chair, so the fold
+    models learn part of each policy, which the estimated share of label
+    errors then reads partly as the models' own confusion), false
+    negative 0 of 1. Before the score was the doubt in the label: 7 of 17
+    (general 0, ambiguous 7). The bounds leave room for other CPUs'
+    rounding."""
     shares = _recovery(cv.dataset, "cv_run", cv.scenes)
     by_type = {}
     for share, error in zip(shares, cv.scenes.planted, strict=True):
@@ -494,7 +497,8 @@ def test_cross_validation_recovers_planted_errors(cv):
         + ", ".join(f"{t} {sum(v)}/{len(v)}" for t, v in by_type.items())
     )
     assert recovered / len(shares) >= 0.3
-    assert np.mean(by_type["ambiguous"]) >= 0.6
+    assert np.mean(by_type["general"]) >= 0.25
+    assert np.mean(by_type["ambiguous"]) >= 0.4
 
 
 def test_cross_validation_refuses_a_checkpoint_dir_of_another_config(cv):

@@ -91,15 +91,19 @@ def test_a_view_selecting_only_the_inputs_is_a_fine_target(finished):
     assert finished.load_run_results("inputs", cache=False) is not None
 
 
-def test_patches_view_is_refused(finished):
-    with pytest.raises(ExecutionError, match="patches, frames or clips"):
-        foo.execute_operator(
-            FIND,
-            dict(
-                view=finished.to_patches("fixer_patches"),
-                params={**PARAMS, "run_key": "p"},
-            ),
-        )
+def test_a_patches_view_searches_the_whole_dataset(finished):
+    # The App shows a run's patches after it; a new run from there covers
+    # the dataset its patches come from (the form says so)
+    foo.execute_operator(
+        FIND,
+        dict(
+            view=finished.to_patches("fixer_patches"),
+            params={**PARAMS, "run_key": "p"},
+        ),
+    )
+    finished.reload()
+    assert "p" in finished.list_runs()
+    assert len(finished.exists("p_error_score")) == len(finished)
 
 
 @pytest.fixture
