@@ -369,16 +369,9 @@ def inject(
     began = time.perf_counter()
     clean = np.stack([load_label(s.label, size) for s in samples])
     noisy, errors = plant_errors(clean, np.random.default_rng(seed))
-    maps = error_maps(clean.shape, errors)
-    for i, s in enumerate(samples):
-        for kind, labels in (("clean", clean), ("noisy", noisy)):
-            path = layout.label(kind, s.split, s.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(path), labels[i]):
-                raise OSError(f"could not write {path}")
-        path = layout.error_map(s.split, s.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, maps[i])
+    write_labels(
+        layout, samples, clean, noisy, error_maps(clean.shape, errors)
+    )
     records = [
         {
             "id": error_id,
@@ -423,6 +416,25 @@ def inject(
         f"{time.perf_counter() - began:.1f} s"
     )
     return meta
+
+
+def write_labels(
+    layout: Layout,
+    samples: Sequence[Sample],
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    maps: np.ndarray,
+) -> None:
+    """Writes each image's clean and noisy label PNGs and error map."""
+    for i, s in enumerate(samples):
+        for kind, labels in (("clean", clean), ("noisy", noisy)):
+            path = layout.label(kind, s.split, s.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(path), labels[i]):
+                raise OSError(f"could not write {path}")
+        path = layout.error_map(s.split, s.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, maps[i])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

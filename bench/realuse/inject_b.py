@@ -55,6 +55,7 @@ from inject import (  # noqa: E402
     list_samples,
     load_label,
     ring_majority,
+    write_labels,
 )
 
 ERROR_TYPES = ("relabel", "painted", "shift", "outline")
@@ -184,14 +185,7 @@ def inject(out: Path, seed: int = 0) -> dict:
         maps[e.index, 0][e.mask] = ERROR_TYPES.index(e.error_type)
         maps[e.index, 1][e.mask] = clean[e.index][e.mask]
         maps[e.index, 2][e.mask] = error_id
-    for i, s in enumerate(samples):
-        for kind, labels in (("clean", clean), ("noisy", noisy)):
-            path = layout.label(kind, s.split, s.name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), labels[i])
-        path = layout.error_map(s.split, s.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, maps[i])
+    write_labels(layout, samples, clean, noisy, maps)
     records = [
         {
             "id": error_id,
