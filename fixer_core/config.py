@@ -64,7 +64,7 @@ class FinderConfig:
         min_score: patches scoring below this are not reported.
         min_error_probability: ... nor patches whose ``error_probability``
             is below this: the data shows their confusion as the model's
-            own (on clean CamVid labels this halves the flagged pixels).
+            own habit (BENCHMARKS.md, "Native resolution").
         correct_min_probability: the corrected labels take the suggestions
             of the patches whose ``error_probability`` is at least this;
             the others are reported for review but not applied. High, so

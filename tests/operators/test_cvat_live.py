@@ -41,6 +41,8 @@ CVAT_ENV = ("URL", "USERNAME", "PASSWORD", "EMAIL")
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
 NUM_IMAGES = 8
 PLANTED_IMAGES = 6  # the first six: their small cars become Building
+# (the run's general issue view holds them, and may hold a real error of
+# CamVid's labels too)
 SKY, BUILDING, ROAD, PAVEMENT, CAR, PEDESTRIAN = 0, 1, 3, 4, 8, 9
 
 
@@ -515,7 +517,8 @@ def test_send_an_issue_view_puts_every_class_once_and_every_pixel_in_cvat(
     live, dataset
 ):
     labels, samples, _, shapes = _send_issue_view(live, dataset, "sent")
-    assert len(samples) == PLANTED_IMAGES
+    assert len(samples) == len(dataset.load_saved_view("fixer-general"))
+    assert len(samples) >= PLANTED_IMAGES
     assert not dataset.has_sample_field("fixer_cvat_sent_patches")
     # Every class once (no "Car_fixer_cvat_sent"), and the patches' label
     assert set(labels) == {
@@ -604,7 +607,7 @@ def test_edits_and_review_marks_made_in_cvat_load_back_exactly(
         dict(dataset=dataset, params=dict(anno_key="live", cleanup=True)),
     ).result
     assert counts == {
-        "samples": PLANTED_IMAGES,
+        "samples": len(dataset.load_saved_view("fixer-general")),
         "confirmed": 1,
         "rejected": 1,
         "unmatched": 0,
@@ -741,7 +744,7 @@ def test_archive_round_trip_through_a_real_cvat_task(live, dataset, tmp_path):
     ).result
     assert counts == {
         "dest_field": f"{GT}_cvat",
-        "samples": PLANTED_IMAGES,
+        "samples": len(dataset.load_saved_view("fixer-general")),
         "skipped_shapes": 0,
         "unmatched_images": 0,
         "confirmed": 1,
