@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "camvid"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from fixer_data import ESPNET_PREPROCESS  # noqa: E402
 from inject import CAMVID, NUM_CLASSES, VOID, list_samples  # noqa: E402
 
 from fixer_core.models import (  # noqa: E402
@@ -33,13 +35,7 @@ from fixer_core.models import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO.parent / "shared" / "models" / "espnet_camvid.pt"
-PREPROCESS = Preprocess(
-    size=(360, 480),
-    scale=1 / 255,
-    mean=(0.41156588, 0.42491373, 0.43213961),
-    std=(69.8467, 72.5638, 72.0361),
-    channel_order="BGR",
-)
+PREPROCESS = Preprocess(**ESPNET_PREPROCESS)
 
 
 def cache_espnet(out: Path, batch: int = 4) -> Path:
