@@ -442,7 +442,11 @@ def _summary_message(run_key: str, summary: dict) -> str:
     message = (
         f"FIXER run '{run_key}': {counts} patches in "
         f"{summary['num_images']} samples; {len(summary['issues'])} "
-        "specific issues"
+        "specific issues; about "
+        f"{summary['expected_errors']:.0f} label errors expected"
     )
+    shifted = len(summary["shifted_labels"])
+    if shifted:
+        message += f"; {shifted} labels shifted against their images"
     note = weakly_predicted_note(summary["weakly_predicted"])
     return f"{message}. {note}" if note else message

@@ -509,6 +509,17 @@ def _print_summary(dataset, run_key: str, demo: Demo | None) -> None:
             f"{issue['num_patches']:4d} patches {issue['num_images']:4d} "
             f"images {issue['num_pixels']:7d} px"
         )
+    if "expected_errors" in summary:  # runs before the estimate have none
+        low, high = summary["expected_errors_interval"]
+        print(
+            f"  expected label errors among the patches: "
+            f"{summary['expected_errors']:.0f} ({low:.0f}-{high:.0f}; an "
+            "estimate from the model's own confusions, see "
+            "docs/how-it-works.md)"
+        )
+    shifted = summary.get("shifted_labels", {})
+    if shifted:
+        print(f"  labels shifted against their images: {len(shifted)}")
     note = weakly_predicted_note(summary["weakly_predicted"])
     if note:
         print(f"  {note}")
