@@ -78,7 +78,6 @@ FN_SHARE = 0.25
 FN_MIN_AREA = 30
 FN_RING = 3  # px at the working resolution
 
-TYPE_ID = {t: i for i, t in enumerate(ERROR_TYPES)}
 META_FILE = "meta.json"
 ERRORS_FILE = "errors.json"
 
@@ -271,17 +270,48 @@ def plant_errors(
 
 
 def error_maps(
-    shape: tuple[int, int, int], errors: Sequence[Error]
+    clean: np.ndarray,
+    errors: Sequence[Error],
+    types: Sequence[str] = ERROR_TYPES,
 ) -> np.ndarray:
-    """``(N, 3, H, W)`` int16: type id, true class and error id per pixel,
-    -1 off the errors."""
-    n, h, w = shape
-    out = np.full((n, 3, h, w), -1, dtype=np.int16)
+    """``(N, 3, H, W)`` int16: type id (index in ``types``), true class
+    (the clean label) and error id per pixel, -1 off the errors."""
+    out = np.full((len(clean), 3, *clean.shape[1:]), -1, dtype=np.int16)
     for error_id, e in enumerate(errors):
-        out[e.index, 0][e.mask] = TYPE_ID[e.error_type]
-        out[e.index, 1][e.mask] = e.true
+        out[e.index, 0][e.mask] = types.index(e.error_type)
+        out[e.index, 1][e.mask] = clean[e.index][e.mask]
         out[e.index, 2][e.mask] = error_id
     return out
+
+
+def error_records(
+    samples: Sequence[Sample],
+    errors: Sequence[Error],
+    types: Sequence[str] = ERROR_TYPES,
+) -> tuple[list[dict], dict]:
+    """The ``errors.json`` records and the error counts by split and
+    type."""
+    records = [
+        {
+            "id": error_id,
+            "image": samples[e.index].name,
+            "split": samples[e.index].split,
+            "index": e.index,
+            "type": e.error_type,
+            "given": e.given,
+            "true": e.true,
+            "area": int(e.mask.sum()),
+        }
+        for error_id, e in enumerate(errors)
+    ]
+    counts = {
+        split: {
+            t: sum(r["split"] == split and r["type"] == t for r in records)
+            for t in types
+        }
+        for split in SPLITS
+    }
+    return records, counts
 
 
 def _settings(factor: int, seed: int, size: tuple[int, int]) -> dict:
@@ -369,31 +399,10 @@ def inject(
     began = time.perf_counter()
     clean = np.stack([load_label(s.label, size) for s in samples])
     noisy, errors = plant_errors(clean, np.random.default_rng(seed))
-    write_labels(
-        layout, samples, clean, noisy, error_maps(clean.shape, errors)
-    )
-    records = [
-        {
-            "id": error_id,
-            "image": samples[e.index].name,
-            "split": samples[e.index].split,
-            "index": e.index,
-            "type": e.error_type,
-            "given": e.given,
-            "true": e.true,
-            "area": int(e.mask.sum()),
-        }
-        for error_id, e in enumerate(errors)
-    ]
+    write_labels(layout, samples, clean, noisy, error_maps(clean, errors))
+    records, counts = error_records(samples, errors)
     layout.errors.write_text(json.dumps(records, indent=1))
     classes = json.loads((camvid / "classes.json").read_text())
-    counts = {
-        split: {
-            t: sum(r["split"] == split and r["type"] == t for r in records)
-            for t in ERROR_TYPES
-        }
-        for split in SPLITS
-    }
     scored = clean != VOID
     meta = {
         "settings": settings,

@@ -52,6 +52,8 @@ from inject import (  # noqa: E402
     Error,
     Layout,
     components,
+    error_maps,
+    error_records,
     list_samples,
     load_label,
     ring_majority,
@@ -180,33 +182,11 @@ def inject(out: Path, seed: int = 0) -> dict:
     began = time.perf_counter()
     clean = np.stack([load_label(s.label, (360, 480)) for s in samples])
     noisy, errors = plant_errors(clean, np.random.default_rng(seed))
-    maps = np.full((len(clean), 3, 360, 480), -1, dtype=np.int16)
-    for error_id, e in enumerate(errors):
-        maps[e.index, 0][e.mask] = ERROR_TYPES.index(e.error_type)
-        maps[e.index, 1][e.mask] = clean[e.index][e.mask]
-        maps[e.index, 2][e.mask] = error_id
+    maps = error_maps(clean, errors, ERROR_TYPES)
     write_labels(layout, samples, clean, noisy, maps)
-    records = [
-        {
-            "id": error_id,
-            "image": samples[e.index].name,
-            "split": samples[e.index].split,
-            "index": e.index,
-            "type": e.error_type,
-            "true": e.true,
-            "area": int(e.mask.sum()),
-        }
-        for error_id, e in enumerate(errors)
-    ]
+    records, counts = error_records(samples, errors, ERROR_TYPES)
     layout.errors.write_text(json.dumps(records, indent=1))
     classes = json.loads((CAMVID / "classes.json").read_text())
-    counts = {
-        split: {
-            t: sum(r["split"] == split and r["type"] == t for r in records)
-            for t in ERROR_TYPES
-        }
-        for split in ("train", "val")
-    }
     meta = {
         "settings": {"injector": "b", "seed": seed, "factor": 1},
         "error_types": list(ERROR_TYPES),
