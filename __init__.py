@@ -1,4 +1,8 @@
-"""FIXER: find and fix pixel-wise label errors in segmentation datasets."""
+"""FIXER: find and fix pixel-wise label errors in segmentation datasets.
+
+Loaded by FiftyOne as the ``@fixer/fixer`` plugin, and importable as the
+``fixer_fiftyone`` package: its Python API is re-exported here.
+"""
 
 from .operators import (
     ApplyCorrections,
@@ -17,6 +21,25 @@ from .operators import (
     SendToCvat,
     UndoCorrections,
 )
+from .operators.api import (
+    LabelErrorInputError,
+    LabelErrorResults,
+    delete_label_error_run,
+    find_label_errors,
+    has_label_error_run,
+    list_label_error_runs,
+    load_label_error_run,
+)
+
+__all__ = [
+    "LabelErrorInputError",
+    "LabelErrorResults",
+    "delete_label_error_run",
+    "find_label_errors",
+    "has_label_error_run",
+    "list_label_error_runs",
+    "load_label_error_run",
+]
 
 
 def register(p):
