@@ -25,8 +25,11 @@ from .operators.api import (
     LabelErrorInputError,
     LabelErrorResults,
     delete_label_error_run,
+    draw_review_sample,
+    estimate_flag_precision,
     find_label_errors,
     has_label_error_run,
+    label_quality_report,
     list_label_error_runs,
     load_label_error_run,
 )
@@ -35,8 +38,11 @@ __all__ = [
     "LabelErrorInputError",
     "LabelErrorResults",
     "delete_label_error_run",
+    "draw_review_sample",
+    "estimate_flag_precision",
     "find_label_errors",
     "has_label_error_run",
+    "label_quality_report",
     "list_label_error_runs",
     "load_label_error_run",
 ]

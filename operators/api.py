@@ -1,5 +1,6 @@
 """FIXER's Python API, in the manner of ``fiftyone.brain``: find label
-errors on a dataset or view, then list, load and delete the runs.
+errors on a dataset or view; list, load and delete the runs; report on
+a run's labels and review its flags.
 
 The package root re-exports it (``import fixer_fiftyone as fxf``), and
 the operators call it: a run started here and one started in the App
@@ -19,6 +20,7 @@ import fiftyone.core.utils as fou
 from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
 from ..fixer_core.training import TrainConfig
+from . import _review
 from ._locks import exclusive, run_resource
 from ._params import find_params, flat_params, joined
 from ._pipeline import (
@@ -33,6 +35,7 @@ from ._pipeline import (
     run_find_label_errors,
     stored_results,
 )
+from ._quality import run_label_quality_report
 from ._samples import LabelErrorInputError
 
 ProgressArg = bool | Callable[[fou.ProgressBar], None] | None
@@ -276,6 +279,66 @@ def delete_label_error_run(
         dataset, run_resource(run_key), f"delete_label_error_run '{run_key}'"
     ):
         return delete_run(dataset, run_key)
+
+
+def label_quality_report(
+    dataset: fo.Dataset,
+    run_key: str = "fixer",
+    *,
+    output_dir: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Scores a run's original labels against its corrected ones: mIoU,
+    per-class IoU and pixel change, shares of the flags. Stores the report
+    in the run (evaluation ``<run_key>_quality``) and writes
+    ``report.json``, ``report.md`` and plots to ``output_dir`` (default:
+    under FiftyOne's dataset dir); files FIXER did not write are kept
+    unless ``overwrite``.
+
+    Returns:
+        the report.
+    """
+    return run_label_quality_report(
+        dataset, run_key, output_dir=output_dir, overwrite=overwrite
+    )
+
+
+def draw_review_sample(
+    dataset: fo.Dataset,
+    run_key: str = "fixer",
+    *,
+    per_class: int = 25,
+    stratify_by: str = "given",
+    seed: int = 0,
+) -> dict:
+    """Tags a seeded, stratified random sample of a run's patches
+    (``per_class`` per given or suggested class) for review, in the saved
+    view ``<run_key>-review``; a reviewer tags them ``fixer:confirmed``
+    or ``fixer:rejected``.
+
+    Returns:
+        what was drawn, per class.
+    """
+    return _review.draw_review_sample(
+        dataset,
+        run_key,
+        per_class=per_class,
+        stratify_by=stratify_by,
+        seed=seed,
+    )
+
+
+def estimate_flag_precision(
+    dataset: fo.Dataset, run_key: str = "fixer"
+) -> dict:
+    """Estimates the precision of a run's flags (with 95% intervals) and
+    the number of true label errors among them, from the review tags of
+    its review sample.
+
+    Returns:
+        the estimate, overall and per class.
+    """
+    return _review.estimate_flag_precision(dataset, run_key)
 
 
 class _StageBars:
