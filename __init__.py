@@ -24,6 +24,7 @@ from .operators import (
 from .operators.api import (
     LabelErrorInputError,
     LabelErrorResults,
+    apply_corrections,
     delete_label_error_run,
     draw_review_sample,
     estimate_flag_precision,
@@ -32,11 +33,13 @@ from .operators.api import (
     label_quality_report,
     list_label_error_runs,
     load_label_error_run,
+    undo_corrections,
 )
 
 __all__ = [
     "LabelErrorInputError",
     "LabelErrorResults",
+    "apply_corrections",
     "delete_label_error_run",
     "draw_review_sample",
     "estimate_flag_precision",
@@ -45,6 +48,7 @@ __all__ = [
     "label_quality_report",
     "list_label_error_runs",
     "load_label_error_run",
+    "undo_corrections",
 ]
 
 

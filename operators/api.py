@@ -1,6 +1,6 @@
 """FIXER's Python API, in the manner of ``fiftyone.brain``: find label
 errors on a dataset or view; list, load and delete the runs; report on
-a run's labels and review its flags.
+a run's labels, review its flags, apply and undo its corrections.
 
 The package root re-exports it (``import fixer_fiftyone as fxf``), and
 the operators call it: a run started here and one started in the App
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import fiftyone as fo
 import fiftyone.core.collections as foc
@@ -20,7 +21,8 @@ import fiftyone.core.utils as fou
 from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
 from ..fixer_core.training import TrainConfig
-from . import _review
+from . import _apply, _review
+from ._apply import ApplyParams, new_apply_key, run_apply_corrections
 from ._locks import exclusive, run_resource
 from ._params import find_params, flat_params, joined
 from ._pipeline import (
@@ -41,7 +43,9 @@ from ._samples import LabelErrorInputError
 ProgressArg = bool | Callable[[fou.ProgressBar], None] | None
 
 # The stages the pipeline reports, as its progress labels spell them
-_COUNTED = re.compile(r"^(?P<stage>[^:]+): (?P<done>\d+) of (?P<total>\d+) ")
+_COUNTED = re.compile(
+    r"^(?P<stage>\D+?):? (?P<done>\d+) of (?P<total>\d+) samples"
+)
 _TRAINING = re.compile(
     r"^Training fold (?P<fold>\d+)/(?P<folds>\d+), "
     r"epoch (?P<epoch>\d+)/(?P<epochs>\d+)"
@@ -49,7 +53,9 @@ _TRAINING = re.compile(
 _TITLES = {
     "Estimating class statistics": "Pass 1 of 2: estimating class statistics",
     "Finding errors": "Pass 2 of 2: finding label errors and writing them",
+    "Applied": "Applying corrections",
 }
+T = TypeVar("T")
 
 
 class LabelErrorResults:
@@ -223,16 +229,7 @@ def find_label_errors(
             ),
         )
     )
-    updates = iter_find_label_errors(samples, params)
-    bars = _StageBars(progress)
-    try:
-        while True:
-            try:
-                bars.show(next(updates))
-            except StopIteration as done:
-                return done.value
-    finally:
-        bars.close()
+    return _with_bars(iter_find_label_errors(samples, params), progress)
 
 
 def iter_find_label_errors(
@@ -279,6 +276,81 @@ def delete_label_error_run(
         dataset, run_resource(run_key), f"delete_label_error_run '{run_key}'"
     ):
         return delete_run(dataset, run_key)
+
+
+def apply_corrections(
+    samples: foc.SampleCollection,
+    gt_field: str,
+    run_key: str | None = "fixer",
+    *,
+    source: str = "suggestions",
+    selection: str = "confirmed",
+    min_score: float = 0.5,
+    annotations_field: str | None = None,
+    apply_key: str | None = None,
+    progress: ProgressArg = None,
+) -> dict:
+    """Merges corrections into the ground truth of ``samples``, after
+    backing it up to ``<gt_field>_backup_<apply_key>``; each changed
+    sample gets a provenance record in ``fixer_applied``.
+
+    Args:
+        samples: the dataset or view to correct.
+        gt_field: the ``fo.Segmentation`` ground truth to correct.
+        run_key: the FIXER run whose suggestions are applied, or (with
+            ``source="annotations"``, optional) whose patches the edits
+            are credited to.
+        source: ``"suggestions"`` (the run's suggested classes) or
+            ``"annotations"`` (the masks of ``annotations_field``, such as
+            labels edited in CVAT).
+        selection: which suggestions: ``"confirmed"`` (patches tagged
+            ``fixer:confirmed`` in review) or ``"score"`` (patches scoring
+            at least ``min_score``).
+        min_score: the least score applied with ``selection="score"``.
+        annotations_field: with ``source="annotations"``, the field of
+            edited labels.
+        apply_key: names this correction, for :func:`undo_corrections`
+            (default: the first free ``fixer_apply``, ``fixer_apply2``,
+            ...).
+        progress: as for :func:`find_label_errors`.
+
+    Returns:
+        the apply key and the counts of samples and pixels changed.
+    """
+    params = ApplyParams(
+        gt_field=gt_field,
+        source=source,
+        apply_key=apply_key or new_apply_key(samples._dataset),
+        run_key=run_key,
+        annotations_field=annotations_field,
+        selection=selection,
+        min_score=min_score,
+    )
+    return _with_bars(iter_apply_corrections(samples, params), progress)
+
+
+def iter_apply_corrections(
+    samples: foc.SampleCollection, params: ApplyParams
+) -> Generator[Progress, None, dict]:
+    """The generator form of :func:`apply_corrections` (for the
+    operator): yields :class:`Progress` updates and returns the counts."""
+    yield from run_apply_corrections(samples, params)
+    stored = samples._dataset.load_run_results(params.apply_key, cache=False)
+    counts = {a: getattr(stored, a) for a in stored.attributes() if a != "cls"}
+    return {"apply_key": params.apply_key, **counts}
+
+
+def undo_corrections(
+    dataset: fo.Dataset, apply_key: str = "fixer_apply"
+) -> dict:
+    """Restores the ground truth a correction changed from its backup,
+    exactly, and removes its provenance records, backup, mask files and
+    run. Later corrections of the same field must be undone first.
+
+    Returns:
+        the undo's counts.
+    """
+    return _apply.undo_corrections(dataset, apply_key)
 
 
 def label_quality_report(
@@ -339,6 +411,20 @@ def estimate_flag_precision(
         the estimate, overall and per class.
     """
     return _review.estimate_flag_precision(dataset, run_key)
+
+
+def _with_bars(updates: Generator[Progress, None, T], progress) -> T:
+    """Runs ``updates`` to the end, drawing a bar per stage; returns what
+    they return."""
+    bars = _StageBars(progress)
+    try:
+        while True:
+            try:
+                bars.show(next(updates))
+            except StopIteration as done:
+                return done.value
+    finally:
+        bars.close()
 
 
 class _StageBars:

@@ -174,6 +174,33 @@ def test_progress_draws_a_bar_per_pass(api, dataset):
     ]
 
 
+def test_report_review_and_corrections(api, dataset, tmp_path):
+    _find(api, dataset)
+    report = api.label_quality_report(dataset, output_dir=str(tmp_path))
+    review = api.draw_review_sample(dataset, per_class=2)
+    results = api.load_label_error_run(dataset)
+    assert results.quality["miou"] == report["miou"]
+    assert results.review["num_sampled"] == review["num_sampled"] > 0
+    before = [s[GT].get_mask().copy() for s in dataset]
+
+    done = api.apply_corrections(
+        dataset, GT, selection="score", min_score=0.0, progress=False
+    )
+
+    assert done["apply_key"] == "fixer_apply" and done["changed_pixels"] > 0
+    after = [s[GT].get_mask() for s in dataset]
+    changed = sum(
+        int((a != b).sum()) for a, b in zip(after, before, strict=True)
+    )
+    assert changed == done["changed_pixels"]
+    api.undo_corrections(dataset, done["apply_key"])
+    assert all(
+        np.array_equal(s[GT].get_mask(), b)
+        for s, b in zip(dataset, before, strict=True)
+    )
+    assert "fixer_apply" not in dataset.list_runs()
+
+
 @pytest.fixture(scope="module")
 def wheel_site(tmp_path_factory) -> Path:
     """The package built as a wheel from this checkout and unpacked into
