@@ -205,14 +205,15 @@ def test_report_review_and_corrections(api, dataset, tmp_path):
 def wheel_site(tmp_path_factory) -> Path:
     """The package built as a wheel from this checkout and unpacked into
     a folder, as ``pip install`` would (nothing is installed)."""
+    pytest.importorskip("setuptools.build_meta")
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
     shutil.copytree(
         REPO,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", "tests", "bench", "docs", "build", "*.egg-info",
-            "__pycache__", ".venv", "test-artifacts",
+            ".*", "tests", "bench", "docs", "build", "dist", "*.egg-info",
+            "__pycache__", "test-artifacts",
         ),
     )  # fmt: skip
     build = subprocess.run(
