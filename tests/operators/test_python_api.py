@@ -161,14 +161,16 @@ def test_bad_input_raises_before_anything_is_written(api, dataset):
 
 
 def test_progress_draws_a_bar_per_pass(api, dataset):
-    seen: dict[int, list] = {}
+    seen: list[tuple] = []  # (bar, its steps), bars kept alive
 
     def record(bar):
-        seen.setdefault(id(bar), []).append((bar.iteration, bar.total))
+        if not seen or seen[-1][0] is not bar:
+            seen.append((bar, []))
+        seen[-1][1].append((bar.iteration, bar.total))
 
     _find(api, dataset, batch_size=4, progress=record)
 
-    assert [steps[-1] for steps in seen.values()] == [
+    assert [steps[-1] for _, steps in seen] == [
         (NUM_SAMPLES, NUM_SAMPLES),
         (NUM_SAMPLES, NUM_SAMPLES),
     ]
