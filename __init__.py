@@ -1,4 +1,8 @@
-"""FIXER: find and fix pixel-wise label errors in segmentation datasets."""
+"""FIXER: find and fix pixel-wise label errors in segmentation datasets.
+
+Loaded by FiftyOne as the ``@fixer/fixer`` plugin, and importable as the
+``fixer_fiftyone`` package: its Python API is re-exported here.
+"""
 
 from .operators import (
     ApplyCorrections,
@@ -17,6 +21,35 @@ from .operators import (
     SendToCvat,
     UndoCorrections,
 )
+from .operators.api import (
+    LabelErrorInputError,
+    LabelErrorResults,
+    apply_corrections,
+    delete_label_error_run,
+    draw_review_sample,
+    estimate_flag_precision,
+    find_label_errors,
+    has_label_error_run,
+    label_quality_report,
+    list_label_error_runs,
+    load_label_error_run,
+    undo_corrections,
+)
+
+__all__ = [
+    "LabelErrorInputError",
+    "LabelErrorResults",
+    "apply_corrections",
+    "delete_label_error_run",
+    "draw_review_sample",
+    "estimate_flag_precision",
+    "find_label_errors",
+    "has_label_error_run",
+    "label_quality_report",
+    "list_label_error_runs",
+    "load_label_error_run",
+    "undo_corrections",
+]
 
 
 def register(p):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator
+from typing import Any, TypeVar
 
 from ._pipeline import Progress
 from ._samples import LabelErrorInputError
@@ -13,16 +14,24 @@ from ._samples import LabelErrorInputError
 logger = logging.getLogger(__name__)
 
 _INTERVAL = 1.0  # seconds between progress reports
+T = TypeVar("T")
 
 
-def report_progress(ctx, updates: Iterable[Progress], what: str) -> Iterator:
+def report_progress(
+    ctx, updates: Generator[Progress, None, T], what: str
+) -> Generator[Any, None, T]:
     """Yields the App's progress updates for a run's ``updates``, at most one
-    a second (each is also logged as a bar). A failure is shown in the App
-    as an error notification naming ``what`` failed, then raised as usual:
-    the App shows nothing of an error raised by a generator operator."""
+    a second (each is also logged as a bar), and returns what ``updates``
+    returns. A failure is shown in the App as an error notification naming
+    ``what`` failed, then raised as usual: the App shows nothing of an
+    error raised by a generator operator."""
     last = 0.0
     try:
-        for update in updates:
+        while True:
+            try:
+                update = next(updates)
+            except StopIteration as done:
+                return done.value
             now = time.monotonic()
             if now - last < _INTERVAL and update.fraction < 1.0:
                 continue

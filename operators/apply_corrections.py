@@ -11,7 +11,6 @@ from ._apply import (
     ApplyParams,
     backup_field,
     new_apply_key,
-    run_apply_corrections,
 )
 from ._inputs import (
     dropdown,
@@ -22,6 +21,7 @@ from ._inputs import (
 )
 from ._pipeline import list_fixer_runs
 from ._progress import report_progress
+from .api import iter_apply_corrections
 
 
 class ApplyCorrections(foo.Operator):
@@ -52,15 +52,14 @@ class ApplyCorrections(foo.Operator):
 
     def execute(self, ctx):
         params = _apply_params(ctx.params)
-        yield from report_progress(
+        counts = yield from report_progress(
             ctx,
-            run_apply_corrections(ctx.target_view(), params),
+            iter_apply_corrections(ctx.target_view(), params),
             "Apply corrections",
         )
-        results = ctx.dataset.load_run_results(params.apply_key, cache=False)
         yield ctx.ops.notify(
-            f"Correction '{params.apply_key}': {results.changed_pixels} "
-            f"pixels changed in {results.changed_samples} samples"
+            f"Correction '{params.apply_key}': {counts['changed_pixels']} "
+            f"pixels changed in {counts['changed_samples']} samples"
         )
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")

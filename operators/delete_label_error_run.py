@@ -6,8 +6,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ._inputs import existing_run_key
-from ._locks import exclusive, run_resource
-from ._pipeline import delete_run
+from .api import delete_label_error_run
 
 
 class DeleteLabelErrorRun(foo.Operator):
@@ -44,12 +43,7 @@ class DeleteLabelErrorRun(foo.Operator):
 
     def execute(self, ctx):
         run_key = ctx.params["run_key"]
-        with exclusive(
-            ctx.dataset,
-            run_resource(run_key),
-            f"delete_label_error_run '{run_key}'",
-        ):
-            deleted = delete_run(ctx.dataset, run_key)
+        deleted = delete_label_error_run(ctx.dataset, run_key)
         ctx.ops.reload_dataset()
         return {"run_key": run_key, "deleted": deleted}
 

@@ -7,8 +7,9 @@ import fiftyone.operators.types as types
 
 from ._inputs import existing_run_key
 from ._pipeline import review_view
-from ._review import STRATIFY_BY, draw_review_sample
+from ._review import STRATIFY_BY
 from ._review_tags import CONFIRMED_TAG, REJECTED_TAG, SAMPLED_TAG
+from .api import draw_review_sample
 
 
 class DrawReviewSample(foo.Operator):

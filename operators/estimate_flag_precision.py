@@ -6,7 +6,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ._inputs import existing_run_key
-from ._review import estimate_flag_precision
+from .api import estimate_flag_precision
 
 
 class EstimateFlagPrecision(foo.Operator):

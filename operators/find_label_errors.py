@@ -24,15 +24,9 @@ from ._inputs import (
     string_fields,
 )
 from ._params import CONFIG_FIELDS, find_params, flat_params, joined
-from ._pipeline import (
-    DEVICES,
-    color_patches,
-    load_run_summary,
-    output_fields,
-    output_views,
-    run_find_label_errors,
-)
+from ._pipeline import DEVICES, output_fields, output_views
 from ._progress import report_progress
+from .api import LabelErrorResults, iter_find_label_errors
 
 _DATASET = "DATASET"
 _SOURCES = (
@@ -120,12 +114,10 @@ class FindLabelErrors(foo.Operator):
             check_entry_point(
                 ctx, params.training.architecture, "Architecture"
             )
-        yield from report_progress(
-            ctx, run_find_label_errors(_target_view(ctx), params), "FIXER"
+        results = yield from report_progress(
+            ctx, iter_find_label_errors(_target_view(ctx), params), "FIXER"
         )
-        summary = load_run_summary(ctx.dataset, params.run_key)
-        color_patches(ctx.dataset, params.run_key)
-        yield ctx.ops.notify(_summary_message(params.run_key, summary))
+        yield ctx.ops.notify(_summary_message(results))
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")
 
@@ -437,13 +429,14 @@ def _training_inputs(ctx, inputs: types.Object) -> bool:
     return True
 
 
-def _summary_message(run_key: str, summary: dict) -> str:
+def _summary_message(results: LabelErrorResults) -> str:
+    summary = results.summary
     totals = summary["totals"]
     counts = ", ".join(
         f"{totals[t].get('patches', 0)} {t.replace('_', ' ')}" for t in totals
     )
     message = (
-        f"FIXER run '{run_key}': {counts} patches in "
+        f"FIXER run '{results.run_key}': {counts} patches in "
         f"{summary['num_images']} samples; {len(summary['issues'])} "
         "specific issues; about "
         f"{summary['expected_errors']:.0f} label errors expected"

@@ -6,7 +6,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ._inputs import existing_run_key
-from ._pipeline import load_run_summary
+from .api import load_label_error_run
 
 
 class GetLabelErrorRunInfo(foo.Operator):
@@ -30,14 +30,12 @@ class GetLabelErrorRunInfo(foo.Operator):
         )
 
     def execute(self, ctx):
-        run_key = ctx.params["run_key"]
-        info = ctx.dataset.get_run_info(run_key)
-        summary = load_run_summary(ctx.dataset, run_key)
-        config = info.config.serialize()
+        results = load_label_error_run(ctx.dataset, ctx.params["run_key"])
+        summary, config = results.summary, results.config
         return {
             **_readable(summary, config),
-            "run_key": run_key,
-            "timestamp": str(info.timestamp),
+            "run_key": results.run_key,
+            "timestamp": str(results.timestamp),
             "config": config,
             "totals": summary["totals"],
             "issue_share": round(summary["issue_share"], 3),

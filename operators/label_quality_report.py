@@ -6,7 +6,8 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ._inputs import existing_run_key
-from ._quality import default_report_dir, run_label_quality_report
+from ._quality import default_report_dir
+from .api import label_quality_report
 
 
 class LabelQualityReport(foo.Operator):
@@ -46,7 +47,7 @@ class LabelQualityReport(foo.Operator):
         )
 
     def execute(self, ctx):
-        report = run_label_quality_report(
+        report = label_quality_report(
             ctx.dataset,
             ctx.params["run_key"],
             output_dir=ctx.params.get("output_dir") or None,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ._apply import list_applies, undo_corrections
+from ._apply import list_applies
 from ._inputs import dropdown, refuse
+from .api import undo_corrections
 
 
 class UndoCorrections(foo.Operator):

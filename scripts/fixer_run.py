@@ -1,5 +1,5 @@
 """Run FIXER end to end: load a dataset into FiftyOne, find label errors
-through the plugin's operator, and print what it found.
+with FIXER's Python API, and print what it found.
 
 With no data arguments it runs a demo with planted label errors: on real
 CamVid street images when ``../shared/data/camvid`` (or ``--camvid DIR``)
@@ -69,7 +69,6 @@ def _run(args) -> int:
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
     import fiftyone as fo
-    import fiftyone.operators as foo
 
     from fixer_core import FinderConfig
     from fixer_core.synthetic import SIMULATED_MODEL
@@ -88,7 +87,7 @@ def _run(args) -> int:
     _Context.dataset = dataset
     print(f"Dataset '{dataset.name}': {len(dataset)} samples")
 
-    find = foo.get_operator("@fixer/fixer/find_label_errors")
+    fxf = _import_api()
     # The generated scenes' simulated probabilities and the colour model
     # fitted to them carry no class prior (see FinderConfig.prior_strength)
     scenes = demo is not None and not camvid
@@ -96,22 +95,21 @@ def _run(args) -> int:
         _source(args, camvid) == "stored"
         or (args.source == "model" and not args.model)
     )
-    find(
+    results = fxf.find_label_errors(
         dataset,
-        gt_field="ground_truth",
+        "ground_truth",
         **_source_params(args, dataset, camvid),
         config=FinderConfig(**SIMULATED_MODEL) if simulated else None,
         run_key=args.run_key,
         device=args.device,
     )
-    patches = f"{args.run_key}_patches"
     dataset.app_config.active_fields = fo.ActiveFields(
-        paths=["ground_truth", patches]
+        paths=["ground_truth", results.patches_field]
     )
     dataset.save()
-    _print_summary(dataset, args.run_key, demo)
+    _print_summary(results, demo)
     if args.report:
-        _print_report(foo, dataset, args.run_key, args.review_per_class)
+        _print_report(fxf, dataset, args.run_key, args.review_per_class)
     _print_files(dataset, demo, camvid)
 
     if args.app:
@@ -285,9 +283,28 @@ def _demo_colour_model(dataset) -> Path:
     return path
 
 
+def _import_api():
+    """This checkout's ``fixer_fiftyone`` package (the repository root),
+    installed or not: like ``fixer_core`` above, never another
+    install's."""
+    import importlib.util
+
+    if "fixer_fiftyone" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "fixer_fiftyone",
+            REPO / "__init__.py",
+            submodule_search_locations=[str(REPO)],
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["fixer_fiftyone"]
+
+
 def _use_plugin_from_repo() -> None:
-    """Points FiftyOne at this checkout's plugin unless a plugins dir is
-    configured already (must run before fiftyone is imported)."""
+    """Points FiftyOne at this checkout's plugin, for the App of
+    ``--app``, unless a plugins dir is configured already (must run before
+    fiftyone is imported)."""
     if "FIFTYONE_PLUGINS_DIR" in os.environ:
         return
     plugins = HOME / "plugins"
@@ -484,10 +501,11 @@ def _clean(fo) -> int:
     return 0
 
 
-def _print_summary(dataset, run_key: str, demo: Demo | None) -> None:
+def _print_summary(results, demo: Demo | None) -> None:
     from fixer_core.quality import weakly_predicted_note
 
-    summary = dataset.load_run_results(run_key, cache=False).summary
+    dataset, run_key = results.dataset, results.run_key
+    summary = results.summary
     flagged = summary["flagged_pixels"]
     print(f"\nFIXER run '{run_key}' on {summary['num_images']} images")
     print(
@@ -534,9 +552,8 @@ def _print_summary(dataset, run_key: str, demo: Demo | None) -> None:
     print(f"\nSaved views: {', '.join(dataset.list_saved_views())}")
 
 
-def _print_report(foo, dataset, run_key: str, per_class: int) -> None:
-    report = foo.get_operator("@fixer/fixer/label_quality_report")
-    out = report(dataset, run_key).result
+def _print_report(fxf, dataset, run_key: str, per_class: int) -> None:
+    out = fxf.label_quality_report(dataset, run_key)
     print(
         f"\nLabel quality (original vs corrected labels): mIoU "
         f"{out['miou']:.4f}, {out['changed_share']:.2%} of the pixels "
@@ -550,8 +567,7 @@ def _print_report(foo, dataset, run_key: str, per_class: int) -> None:
             f"{row['pixels_before']:8d} -> {row['pixels_after']:8d} {ratio}"
         )
     print(f"  report: {out['files']['markdown']}")
-    draw = foo.get_operator("@fixer/fixer/draw_review_sample")
-    sample = draw(dataset, run_key, per_class=per_class).result
+    sample = fxf.draw_review_sample(dataset, run_key, per_class=per_class)
     counts = ", ".join(
         f"{c['class']} {c['sampled']}/{c['flagged_patches']}"
         for c in sample["classes"]
@@ -651,15 +667,10 @@ class _Context:
 
 def _one_line(error: Exception) -> str:
     """An error as one line, samples named by file name and options as the
-    CLI spells them."""
+    CLI spells them. Bad input (FIXER's input errors are ValueErrors) is
+    the message alone."""
     text = str(error).strip()
-    if "Traceback (most recent call last)" in text:
-        # an operator's failure carries the traceback; keep its last line
-        last = text.splitlines()[-1]
-        kind, _, message = last.partition(": ")
-        known = ("InputError", "ModelError", "PredProbsError", "ValueError")
-        text = message if kind.endswith(known) else last
-    elif not isinstance(error, (InputError, OSError)):
+    if not isinstance(error, (ValueError, OSError)):
         text = f"{type(error).__name__}: {text}"
     text = text.splitlines()[0] if text else type(error).__name__
     text = text.replace("pass logits=True", "pass --logits")
