@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .config import FinderConfig
+from .evidence import PatchEvidence
 from .regions import LabelRegions
 
 
@@ -44,6 +45,8 @@ class Patch:
         cause: what the finder found behind the patch beyond the model's
             disagreement, e.g. ``"label shifted against its image"``.
         issue: name of the specific issue the patch belongs to, if any.
+        evidence: what the finder saw on the patch (top classes, the
+            given class's threshold, the rule that flagged it).
     """
 
     image_index: int
@@ -62,6 +65,7 @@ class Patch:
     error_probability: float = 0.0
     cause: str | None = None
     issue: str | None = None
+    evidence: PatchEvidence | None = None
 
     @property
     def bounding_box(self) -> list[float]:
