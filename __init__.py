@@ -10,11 +10,13 @@ from .operators import (
     FindLabelErrors,
     FixerPanel,
     GetLabelErrorRunInfo,
+    GetReviewQueue,
     ImportCvatArchive,
     LabelQualityReport,
     LoadFromCvat,
     LoadLabelErrorView,
     SendToCvat,
+    SetReviewVerdict,
     UndoCorrections,
 )
 
@@ -35,3 +37,5 @@ def register(p):
     p.register(UndoCorrections)
     p.register(SendToCvat)
     p.register(LoadFromCvat)
+    p.register(GetReviewQueue)
+    p.register(SetReviewVerdict)
