@@ -39,23 +39,34 @@ def evidence_attributes(patch: Patch, class_names: list[str]) -> dict:
     }
 
 
+def error_maps_dir(corrected_dir: str) -> str:
+    """The folder of a run's error maps, beside its corrected masks'
+    (``.../corrected-<id>`` -> ``.../error-maps-<id>``): owned, replaced
+    and deleted with them."""
+    parent, name = os.path.split(corrected_dir)
+    return os.path.join(parent, name.replace("corrected", "error-maps", 1))
+
+
 def error_heatmap(
     sample_id: str,
     image_shape: tuple[int, int],
     patches: list[Patch],
-    folder: str | None,
+    corrected_dir: str | None,
 ) -> fo.Heatmap:
     """The sample's map of the probability that each pixel's label is
     wrong (each patch's ``error_probability`` over its pixels).
 
-    Stored inline (float, range [0, 1]) when ``folder`` is None, else as
-    an 8-bit PNG in ``folder`` (value = probability x 255, range
-    [0, 255]), next to the run's corrected masks.
+    Stored like the corrected masks: inline (float, range [0, 1]) when
+    the run keeps them inline (``corrected_dir`` is None), else as an
+    8-bit PNG (probability x 255, range [0, 255]) in
+    :func:`error_maps_dir`.
     """
     heat = error_map(image_shape, patches)
-    if folder is None:
+    if corrected_dir is None:
         return fo.Heatmap(map=heat, range=[0.0, 1.0])
-    path = os.path.join(folder, f"{sample_id}-error.png")
+    folder = error_maps_dir(corrected_dir)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{sample_id}.png")
     scaled = (heat * MAP_SCALE).round().astype("uint8")
     if not cv2.imwrite(path, scaled):
         raise OSError(f"Could not write error map {path}")

@@ -30,7 +30,12 @@ from ..fixer_core import (
 )
 from ..fixer_core.quality import weakly_predicted_note
 from ._database import check_database, naming_database
-from ._evidence import error_heatmap, evidence_attributes, explain_run
+from ._evidence import (
+    error_heatmap,
+    error_maps_dir,
+    evidence_attributes,
+    explain_run,
+)
 from ._keys import check_key
 from ._locks import (
     exclusive,
@@ -625,6 +630,7 @@ def _delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             )
     if config.corrected_dir and owns_path(dataset, config.corrected_dir):
         shutil.rmtree(config.corrected_dir, ignore_errors=True)
+        shutil.rmtree(error_maps_dir(config.corrected_dir), ignore_errors=True)
         with contextlib.suppress(OSError):  # kept if checkpoints live there
             os.rmdir(os.path.dirname(config.corrected_dir))
     dataset.delete_run(run_key)

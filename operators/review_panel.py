@@ -8,8 +8,9 @@ the background, so reviewing never waits on the server.
 from __future__ import annotations
 
 import fiftyone.operators as foo
+import fiftyone.operators.types as types
 
-from ._review_queue import review_queue, review_runs, set_verdict
+from ._review_queue import VERDICTS, review_queue, review_runs, set_verdict
 from ._samples import LabelErrorInputError
 
 
@@ -25,6 +26,11 @@ class GetReviewQueue(foo.Operator):
             "evidence, for the review panel",
             unlisted=True,
         )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.str("run_key", label="Run key (default: the first reviewed)")
+        return types.Property(inputs)
 
     def execute(self, ctx):
         runs = review_runs(ctx.dataset)
@@ -54,6 +60,17 @@ class SetReviewVerdict(foo.Operator):
             "fixer:rejected and update the precision estimate",
             unlisted=True,
         )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.str("run_key", required=True, label="Run key")
+        inputs.str("label_id", required=True, label="Patch id")
+        inputs.enum(
+            "verdict",
+            list(VERDICTS),
+            label="Verdict (empty: clear it)",
+        )
+        return types.Property(inputs)
 
     def execute(self, ctx):
         run_key = ctx.params.get("run_key")

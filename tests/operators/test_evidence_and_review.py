@@ -97,9 +97,12 @@ def test_the_error_map_is_high_inside_patches_and_low_outside(run):
             values = heat.map
         else:
             assert heat.map is None
-            assert os.path.dirname(heat.map_path) == os.path.dirname(
-                sample["fixer_corrected"].mask_path
+            maps, corrected = (
+                os.path.dirname(p)
+                for p in (heat.map_path, sample["fixer_corrected"].mask_path)
             )
+            assert os.path.dirname(maps) == os.path.dirname(corrected)
+            assert os.path.basename(maps).startswith("error-maps-")
             values = cv2.imread(heat.map_path, cv2.IMREAD_UNCHANGED) / 255
             assert heat.range == [0, 255]
         inside = np.zeros(shape, bool)
@@ -226,7 +229,7 @@ def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        (dict(verdict="maybe"), "verdict must be one of"),
+        (dict(verdict="maybe"), "Invalid enum value"),
         (dict(label_id="0" * 24, verdict="confirmed"), "has no patch"),
     ],
     ids=["bad-verdict", "unknown-patch"],
