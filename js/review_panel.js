@@ -23,8 +23,8 @@
   var h = React.createElement;
   var PLUGIN = "@fixer/fixer";
   var PREFETCH = 3; // images loaded ahead of the current patch
-  var CANVAS_W = 560;
-  var CANVAS_H = 420;
+  var CANVAS_W = 480;
+  var CANVAS_H = 360;
   var OUTLINE = "#ff00ff";
 
   // -- server ---------------------------------------------------------------
@@ -216,6 +216,15 @@
     buttons: { display: "flex", gap: 8, flexWrap: "wrap", margin: "12px 0" },
     error: { color: "#f44", margin: "8px 0" },
     bar: { height: 6, background: OUTLINE, borderRadius: 3 },
+    button: {
+      padding: "6px 12px",
+      cursor: "pointer",
+      borderRadius: 4,
+      border: "1px solid rgba(127,127,127,0.6)",
+      background: "rgba(127,127,127,0.15)",
+      color: "inherit",
+      font: "inherit",
+    },
   };
 
   var VERDICT_STYLE = {
@@ -324,6 +333,12 @@
       name = match ? decodeURIComponent(match[1]) : null;
     }
     return name;
+  }
+
+  // Keys belong to the sample modal while it is open
+  function modalOpen() {
+    var modal = document.querySelector('[data-cy="modal"]');
+    return !!(modal && modal.offsetParent !== null);
   }
 
   function isTyping(event) {
@@ -458,7 +473,13 @@
     React.useEffect(
       function () {
         function onKey(event) {
-          if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) {
+          if (
+            isTyping(event) ||
+            modalOpen() ||
+            event.ctrlKey ||
+            event.metaKey ||
+            event.altKey
+          ) {
             return;
           }
           var actions = {
@@ -545,7 +566,7 @@
           {
             onClick: onClick,
             "data-cy": cy,
-            style: { padding: "6px 12px", cursor: "pointer" },
+            style: styles.button,
           },
           extra || {}
         ),
