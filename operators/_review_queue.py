@@ -9,6 +9,7 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from ._evidence import EVIDENCE_ATTRIBUTES, RUN_ATTRIBUTES
+from ._examples import review_examples
 from ._pipeline import list_fixer_runs, output_fields, stored_results
 from ._review import estimate_flag_precision
 from ._review_tags import CONFIRMED_TAG, REJECTED_TAG, SAMPLED_TAG
@@ -49,8 +50,9 @@ def review_queue(dataset: fo.Dataset, run_key: str) -> dict:
         ``{"run_key", "patches": [...], "estimate": {...}}``; each patch
         has ``id``, ``sample_id``, ``filepath``, ``width``, ``height``,
         ``box`` (pixels ``[x, y, w, h]``), ``outline`` (pixel ``[x, y]``
-        points), its attributes and ``verdict`` (``"confirmed"``,
-        ``"rejected"``, ``"conflict"`` or None).
+        points), its attributes, ``verdict`` (``"confirmed"``,
+        ``"rejected"``, ``"conflict"`` or None) and ``examples`` (see
+        ``review_examples``).
     """
     if not stored_results(dataset, run_key).get("review"):
         raise LabelErrorInputError(
@@ -66,6 +68,9 @@ def review_queue(dataset: fo.Dataset, run_key: str) -> dict:
         width, height = _image_size(sample)
         for det in sample[field].detections:
             patches.append(_patch_row(sample, det, width, height))
+    examples = review_examples(dataset, run_key, patches)
+    for p in patches:
+        p["examples"] = examples.get(p["id"], [])
     return {
         "run_key": run_key,
         "patches": patches,

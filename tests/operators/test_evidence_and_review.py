@@ -192,6 +192,38 @@ def test_the_queue_holds_the_sample_with_outlines_and_evidence(reviewed):
     }
 
 
+def test_examples_are_of_the_suggested_class_from_other_images(reviewed):
+    queue = _execute("get_review_queue", reviewed)
+    masks = {
+        s.id: s["ground_truth"].get_mask()
+        for s in reviewed.select_fields("ground_truth")
+    }
+    names = reviewed.get_run_info("fixer").config.class_names
+    with_examples = 0
+    for p in queue["patches"]:
+        examples = p["examples"]
+        assert len(examples) <= 3
+        with_examples += bool(examples)
+        distances = [e["distance"] for e in examples]
+        assert distances == sorted(distances)
+        for e in examples:
+            assert e["sample_id"] != p["sample_id"]
+            x, y, w, h = e["box"]
+            region = masks[e["sample_id"]][y : y + h, x : x + w]
+            suggested = names.index(p["suggested_label"])
+            # the box holds a region of the suggested class
+            assert (region == suggested).mean() > 0.3
+    assert with_examples >= len(queue["patches"]) // 2
+    # computed once per sample, then read from the run's results
+    stored = reviewed.load_run_results("fixer", cache=False)
+    cached = stored.review_examples["examples"]
+    assert cached == {p["id"]: p["examples"] for p in queue["patches"]}
+    again = _execute("get_review_queue", reviewed)
+    assert [p["examples"] for p in again["patches"]] == [
+        p["examples"] for p in queue["patches"]
+    ]
+
+
 def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     patches = _execute("get_review_queue", reviewed)["patches"]
     first, second = patches[0]["id"], patches[1]["id"]
