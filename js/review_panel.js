@@ -13,6 +13,9 @@
  * in order, in the background; each answer carries the updated precision
  * estimate.
  *
+ * Each patch also shows the nearest correctly labelled examples of its
+ * suggested class (by colour and texture), outlined in green.
+ *
  * Keys: C confirm, R reject, S skip, U clear the verdict,
  * Right / J next, Left / K previous.
  */
@@ -26,6 +29,9 @@
   var CANVAS_W = 480;
   var CANVAS_H = 360;
   var OUTLINE = "#ff00ff";
+  var EXAMPLE_OUTLINE = "#00e676";
+  var EXAMPLE_W = 160;
+  var EXAMPLE_H = 120;
 
   // -- server ---------------------------------------------------------------
 
@@ -105,9 +111,9 @@
   /* The image window shown for a patch: its box with a margin as large as
    * the box (at least 32 px), widened to the canvas's aspect, clipped to the
    * image. */
-  function cropWindow(patch) {
+  function cropWindow(patch, cw, ch) {
     var b = patch.box;
-    var aspect = CANVAS_W / CANVAS_H;
+    var aspect = cw / ch;
     var w = Math.max(b[2] * 3, b[2] + 64);
     var hgt = Math.max(b[3] * 3, b[3] + 64);
     if (w / hgt < aspect) w = hgt * aspect;
@@ -119,18 +125,32 @@
     return { x: x, y: y, w: w, h: hgt };
   }
 
-  function draw(canvas, img, patch) {
+  /* Draws the crop of ``item`` (a patch or an example: box, width,
+   * height) on the canvas and outlines its ``outline`` polygons, or its box
+   * when it has none. */
+  function draw(canvas, img, item, color) {
+    var cw = canvas.width;
+    var ch = canvas.height;
     var ctx = canvas.getContext("2d");
-    var win = cropWindow(patch);
-    var scale = Math.min(CANVAS_W / win.w, CANVAS_H / win.h);
+    var win = cropWindow(item, cw, ch);
+    var scale = Math.min(cw / win.w, ch / win.h);
     var dw = win.w * scale;
     var dh = win.h * scale;
-    var ox = (CANVAS_W - dw) / 2;
-    var oy = (CANVAS_H - dh) / 2;
+    var ox = (cw - dw) / 2;
+    var oy = (ch - dh) / 2;
     ctx.fillStyle = "#111";
-    ctx.fillRect(0, 0, CANVAS_W, CANVAS_H);
+    ctx.fillRect(0, 0, cw, ch);
     ctx.drawImage(img, win.x, win.y, win.w, win.h, ox, oy, dw, dh);
-    patch.outline.forEach(function (points) {
+    var b = item.box;
+    var outlines = item.outline || [
+      [
+        [b[0] - 0.5, b[1] - 0.5],
+        [b[0] + b[2] - 0.5, b[1] - 0.5],
+        [b[0] + b[2] - 0.5, b[1] + b[3] - 0.5],
+        [b[0] - 0.5, b[1] + b[3] - 0.5],
+      ],
+    ];
+    outlines.forEach(function (points) {
       ctx.beginPath();
       points.forEach(function (p, i) {
         var px = ox + (p[0] + 0.5 - win.x) * scale;
@@ -143,7 +163,7 @@
       ctx.strokeStyle = "rgba(0, 0, 0, 0.7)";
       ctx.stroke();
       ctx.lineWidth = 2;
-      ctx.strokeStyle = OUTLINE;
+      ctx.strokeStyle = color;
       ctx.stroke();
     });
   }
@@ -163,7 +183,7 @@
         loadImage(patch.filepath).then(
           function (img) {
             if (!live) return;
-            draw(canvas, img, patch);
+            draw(canvas, img, patch, OUTLINE);
             canvas.setAttribute("data-drawn", patch.id);
           },
           function (e) {
@@ -189,6 +209,61 @@
         style: { maxWidth: "100%", borderRadius: 4 },
       }),
       error ? h("div", { style: styles.error }, error) : null
+    );
+  }
+
+  function Example(props) {
+    var ref = React.useRef(null);
+    var example = props.example;
+    React.useEffect(
+      function () {
+        var live = true;
+        var canvas = ref.current;
+        loadImage(example.filepath).then(
+          function (img) {
+            if (live) draw(canvas, img, example, EXAMPLE_OUTLINE);
+          },
+          function () {}
+        );
+        return function () {
+          live = false;
+        };
+      },
+      [example]
+    );
+    return h("canvas", {
+      ref: ref,
+      width: EXAMPLE_W,
+      height: EXAMPLE_H,
+      "data-cy": "fixer-review-example",
+      title: "distance " + example.distance,
+      style: { borderRadius: 4, marginRight: 8 },
+    });
+  }
+
+  function Examples(props) {
+    var p = props.patch;
+    var examples = p.examples || [];
+    return h(
+      "div",
+      { style: { marginTop: 12 }, "data-cy": "fixer-review-examples" },
+      h(
+        "div",
+        { style: styles.muted },
+        examples.length
+          ? "What " +
+              p.suggested_label +
+              " looks like in your labels (nearest correctly labelled " +
+              "regions, by colour and texture):"
+          : "No correctly labelled " + p.suggested_label + " elsewhere."
+      ),
+      h(
+        "div",
+        { style: { display: "flex", flexWrap: "wrap", marginTop: 4 } },
+        examples.map(function (e, i) {
+          return h(Example, { key: p.id + "-" + i, example: e });
+        })
+      )
     );
   }
 
@@ -413,7 +488,10 @@
       function () {
         for (var k = 1; k <= PREFETCH; k++) {
           var next = patches[index + k];
-          if (next) loadImage(next.filepath).catch(function () {});
+          if (!next) continue;
+          [next].concat(next.examples || []).forEach(function (item) {
+            loadImage(item.filepath).catch(function () {});
+          });
         }
       },
       [patches, index]
@@ -654,7 +732,12 @@
                 verdict ? "Verdict: " + verdict : "No verdict yet"
               )
             ),
-            h("div", { style: { flex: "1 1 320px" } }, h(Evidence, { patch: patch }))
+            h(
+              "div",
+              { style: { flex: "1 1 320px" } },
+              h(Evidence, { patch: patch }),
+              h(Examples, { patch: patch })
+            )
           )
         : h("div", null, "The review sample is empty.")
     );

@@ -47,6 +47,13 @@ def _stored(dataset) -> str:
     return f"{precision['overall']['precision_patches'][0]:.2f}"
 
 
+def _examples(dataset) -> dict:
+    """``{patch id: examples}`` the panel loaded (kept in the run)."""
+    dataset.reload()
+    results = dataset.load_run_results("fixer", cache=False)
+    return results.review_examples["examples"]
+
+
 def _drawn(crop) -> str | None:
     return crop.get_attribute("data-drawn")
 
@@ -102,6 +109,12 @@ def test_review_five_patches_by_keys(app, review_sample, record_property):
         expect(panel.get_by_test_id("fixer-review-position")).to_have_text(
             f"Patch {i + 2} of {sampled}"
         )
+
+    # the nearest examples of the suggested class are drawn
+    shown = _examples(dataset)[crop.get_attribute("data-patch-id")]
+    expect(panel.get_by_test_id("fixer-review-example")).to_have_count(
+        len(shown)
+    )
 
     done = sum(k in "cr" for k in KEYS)
     expect(counts).to_have_text(f"{done} done, {sampled - done} left")
