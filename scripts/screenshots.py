@@ -197,7 +197,7 @@ def _review_panel(app, dataset, path: Path) -> None:
 
     draw = foo.get_operator("@fixer/fixer/draw_review_sample")
     draw(dataset, RUN_KEY, per_class=3, stratify_by="given", seed=0)
-    app.page.set_viewport_size({"width": 1800, "height": 1150})
+    app.page.set_viewport_size({"width": 2200, "height": 1000})
     app.open(dataset.name)
     app.open_panel("fixer_review")
     panel = app.page.get_by_test_id("fixer-review-panel")
@@ -206,8 +206,9 @@ def _review_panel(app, dataset, path: Path) -> None:
     app.page.keyboard.press("c")
     app.page.locator("[data-pending='0']").wait_for()
     crop.and_(app.page.locator("[data-drawn]")).wait_for()
+    panel.get_by_test_id("fixer-review-example").first.wait_for()
     app.page.mouse.move(0, 0)
-    app.page.wait_for_timeout(1000)
+    app.page.wait_for_timeout(1500)  # the examples' images
     panel.screenshot(path=str(path))
     app.page.set_viewport_size(VIEWPORT)
 
