@@ -3,6 +3,8 @@ evidence, and verdicts recorded as label tags."""
 
 from __future__ import annotations
 
+import logging
+
 import cv2
 import fiftyone as fo
 import numpy as np
@@ -14,6 +16,8 @@ from ._pipeline import list_fixer_runs, output_fields, stored_results
 from ._review import estimate_flag_precision
 from ._review_tags import CONFIRMED_TAG, REJECTED_TAG, SAMPLED_TAG
 from ._samples import LabelErrorInputError
+
+logger = logging.getLogger(__name__)
 
 VERDICTS = {"confirmed": CONFIRMED_TAG, "rejected": REJECTED_TAG}
 # Outline points kept per patch (the contour is simplified to about this)
@@ -68,7 +72,11 @@ def review_queue(dataset: fo.Dataset, run_key: str) -> dict:
         width, height = _image_size(sample)
         for det in sample[field].detections:
             patches.append(_patch_row(sample, det, width, height))
-    examples = review_examples(dataset, run_key, patches)
+    try:
+        examples = review_examples(dataset, run_key, patches)
+    except LabelErrorInputError as e:  # an unreadable image or mask
+        logger.warning("No examples for the review panel: %s", e)
+        examples = {}
     for p in patches:
         p["examples"] = examples.get(p["id"], [])
     return {

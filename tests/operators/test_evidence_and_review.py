@@ -224,6 +224,13 @@ def test_examples_are_of_the_suggested_class_from_other_images(reviewed):
     ]
 
 
+def test_an_unreadable_image_leaves_the_queue_without_examples(reviewed):
+    os.remove(reviewed.first().filepath)
+    queue = _execute("get_review_queue", reviewed)
+    assert queue["patches"]
+    assert all(p["examples"] == [] for p in queue["patches"])
+
+
 def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     patches = _execute("get_review_queue", reviewed)["patches"]
     first, second = patches[0]["id"], patches[1]["id"]
