@@ -93,6 +93,11 @@ class FinderConfig:
             ``blur / blur_reference`` (the areas by its square); a sharper
             one keeps them. ``speck_radius`` stays: specks are pixel noise.
             0 keeps them all fixed.
+        repeat_window: a patch repeats a disagreement when one of this
+            many previous images (in input order) has a patch of the same
+            classes at the same place: consecutive video frames. Repeats
+            are shown after the runs' first patches (see
+            ``fixer_core.repeats``); 0 links nothing.
     """
 
     min_confidence: float = 0.25
@@ -115,6 +120,7 @@ class FinderConfig:
     min_issue_patches: int = 3
     min_issue_images: int = 3
     blur_reference: float = 2.0
+    repeat_window: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -138,6 +144,7 @@ class FinderConfig:
             "boundary_width",
             "min_issue_patches",
             "min_issue_images",
+            "repeat_window",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:

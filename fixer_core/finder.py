@@ -24,6 +24,7 @@ from .evidence import patch_evidence
 from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
+from .repeats import RepeatLinker
 from .shift import LabelShift, find_label_shift
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
@@ -87,6 +88,9 @@ class FinderSummary:
             ``find_label_shift``): misregistered labels, or labels drawn
             for another frame. Their patches carry the cause
             ``SHIFTED_CAUSE``.
+        repeats: reported patches that repeat a disagreement of the
+            previous image(s) (``Patch.repeat_of``): runs of video frames
+            meet the reviewer once.
     """
 
     issues: list[SpecificIssue]
@@ -102,6 +106,7 @@ class FinderSummary:
     shifted_labels: dict[int, LabelShift] = dataclasses.field(
         default_factory=dict
     )
+    repeats: int = 0
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
@@ -136,6 +141,7 @@ class FinderSummary:
             "shifted_labels": {
                 str(i): s.to_dict() for i, s in self.shifted_labels.items()
             },
+            "repeats": self.repeats,
         }
 
 
@@ -191,6 +197,8 @@ class LabelErrorFinder:
         self._expected = 0.0
         self._variance = 0.0
         self._shifts: dict[int, LabelShift] = {}
+        self._repeats = RepeatLinker(self.config.repeat_window)
+        self._num_repeats = 0
 
     # -- pass 1 -----------------------------------------------------------
 
@@ -311,6 +319,8 @@ class LabelErrorFinder:
             if shift is not None:
                 self._shifts[int(image_indices[i])] = shift
                 patches = _with_shift_cause(patches, shift, labels_np[i])
+            patches = self._repeats.link(int(image_indices[i]), patches)
+            self._num_repeats += sum(p.repeat_of is not None for p in patches)
             out.append(
                 _with_evidence(
                     patches, pred_probs[i], region_flagged[i], stats
@@ -340,6 +350,7 @@ class LabelErrorFinder:
             expected_errors=self._expected,
             expected_errors_interval=_interval(self._expected, self._variance),
             shifted_labels=dict(sorted(self._shifts.items())),
+            repeats=self._num_repeats,
         )
 
     @property

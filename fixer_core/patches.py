@@ -44,6 +44,10 @@ class Patch:
             estimates the number of label errors.
         cause: what the finder found behind the patch beyond the model's
             disagreement, e.g. ``"label shifted against its image"``.
+        repeat_of: the index of the image where the run this patch
+            repeats began: the same disagreement at the same place in the
+            previous image(s) (see ``fixer_core.repeats``); ``None`` for a
+            run's first patch.
         issue: name of the specific issue the patch belongs to, if any.
         evidence: what the finder saw on the patch (top classes, the
             given class's threshold, the rule that flagged it).
@@ -64,6 +68,7 @@ class Patch:
     error_type: str
     error_probability: float = 0.0
     cause: str | None = None
+    repeat_of: int | None = None
     issue: str | None = None
     evidence: PatchEvidence | None = None
 

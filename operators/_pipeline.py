@@ -789,7 +789,10 @@ def _write_sample(
         sample.id, mask.shape, patches, corrected_dir
     )
     corrected = apply_patches(
-        mask, patches, min_probability=correct_min_probability
+        mask,
+        patches,
+        min_probability=correct_min_probability,
+        skip_repeats=True,
     )
     if corrected_dir is None:
         sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
@@ -808,6 +811,7 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
         confidence=patch.score,
         error_probability=patch.error_probability,
         cause=patch.cause,
+        repeat=patch.repeat_of is not None,
         given_label=class_names[patch.given_label],
         suggested_label=class_names[patch.suggested_label],
         error_type=patch.error_type,
@@ -850,22 +854,27 @@ def _save_views(
         view = dataset.filter_labels(
             patches, F("error_type") == error_type
         ).sort_by(
-            F(f"{patches}.detections").map(F("confidence")).max(),
+            F(f"{patches}.detections")
+            .filter(F("repeat") != True)  # noqa: E712
+            .map(F("confidence"))
+            .max(),
             reverse=True,
         )
         dataset.save_view(
             views[error_type],
             view,
             description=f"FIXER: {error_type.replace('_', ' ')} patches, "
-            "samples sorted by their best patch score",
+            "samples sorted by their best patch score (repeats of the "
+            "previous image's patches aside)",
             overwrite=True,
         )
     dataset.save_view(
         views["all"],
         dataset.to_patches(patches).sort_by(
-            f"{patches}.confidence", reverse=True
+            [(f"{patches}.repeat", 1), (f"{patches}.confidence", -1)]
         ),
-        description="FIXER: every patch, highest score first",
+        description="FIXER: every patch, highest score first; patches that "
+        "repeat one of the previous image come last",
         overwrite=True,
     )
 

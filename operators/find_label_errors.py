@@ -81,6 +81,9 @@ _CONFIG_HELP = {
     "blur_reference": "Model blur (pixels) the minimum area, boundary "
     "width and score area scale are for; they grow with a blurrier "
     "model (0 = fixed)",
+    "repeat_window": "A patch repeats one of this many previous images "
+    "(same classes, same place: video frames) and is shown after the "
+    "others (0 = off)",
 }
 
 
@@ -448,5 +451,11 @@ def _summary_message(run_key: str, summary: dict) -> str:
     shifted = len(summary["shifted_labels"])
     if shifted:
         message += f"; {shifted} labels shifted against their images"
+    repeats = summary.get("repeats", 0)
+    if repeats:
+        message += (
+            f"; {repeats} patches repeat one of the previous image "
+            "(listed last)"
+        )
     note = weakly_predicted_note(summary["weakly_predicted"])
     return f"{message}. {note}" if note else message

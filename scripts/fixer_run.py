@@ -520,6 +520,12 @@ def _print_summary(dataset, run_key: str, demo: Demo | None) -> None:
     shifted = summary.get("shifted_labels", {})
     if shifted:
         print(f"  labels shifted against their images: {len(shifted)}")
+    repeats = summary.get("repeats", 0)
+    if repeats:
+        print(
+            f"  patches repeating one of the previous image: {repeats} "
+            "(listed after the others)"
+        )
     note = weakly_predicted_note(summary["weakly_predicted"])
     if note:
         print(f"  {note}")

@@ -11,7 +11,8 @@ dataset, as in real use); metrics are taken on one split.
 * recall after N reviewed patches: share of the split's injected errors
   that the N best patches find (a patch finds the error it overlaps most
   when at least half its pixels are injected errors); FIXER's patches in
-  score order, cleanlab's 8-connected components of its issue mask by
+  its views' order (score order, repeats of the previous image's patches
+  after the others), cleanlab's 8-connected components of its issue mask by
   their highest pixel score (1 - label quality);
 * precision of the first 100 and 500 patches;
 * expected error patches (the sum of FIXER's ``error_probability``) vs
@@ -201,7 +202,9 @@ def rank_fixer(cell: Cell, patches, split: str) -> Ranked:
         x, y, w, h = p.box
         ids = cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
         on, best = _overlap(ids)
-        rows.append((p.score, p.area, on, best))
+        # the reviewer's order, as in FIXER's views: each run's first
+        # patch by score, then the repeats (keys below 0)
+        rows.append((p.score - (p.repeat_of is not None), p.area, on, best))
     return _rank(rows)
 
 
@@ -280,7 +283,7 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
     ranked = rank_fixer(cell, patches, split)
     config = finder.config
     corrected = cell.labels[idx].copy()
-    flagged = 0
+    flagged = first = 0
     by_image: dict[int, list] = {}
     for p in patches:
         by_image.setdefault(p.image_index, []).append(p)
@@ -290,8 +293,10 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
             cell.labels[i],
             image,
             min_probability=config.correct_min_probability,
+            skip_repeats=True,
         )
         flagged += sum(p.area for p in image)
+        first += sum(p.area for p in image if p.repeat_of is None)
     labelled = int((cell.clean[idx] != VOID).sum())
     out = curve(cell, ranked, split)
     hit = ranked.on_error >= 0.5 * np.maximum(ranked.area, 1)
@@ -299,6 +304,8 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         expected=float(sum(p.error_probability for p in patches)),
         observed=int(hit.sum()),
         flagged_share=flagged / labelled,
+        flagged_share_first=first / labelled,
+        repeats=sum(p.repeat_of is not None for p in patches),
         miou_labels=mean_iou(cell.clean[idx], cell.labels[idx]),
         miou_corrected=mean_iou(cell.clean[idx], corrected),
     )
@@ -339,6 +346,10 @@ def summarize(fixer: dict, cleanlab: dict | None) -> str:
         f"expected {fixer['expected']:.0f} observed {fixer['observed']}"
     )
     parts.append(f"mIoU labels {fixer['miou_labels']:.3f}")
+    parts.append(
+        f"repeats {fixer['repeats']} "
+        f"(first patches flag {fixer['flagged_share_first']:.3f})"
+    )
     return "  ".join(parts)
 
 

@@ -1,0 +1,100 @@
+"""Repeated patches: one disagreement seen again in the next images.
+
+Datasets cut from video (CamVid, Cityscapes sequences, driving fleets) hold
+runs of near-identical frames, each labelled on its own. Where the model
+disagrees with the labels on an object in one frame, it mostly does so in
+the next frames too, at the same place, while their labels agree with each
+other: that run is one finding, and mostly the model's habit on that object
+(or a labelling policy), not a string of independent slips. Label errors
+are independent from frame to frame. A reviewer should meet the run once.
+
+A patch *repeats* when the previous ``window`` images, in input order, hold
+a patch with the same (given, suggested) classes whose box overlaps its own
+(intersection over union at least ``MIN_BOX_IOU``). It links to the run's
+first patch, so a run that moves slowly across the frames stays one run.
+Repeats keep their scores and corrections; the finder reports how many
+there are, and FIXER's views show them after the first patches of their
+runs. On datasets that are not ordered in time nothing links, by the same
+rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+import numpy as np
+
+from .patches import Patch
+
+# The boxes of a run's patches in consecutive frames overlap at least this
+# much: a moving object's box shifts by a fraction of its size per frame
+# (BENCHMARKS.md, "Repeated patches").
+MIN_BOX_IOU = 0.3
+
+
+class RepeatLinker:
+    """Streams each image's patches, in input order, and marks repeats.
+
+    Memory holds the patches' boxes of the last ``window`` images only.
+
+    Args:
+        window: how many previous images a patch is compared with (0 links
+            nothing).
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        # (image index, boxes (n, 4), pairs (n, 2), run's first image)
+        self._recent: deque[tuple[int, np.ndarray, np.ndarray, list[int]]]
+        self._recent = deque(maxlen=max(window, 1))
+
+    def link(self, image_index: int, patches: list[Patch]) -> list[Patch]:
+        """Returns the image's patches, repeats with ``repeat_of`` set to
+        the image index where their run began."""
+        if not self.window:
+            return patches
+        recent = [r for r in self._recent if r[0] >= image_index - self.window]
+        boxes = np.array([p.box for p in patches], dtype=np.float64)
+        pairs = np.array([(p.given_label, p.suggested_label) for p in patches])
+        out, first = [], []
+        for j, patch in enumerate(patches):
+            start = _run_start(boxes[j], pairs[j], recent)
+            first.append(image_index if start is None else start)
+            out.append(
+                patch
+                if start is None
+                else dataclasses.replace(patch, repeat_of=start)
+            )
+        self._recent.append((image_index, boxes, pairs, first))
+        return out
+
+
+def _run_start(
+    box: np.ndarray,
+    pair: np.ndarray,
+    recent: list[tuple[int, np.ndarray, np.ndarray, list[int]]],
+) -> int | None:
+    """The first image of the run ``box`` continues, if any (the nearest
+    previous image's overlapping patch wins)."""
+    for _, boxes, pairs, first in reversed(recent):
+        if not len(boxes):
+            continue
+        same = (pairs == pair).all(axis=1)
+        overlap = box_iou(box, boxes) >= MIN_BOX_IOU
+        match = np.flatnonzero(same & overlap)
+        if match.size:
+            return first[int(match[0])]
+    return None
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of an ``(x, y, w, h)`` box with ``(n, 4)``
+    boxes."""
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
+    y1 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    union = box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter
+    return inter / np.maximum(union, 1)
