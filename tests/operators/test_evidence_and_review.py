@@ -225,6 +225,7 @@ def test_examples_are_of_the_suggested_class_from_other_images(reviewed):
 
 
 def test_an_unreadable_image_leaves_the_queue_without_examples(reviewed):
+    reviewed.compute_metadata()  # the sizes stay known
     os.remove(reviewed.first().filepath)
     queue = _execute("get_review_queue", reviewed)
     assert queue["patches"]
