@@ -14,11 +14,13 @@ from .operators import (
     FindLabelErrors,
     FixerPanel,
     GetLabelErrorRunInfo,
+    GetReviewQueue,
     ImportCvatArchive,
     LabelQualityReport,
     LoadFromCvat,
     LoadLabelErrorView,
     SendToCvat,
+    SetReviewVerdict,
     UndoCorrections,
 )
 from .operators.api import (
@@ -68,3 +70,5 @@ def register(p):
     p.register(UndoCorrections)
     p.register(SendToCvat)
     p.register(LoadFromCvat)
+    p.register(GetReviewQueue)
+    p.register(SetReviewVerdict)

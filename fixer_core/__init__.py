@@ -7,6 +7,13 @@ FiftyOne.
 from ._checks import PredProbsError
 from .config import ERROR_TYPES, FinderConfig
 from .corrections import apply_patches
+from .evidence import (
+    PatchEvidence,
+    error_map,
+    explain_patches,
+    reason_text,
+    same_confusion,
+)
 from .finder import (
     FinderSummary,
     LabelErrorFinder,
@@ -37,17 +44,22 @@ __all__ = [
     "LabelErrorFinder",
     "LabelQuality",
     "Patch",
+    "PatchEvidence",
     "PixelConfusion",
     "PredProbsError",
     "SpecificIssue",
     "StratumReview",
     "__version__",
     "apply_patches",
+    "error_map",
     "estimate_precision",
+    "explain_patches",
     "find_label_errors",
     "flag_shares",
     "image_error_score",
     "label_quality",
+    "reason_text",
+    "same_confusion",
     "stratified_sample",
     "wilson_interval",
 ]

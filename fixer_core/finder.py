@@ -20,6 +20,7 @@ from ._checks import (
 )
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
+from .evidence import patch_evidence
 from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
@@ -320,7 +321,11 @@ class LabelErrorFinder:
                 patches = _with_shift_cause(patches, shift, labels_np[i])
             patches = self._repeats.link(int(image_indices[i]), patches)
             self._num_repeats += sum(p.repeat_of is not None for p in patches)
-            out.append(patches)
+            out.append(
+                _with_evidence(
+                    patches, pred_probs[i], region_flagged[i], stats
+                )
+            )
         self._num_scored += n
         self._num_pixels += int((labels >= 0).sum())
         return out
@@ -462,6 +467,28 @@ class LabelErrorFinder:
 
 
 SHIFTED_CAUSE = "label shifted against its image"
+
+
+def _with_evidence(
+    patches: list[Patch],
+    probs: Tensor,
+    region_flagged: Tensor,
+    stats: ClassStatistics,
+) -> list[Patch]:
+    """Adds each patch's evidence (see ``patch_evidence``) from the
+    image's ``(K, H, W)`` probabilities and region flags."""
+    out = []
+    for p in patches:
+        x, y, w, h = p.box
+        box = (slice(y, y + h), slice(x, x + w))
+        evidence = patch_evidence(
+            probs[:, box[0], box[1]],
+            torch.from_numpy(p.mask),
+            region_flagged[box],
+            float(stats.thresholds[p.given_label]),
+        )
+        out.append(dataclasses.replace(p, evidence=evidence))
+    return out
 
 
 def _with_shift_cause(

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .config import FinderConfig
+from .evidence import PatchEvidence
 from .regions import LabelRegions
 
 
@@ -48,6 +49,8 @@ class Patch:
             previous image(s) (see ``fixer_core.repeats``); ``None`` for a
             run's first patch.
         issue: name of the specific issue the patch belongs to, if any.
+        evidence: what the finder saw on the patch (top classes, the
+            given class's threshold, the rule that flagged it).
     """
 
     image_index: int
@@ -67,6 +70,7 @@ class Patch:
     cause: str | None = None
     repeat_of: int | None = None
     issue: str | None = None
+    evidence: PatchEvidence | None = None
 
     @property
     def bounding_box(self) -> list[float]:

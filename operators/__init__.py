@@ -13,6 +13,7 @@ from .import_cvat_archive import ImportCvatArchive
 from .label_quality_report import LabelQualityReport
 from .load_from_cvat import LoadFromCvat
 from .load_label_error_view import LoadLabelErrorView
+from .review_panel import GetReviewQueue, SetReviewVerdict
 from .send_to_cvat import SendToCvat
 from .undo_corrections import UndoCorrections
 
@@ -26,10 +27,12 @@ __all__ = [
     "FindLabelErrors",
     "FixerPanel",
     "GetLabelErrorRunInfo",
+    "GetReviewQueue",
     "ImportCvatArchive",
     "LabelQualityReport",
     "LoadFromCvat",
     "LoadLabelErrorView",
     "SendToCvat",
+    "SetReviewVerdict",
     "UndoCorrections",
 ]

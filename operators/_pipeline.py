@@ -30,6 +30,12 @@ from ..fixer_core import (
 )
 from ..fixer_core.quality import weakly_predicted_note
 from ._database import check_database, naming_database
+from ._evidence import (
+    error_heatmap,
+    error_maps_dir,
+    evidence_attributes,
+    explain_run,
+)
 from ._keys import check_key
 from ._locks import (
     exclusive,
@@ -109,6 +115,7 @@ def output_fields(run_key: str) -> dict[str, str]:
         "patches": f"{run_key}_patches",
         "score": f"{run_key}_error_score",
         "corrected": f"{run_key}_corrected",
+        "error_map": f"{run_key}_error_map",
     }
 
 
@@ -389,6 +396,7 @@ def _find_label_errors(
         # out the outputs)
         targets = dataset.select(view.values("id"))
         _tag_issues(targets, fields["patches"], summary, class_names)
+        explain_run(targets, fields["patches"])
         fields = _swap_in(dataset, params.run_key)
         _save_views(dataset, fields, output_views(params.run_key))
         results = dataset.init_run_results(
@@ -622,6 +630,7 @@ def _delete_run(dataset: fo.Dataset, run_key: str) -> bool:
             )
     if config.corrected_dir and owns_path(dataset, config.corrected_dir):
         shutil.rmtree(config.corrected_dir, ignore_errors=True)
+        shutil.rmtree(error_maps_dir(config.corrected_dir), ignore_errors=True)
         with contextlib.suppress(OSError):  # kept if checkpoints live there
             os.rmdir(os.path.dirname(config.corrected_dir))
     dataset.delete_run(run_key)
@@ -758,6 +767,9 @@ def _declare_fields(
     dataset.add_sample_field(
         fields["corrected"], embedded, embedded_doc_type=fo.Segmentation
     )
+    dataset.add_sample_field(
+        fields["error_map"], embedded, embedded_doc_type=fo.Heatmap
+    )
 
 
 def _write_sample(
@@ -773,6 +785,9 @@ def _write_sample(
         detections=[_to_detection(p, class_names) for p in patches]
     )
     sample[fields["score"]] = image_error_score(patches)
+    sample[fields["error_map"]] = error_heatmap(
+        sample.id, mask.shape, patches, corrected_dir
+    )
     corrected = apply_patches(
         mask,
         patches,
@@ -803,6 +818,7 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
         issue=None,
         area=patch.area,
         coverage=patch.coverage,
+        **evidence_attributes(patch, class_names),
     )
 
 

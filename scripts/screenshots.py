@@ -9,9 +9,10 @@ and plugins dir (the test suite's isolation: your FiftyOne database is
 never touched), runs the finder, starts the App server and drives Debian's
 Chromium with the end-to-end tests' App driver (``tests/e2e/app_driver.py``):
 the ``find_label_errors`` form; the best sample of the ``general`` issue
-view; the FIXER panel. Needs ``playwright`` (dev extras)
-and ``apt-get install -y chromium``; on failure it leaves a screenshot and
-the server log in ``test-artifacts/screenshots/``.
+view; the FIXER panel; the review panel on a drawn review sample
+(``--only review_panel`` takes that one alone). Needs ``playwright`` (dev
+extras) and ``apt-get install -y chromium``; on failure it leaves a
+screenshot and the server log in ``test-artifacts/screenshots/``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--camvid", type=Path, default=CAMVID, help="CamVid folder"
     )
+    parser.add_argument(
+        "--only", choices=sorted(SHOTS), help="take this screenshot alone"
+    )
     args = parser.parse_args(argv)
 
     reason = missing_browser()
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             app = App(browser.new_page(viewport=VIEWPORT), server)
             try:
-                _take_all(app, dataset, args.out)
+                _take_all(app, dataset, args.out, args.only)
             except Exception:
                 paths = app.save_artifacts(ARTIFACTS)
                 print("failed; see", *paths, sep="\n  ", file=sys.stderr)
@@ -79,12 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _take_all(app, dataset, out: Path) -> None:
-    for name, take in (
-        ("issue_view", _issue_view),
-        ("panel", _panel),
-        ("operator_form", _operator_form),
-    ):
+def _take_all(app, dataset, out: Path, only: str | None) -> None:
+    for name, take in SHOTS.items():
+        if only not in (None, name):
+            continue
         path = out / f"{name}.png"
         take(app, dataset, path)
         _shrink(path)
@@ -186,6 +188,37 @@ def _panel(app, dataset, path: Path) -> None:
         )
     app.page.wait_for_timeout(3000)  # thumbnails and plots settle
     app.page.screenshot(path=str(path))
+
+
+def _review_panel(app, dataset, path: Path) -> None:
+    """The review panel on a review sample (3 per class), after one
+    patch was confirmed by key."""
+    import fiftyone.operators as foo
+
+    draw = foo.get_operator("@fixer/fixer/draw_review_sample")
+    draw(dataset, RUN_KEY, per_class=3, stratify_by="given", seed=0)
+    app.page.set_viewport_size({"width": 2200, "height": 1000})
+    app.open(dataset.name)
+    app.open_panel("fixer_review")
+    panel = app.page.get_by_test_id("fixer-review-panel")
+    crop = panel.get_by_test_id("fixer-review-crop")
+    crop.and_(app.page.locator("[data-drawn]")).wait_for()
+    app.page.keyboard.press("c")
+    app.page.locator("[data-pending='0']").wait_for()
+    crop.and_(app.page.locator("[data-drawn]")).wait_for()
+    panel.get_by_test_id("fixer-review-example").first.wait_for()
+    app.page.mouse.move(0, 0)
+    app.page.wait_for_timeout(1500)  # the examples' images
+    panel.screenshot(path=str(path))
+    app.page.set_viewport_size(VIEWPORT)
+
+
+SHOTS = {
+    "issue_view": _issue_view,
+    "panel": _panel,
+    "operator_form": _operator_form,
+    "review_panel": _review_panel,
+}
 
 
 if __name__ == "__main__":

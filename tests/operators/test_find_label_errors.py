@@ -64,7 +64,10 @@ def _execute(name, dataset, **params):
 
 
 def _fields(run_key):
-    return [f"{run_key}_{s}" for s in ("patches", "error_score", "corrected")]
+    return [
+        f"{run_key}_{s}"
+        for s in ("patches", "error_score", "corrected", "error_map")
+    ]
 
 
 def _views(run_key):
@@ -487,8 +490,9 @@ def test_run_on_a_view_only_touches_its_samples(
             assert isinstance(values[0], fo.Detections)
             assert isinstance(values[1], float)
             assert isinstance(values[2], fo.Segmentation)
+            assert isinstance(values[3], fo.Heatmap)
         else:
-            assert values == [None, None, None]
+            assert values == [None, None, None, None]
     summary = dataset.load_run_results("fixer").summary
     assert summary["num_images"] == 5
     patches = dataset.load_saved_view("fixer-patches")

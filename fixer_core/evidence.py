@@ -1,0 +1,208 @@
+"""Why a patch was flagged: its evidence and a plain-words reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# Which of the finder's rules flagged a patch
+PIXEL_RULE = "pixel"
+REGION_RULE = "region"
+RULES = (PIXEL_RULE, REGION_RULE)
+TOP_CLASSES = 3
+
+
+@dataclass(frozen=True)
+class PatchEvidence:
+    """What the finder saw on a patch.
+
+    Attributes:
+        top_labels: the model's most likely classes on the patch (by mean
+            probability over its pixels), most likely first.
+        top_probs: their mean probabilities.
+        given_threshold: the given class's threshold ``t_g`` (the model's
+            mean probability on the pixels labelled with it).
+        rule: ``"region"`` when most of the patch was flagged as part of
+            a whole label region whose mean probabilities name another
+            class, else ``"pixel"`` (flagged pixel by pixel).
+    """
+
+    top_labels: tuple[int, ...]
+    top_probs: tuple[float, ...]
+    given_threshold: float
+    rule: str
+
+
+def patch_evidence(
+    probs: Tensor,
+    mask: Tensor,
+    region_flagged: Tensor,
+    given_threshold: float,
+    *,
+    top: int = TOP_CLASSES,
+) -> PatchEvidence:
+    """The evidence of one patch.
+
+    K - number of classes, h, w - the patch's box.
+
+    Args:
+        probs: ``(K, h, w)`` probabilities inside the patch's box.
+        mask: ``(h, w)`` bool mask of the patch in its box.
+        region_flagged: ``(h, w)`` bool, pixels flagged by the
+            whole-region rule.
+        given_threshold: the given class's threshold.
+        top: how many classes to keep.
+
+    Example:
+        >>> probs = torch.tensor([0.2, 0.7, 0.1]).view(3, 1, 1)
+        >>> probs = probs.expand(3, 2, 2)
+        >>> mask = torch.ones(2, 2, dtype=torch.bool)
+        >>> e = patch_evidence(probs, mask, ~mask, 0.8)
+        >>> e.top_labels, e.rule
+        ((1, 0, 2), 'pixel')
+    """
+    mask = mask.to(probs.device, torch.bool)
+    means = probs[:, mask].mean(dim=1)
+    values, labels = means.topk(min(top, len(means)))
+    flagged = region_flagged.to(probs.device)[mask]
+    rule = REGION_RULE if 2 * int(flagged.sum()) > mask.sum() else PIXEL_RULE
+    return PatchEvidence(
+        top_labels=tuple(int(k) for k in labels.tolist()),
+        top_probs=tuple(round(float(v), 4) for v in values.tolist()),
+        given_threshold=round(float(given_threshold), 4),
+        rule=rule,
+    )
+
+
+def same_confusion(pairs: Sequence[Hashable]) -> list[int]:
+    """For each patch's (given, suggested) pair, the number of other
+    patches of the run with the same pair.
+
+    Example:
+        >>> same_confusion([(1, 2), (1, 2), (2, 1)])
+        [1, 1, 0]
+    """
+    counts = Counter(pairs)
+    return [counts[p] - 1 for p in pairs]
+
+
+def reason_text(
+    given: str,
+    suggested: str,
+    *,
+    top: Sequence[tuple[str, float]],
+    rule: str | None,
+    given_prob: float | None = None,
+    given_threshold: float | None = None,
+    cause: str | None = None,
+    others: int = 0,
+    issue: str | None = None,
+) -> str:
+    """One sentence in plain words on why a patch was flagged.
+
+    Args:
+        given: the class in the labels.
+        suggested: the suggested class.
+        top: the model's most likely classes on the patch with their mean
+            probabilities, most likely first.
+        rule: ``"region"`` or ``"pixel"`` (see :class:`PatchEvidence`).
+        given_prob: the model's mean probability of the given class.
+        given_threshold: the given class's threshold.
+        cause: what the finder found behind the patch beyond the model's
+            disagreement (``Patch.cause``), e.g. a label shifted against
+            its image; it comes first as the image's evidence.
+        others: other patches of the run with the same (given, suggested)
+            confusion.
+        issue: the specific issue the patch belongs to, if any.
+
+    Example:
+        >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
+        ...                    rule="region", others=23)
+        >>> print(text.replace("; ", ";\\n"))
+        Labelled Building;
+        the model sees Pole (0.81) over the whole region;
+        23 other patches show the same confusion.
+    """
+    sees = _sees(suggested, top)
+    parts = [f"Labelled {given}"]
+    if cause:
+        parts.append(f"{cause}: the model sees {sees} here")
+    elif rule == REGION_RULE:
+        parts.append(f"the model sees {sees} over the whole region")
+    else:
+        where = f"the model sees {sees} on this part of the region"
+        if given_prob is not None and given_threshold is not None:
+            where += (
+                f" and gives {given} only {given_prob:.2f} (usually "
+                f"{given_threshold:.2f} on its pixels)"
+            )
+        parts.append(where)
+    parts.append(_others(others, issue))
+    return "; ".join(parts) + "."
+
+
+def _sees(suggested: str, top: Sequence[tuple[str, float]]) -> str:
+    prob = dict(top).get(suggested)
+    return suggested if prob is None else f"{suggested} ({prob:.2f})"
+
+
+def _others(others: int, issue: str | None) -> str:
+    if others == 0:
+        text = "no other patch shows this confusion"
+    elif others == 1:
+        text = "1 other patch shows the same confusion"
+    else:
+        text = f"{others} other patches show the same confusion"
+    return f"{text} (issue: {issue})" if issue else text
+
+
+def error_map(
+    image_shape: tuple[int, int],
+    patches: Iterable,
+) -> np.ndarray:
+    """``(H, W)`` float32 probability that each pixel's label is wrong:
+    each patch's ``error_probability`` over its pixels, 0 elsewhere.
+    Its mean is the image's ``image_error_score``."""
+    out = np.zeros(image_shape, dtype=np.float32)
+    for p in patches:
+        x, y, w, h = p.box
+        window = out[y : y + h, x : x + w]
+        window[p.mask] = np.maximum(window[p.mask], p.error_probability)
+    return out
+
+
+def explain_patches(
+    patches: Sequence, class_names: Sequence[str]
+) -> list[str]:
+    """The reason (see :func:`reason_text`) of each patch of a whole run,
+    e.g. the patches of ``find_label_errors``; patches without evidence
+    get the pixel rule's wording."""
+    others = same_confusion(
+        [(p.given_label, p.suggested_label) for p in patches]
+    )
+    out = []
+    for p, n in zip(patches, others, strict=True):
+        e = p.evidence
+        top = () if e is None else e.top_labels
+        out.append(
+            reason_text(
+                class_names[p.given_label],
+                class_names[p.suggested_label],
+                top=[
+                    (class_names[k], v)
+                    for k, v in zip(top, e.top_probs if e else (), strict=True)
+                ],
+                rule=e.rule if e else None,
+                given_prob=p.given_prob,
+                given_threshold=e.given_threshold if e else None,
+                cause=p.cause,
+                others=n,
+                issue=p.issue,
+            )
+        )
+    return out

@@ -1,0 +1,125 @@
+"""Each patch's evidence on its ``fo.Detection`` and the per-sample map of
+the probability that the label is wrong (``fo.Heatmap``)."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import fiftyone as fo
+
+from ..fixer_core import Patch, error_map, reason_text, same_confusion
+
+# Detection attributes written from ``Patch.evidence`` in pass 2, and
+# from the whole run afterwards
+EVIDENCE_ATTRIBUTES = (
+    "top_classes",
+    "top_probs",
+    "given_prob",
+    "given_threshold",
+    "rule",
+)
+RUN_ATTRIBUTES = ("same_confusion", "reason")
+# Error maps stored as files hold the probability times this
+MAP_SCALE = 255
+
+
+def evidence_attributes(patch: Patch, class_names: list[str]) -> dict:
+    """A patch's evidence as ``fo.Detection`` attributes (empty without
+    evidence)."""
+    e = patch.evidence
+    if e is None:
+        return {}
+    return {
+        "top_classes": [class_names[k] for k in e.top_labels],
+        "top_probs": list(e.top_probs),
+        "given_prob": round(patch.given_prob, 4),
+        "given_threshold": e.given_threshold,
+        "rule": e.rule,
+    }
+
+
+def error_maps_dir(corrected_dir: str) -> str:
+    """The folder of a run's error maps, beside its corrected masks'
+    (``.../corrected-<id>`` -> ``.../error-maps-<id>``): owned, replaced
+    and deleted with them."""
+    parent, name = os.path.split(corrected_dir)
+    return os.path.join(parent, name.replace("corrected", "error-maps", 1))
+
+
+def error_heatmap(
+    sample_id: str,
+    image_shape: tuple[int, int],
+    patches: list[Patch],
+    corrected_dir: str | None,
+) -> fo.Heatmap:
+    """The sample's map of the probability that each pixel's label is
+    wrong (each patch's ``error_probability`` over its pixels).
+
+    Stored like the corrected masks: inline (float, range [0, 1]) when
+    the run keeps them inline (``corrected_dir`` is None), else as an
+    8-bit PNG (probability x 255, range [0, 255]) in
+    :func:`error_maps_dir`.
+    """
+    heat = error_map(image_shape, patches)
+    if corrected_dir is None:
+        return fo.Heatmap(map=heat, range=[0.0, 1.0])
+    folder = error_maps_dir(corrected_dir)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{sample_id}.png")
+    scaled = (heat * MAP_SCALE).round().astype("uint8")
+    if not cv2.imwrite(path, scaled):
+        raise OSError(f"Could not write error map {path}")
+    return fo.Heatmap(map_path=path, range=[0, MAP_SCALE])
+
+
+def explain_run(view, patches_field: str) -> None:
+    """Sets each patch's ``same_confusion`` (other patches of the run with
+    its (given, suggested) pair) and ``reason`` (one sentence, see
+    ``fixer_core.reason_text``), once every patch and its issue is
+    written."""
+    prefix = f"{patches_field}.detections"
+    names = (
+        "given_label",
+        "suggested_label",
+        *EVIDENCE_ATTRIBUTES,
+        "cause",
+        "issue",
+    )
+    columns = view.values([f"{prefix}.{n}" for n in names])
+    rows = [
+        dict(zip(names, values, strict=True))
+        for sample in zip(*columns, strict=True)
+        for values in zip(*(c or [] for c in sample), strict=True)
+    ]
+    others = same_confusion(
+        [(r["given_label"], r["suggested_label"]) for r in rows]
+    )
+    reasons = [_reason(r, n) for r, n in zip(rows, others, strict=True)]
+    sizes = [len(c or []) for c in columns[0]]
+    view.set_values(f"{prefix}.same_confusion", _nest(others, sizes))
+    view.set_values(f"{prefix}.reason", _nest(reasons, sizes))
+
+
+def _nest(flat: list, sizes: list[int]) -> list[list]:
+    """Splits a flat list into per-sample lists of the given sizes."""
+    out, start = [], 0
+    for n in sizes:
+        out.append(flat[start : start + n])
+        start += n
+    return out
+
+
+def _reason(row: dict, others: int) -> str:
+    top = zip(row["top_classes"] or [], row["top_probs"] or [], strict=True)
+    return reason_text(
+        row["given_label"],
+        row["suggested_label"],
+        top=list(top),
+        rule=row["rule"],
+        given_prob=row["given_prob"],
+        given_threshold=row["given_threshold"],
+        cause=row["cause"],
+        others=others,
+        issue=row["issue"],
+    )

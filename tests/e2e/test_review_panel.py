@@ -1,0 +1,163 @@
+"""The review panel in the real App: sampled patches reviewed by keys.
+
+Driven in headless Chromium on the CamVid subset of ``conftest.py``; the
+run and its review sample are made from Python first.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+expect = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed"
+).expect
+pytestmark = pytest.mark.e2e
+
+CONFIRMED, REJECTED = "fixer:confirmed", "fixer:rejected"
+KEYS = ("c", "r", "c", "s", "c")  # confirm, reject, confirm, skip, confirm
+
+
+@pytest.fixture(scope="module")
+def review_sample(camvid_run, fixer_plugin):
+    """The run's review sample, drawn from Python (up to 3 per class)."""
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    dataset = fo.load_dataset(camvid_run.name)
+    params = dict(run_key="fixer", per_class=3, stratify_by="given", seed=0)
+    with ThreadPoolExecutor(1) as pool:  # no asyncio loop there
+        pool.submit(
+            foo.execute_operator,
+            fixer_plugin.uri("draw_review_sample"),
+            dataset=dataset,
+            params=params,
+        ).result()
+    dataset.reload()
+    return dataset
+
+
+def _stored(dataset) -> str:
+    """The stored overall precision estimate, as the panel prints it."""
+    dataset.reload()  # the server process wrote it
+    precision = dataset.load_run_results("fixer", cache=False).precision
+    return f"{precision['overall']['precision_patches'][0]:.2f}"
+
+
+def _examples(dataset) -> dict:
+    """``{patch id: examples}`` the panel loaded (kept in the run)."""
+    dataset.reload()
+    results = dataset.load_run_results("fixer", cache=False)
+    return results.review_examples["examples"]
+
+
+def _drawn(crop) -> str | None:
+    return crop.get_attribute("data-drawn")
+
+
+def _wait_drawn(page, crop, patch_id: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _drawn(crop) != patch_id:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"patch {patch_id} was never drawn")
+        page.wait_for_timeout(5)
+
+
+def test_review_five_patches_by_keys(app, review_sample, record_property):
+    dataset = review_sample
+    sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
+    assert sampled >= len(KEYS) + 1
+
+    app.open(dataset.name)
+    app.open_panel("fixer_review")
+    panel = app.page.get_by_test_id("fixer-review-panel")
+    crop = panel.get_by_test_id("fixer-review-crop")
+    counts = panel.get_by_test_id("fixer-review-counts")
+    estimate = panel.get_by_test_id("fixer-review-estimate")
+    expect(counts).to_have_text(f"0 done, {sampled} left")
+    expect(estimate).to_contain_text("No estimate")
+    expect(panel.get_by_test_id("fixer-review-position")).to_have_text(
+        f"Patch 1 of {sampled}"
+    )
+
+    ids, seconds = [], []
+    for i, key in enumerate(KEYS):
+        patch_id = crop.get_attribute("data-patch-id")
+        _wait_drawn(app.page, crop, patch_id)
+        ids.append(patch_id)
+        # the evidence of the patch on screen is the stored one
+        det = dataset.select_labels(ids=[patch_id]).first()
+        det = det["fixer_patches"].detections[0]
+        expect(panel.get_by_test_id("fixer-review-reason")).to_have_text(
+            det.reason
+        )
+        expect(panel.get_by_test_id("fixer-review-given")).to_contain_text(
+            det.given_label
+        )
+        expect(panel.get_by_test_id("fixer-review-suggested")).to_contain_text(
+            det.suggested_label
+        )
+        start = time.perf_counter()
+        app.page.keyboard.press(key)
+        # auto-advance: the next patch is drawn
+        expect(crop).not_to_have_attribute("data-patch-id", patch_id)
+        _wait_drawn(app.page, crop, crop.get_attribute("data-patch-id"))
+        seconds.append(time.perf_counter() - start)
+        expect(panel.get_by_test_id("fixer-review-position")).to_have_text(
+            f"Patch {i + 2} of {sampled}"
+        )
+
+    done = sum(k in "cr" for k in KEYS)
+    expect(counts).to_have_text(f"{done} done, {sampled - done} left")
+    # every verdict is saved (reading the run's results while the server
+    # rewrites them is a race)
+    expect(panel).to_have_attribute("data-pending", "0")
+
+    # the nearest examples of the suggested class are drawn
+    shown = _examples(dataset)[crop.get_attribute("data-patch-id")]
+    expect(panel.get_by_test_id("fixer-review-example")).to_have_count(
+        len(shown)
+    )
+    expect(estimate).to_contain_text(f"from {done} reviewed patches")
+    expect(estimate).to_contain_text(f"Flag precision {_stored(dataset)}")
+
+    # The verdicts are the patches' label tags in the database
+    tags = dataset.count_label_tags("fixer_patches")
+    assert tags.get(CONFIRMED) == 3 and tags.get(REJECTED) == 1
+    marked = {
+        key: set(
+            dataset.select_labels(tags=tag).values(
+                "fixer_patches.detections.id", unwind=True
+            )
+        )
+        for key, tag in (("c", CONFIRMED), ("r", REJECTED))
+    }
+    for patch_id, key in zip(ids, KEYS, strict=True):
+        if key in marked:
+            assert patch_id in marked[key]
+    stored = dataset.load_run_results("fixer", cache=False).precision
+    assert stored["overall"]["reviewed"] == done
+    before = _stored(dataset)
+
+    # Previous goes back; a new verdict replaces the old one
+    app.page.keyboard.press("ArrowLeft")
+    expect(crop).to_have_attribute("data-patch-id", ids[-1])
+    expect(panel.get_by_test_id("fixer-review-verdict")).to_have_text(
+        "Verdict: confirmed"
+    )
+    app.page.keyboard.press("r")
+    # the answer carries the new estimate (saved by then)
+    expect(estimate).not_to_contain_text(f"Flag precision {before}")
+    expect(panel).to_have_attribute("data-pending", "0")
+    expect(estimate).to_contain_text(f"Flag precision {_stored(dataset)}")
+    assert dataset.count_label_tags("fixer_patches").get(REJECTED) == 2
+
+    median = statistics.median(seconds)
+    record_property("median_seconds_per_patch", round(median, 3))
+    print(
+        f"\nreview panel: median {median:.3f} s per patch by keys "
+        f"({', '.join(f'{s:.3f}' for s in seconds)})"
+    )

@@ -1,0 +1,296 @@
+"""Evidence on each patch, the error map field and the review panel's
+operators, on real FiftyOne datasets."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+from fixer_testing import PLUGIN, detection_mask, write_scenes_dataset
+
+from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
+
+fo = pytest.importorskip("fiftyone")
+foo = pytest.importorskip("fiftyone.operators")
+from fiftyone.operators.executor import ExecutionError  # noqa: E402
+
+GT, PROBS = "ground_truth", "probs_path"
+CONFIRMED, REJECTED = "fixer:confirmed", "fixer:rejected"
+
+
+def _execute(name, dataset, **params):
+    result = foo.execute_operator(
+        f"{PLUGIN}/{name}", dict(dataset=dataset, params=params)
+    )
+    result.raise_exceptions()
+    return result.result
+
+
+def _find(dataset, run_key="fixer"):
+    params = {"gt_field": GT, "probs_field": PROBS, "run_key": run_key}
+    _execute("find_label_errors", dataset, **params, **SIMULATED_MODEL)
+    dataset.reload()
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["files", "inline"])
+def run(request, fixer_plugin, tmp_path_factory):
+    scenes = make_scenes(10, seed=0)
+    dataset = fo.Dataset(f"evidence-{uuid.uuid4().hex[:10]}")
+    try:
+        write_scenes_dataset(
+            dataset,
+            scenes,
+            tmp_path_factory.mktemp("evidence"),
+            inline_masks=request.param,
+        )
+        _find(dataset)
+        yield dataset, scenes, request.param
+    finally:
+        dataset.delete()
+
+
+def _detections(dataset):
+    return [
+        (sample, det)
+        for sample in dataset.iter_samples()
+        for det in sample["fixer_patches"].detections
+    ]
+
+
+def test_every_patch_carries_its_evidence_and_reason(run):
+    dataset, _, _ = run
+    rows = _detections(dataset)
+    assert rows
+    pairs = Counter((d.given_label, d.suggested_label) for _, d in rows)
+    for _, d in rows:
+        assert d.top_classes[0] == d.suggested_label
+        assert len(d.top_classes) == len(d.top_probs) == 3
+        assert d.top_probs == sorted(d.top_probs, reverse=True)
+        assert 0 < d.given_threshold <= 1
+        assert d.given_prob < d.top_probs[0]
+        assert d.rule in ("pixel", "region")
+        assert d.same_confusion == pairs[d.given_label, d.suggested_label] - 1
+        assert d.reason.startswith(f"Labelled {d.given_label}; ")
+        assert f"{d.suggested_label} ({d.top_probs[0]:.2f})" in d.reason
+        if d.rule == "region":
+            assert "over the whole region" in d.reason
+        else:
+            assert "on this part of the region" in d.reason
+        if d.issue:
+            assert f"(issue: {d.issue})" in d.reason
+
+
+def test_the_error_map_is_high_inside_patches_and_low_outside(run):
+    dataset, scenes, inline = run
+    schema = dataset.get_field_schema()
+    assert schema["fixer_error_map"].document_type is fo.Heatmap
+    shape = scenes.labels.shape[1:]
+    checked = 0
+    for sample in dataset.iter_samples():
+        heat = sample["fixer_error_map"]
+        if inline:
+            assert heat.map_path is None
+            values = heat.map
+        else:
+            assert heat.map is None
+            maps, corrected = (
+                os.path.dirname(p)
+                for p in (heat.map_path, sample["fixer_corrected"].mask_path)
+            )
+            assert os.path.dirname(maps) == os.path.dirname(corrected)
+            assert os.path.basename(maps).startswith("error-maps-")
+            values = cv2.imread(heat.map_path, cv2.IMREAD_UNCHANGED) / 255
+            assert heat.range == [0, 255]
+        inside = np.zeros(shape, bool)
+        for det in sample["fixer_patches"].detections:
+            mask = detection_mask(det, shape)
+            inside |= mask
+            assert values[mask].max() == pytest.approx(
+                det.error_probability, abs=1 / 255
+            )
+            checked += 1
+        assert not values[~inside].any()
+        assert values.mean() == pytest.approx(
+            sample["fixer_error_score"], abs=2e-3
+        )
+    assert checked
+
+
+def test_a_rerun_replaces_the_error_maps_and_delete_removes_them(
+    fixer_plugin, tmp_path
+):
+    dataset = fo.Dataset(f"evidence-rerun-{uuid.uuid4().hex[:10]}")
+    try:
+        write_scenes_dataset(dataset, make_scenes(4, seed=1), tmp_path)
+        dataset.add_sample_field(
+            "my_heat", fo.EmbeddedDocumentField, fo.Heatmap
+        )
+        _find(dataset)
+        first = dataset.values("fixer_error_map.map_path")
+        assert all(os.path.isfile(p) for p in first)
+        _find(dataset)
+        second = dataset.values("fixer_error_map.map_path")
+        assert all(os.path.isfile(p) for p in second)
+        assert not any(os.path.exists(p) for p in first)
+        _execute("delete_label_error_run", dataset, run_key="fixer")
+        dataset.reload()
+        assert not dataset.has_sample_field("fixer_error_map")
+        assert dataset.has_sample_field("my_heat")  # the user's stays
+        assert not any(os.path.exists(p) for p in second)
+    finally:
+        dataset.delete()
+
+
+# -- the review panel's operators ---------------------------------------------
+
+
+@pytest.fixture
+def reviewed(fixer_plugin, tmp_path):
+    dataset = fo.Dataset(f"review-queue-{uuid.uuid4().hex[:10]}")
+    try:
+        write_scenes_dataset(dataset, make_scenes(10, seed=0), tmp_path)
+        _find(dataset)
+        _execute(
+            "draw_review_sample",
+            dataset,
+            run_key="fixer",
+            per_class=3,
+            stratify_by="given",
+            seed=0,
+        )
+        yield dataset
+    finally:
+        dataset.delete()
+
+
+def test_the_queue_holds_the_sample_with_outlines_and_evidence(reviewed):
+    queue = _execute("get_review_queue", reviewed, run_key=None)
+    assert queue["run_key"] == "fixer"
+    assert queue["runs"] == ["fixer"]
+    sampled = reviewed.count_label_tags("fixer_patches")["fixer:review"]
+    patches = queue["patches"]
+    assert len(patches) == sampled
+    for p in patches:
+        x, y, w, h = p["box"]
+        points = np.concatenate([np.array(c) for c in p["outline"]])
+        assert points[:, 0].min() >= x and points[:, 0].max() < x + w
+        assert points[:, 1].min() >= y and points[:, 1].max() < y + h
+        assert os.path.isfile(p["filepath"])
+        assert p["reason"].startswith(f"Labelled {p['given_label']}")
+        assert p["top_classes"][0] == p["suggested_label"]
+        assert p["verdict"] is None
+    assert queue["estimate"] == {
+        "reviewed": 0,
+        "missing": sampled,
+        "precision": None,
+        "low": None,
+        "high": None,
+    }
+
+
+def test_examples_are_of_the_suggested_class_from_other_images(reviewed):
+    queue = _execute("get_review_queue", reviewed)
+    masks = {
+        s.id: s["ground_truth"].get_mask()
+        for s in reviewed.select_fields("ground_truth")
+    }
+    names = reviewed.get_run_info("fixer").config.class_names
+    with_examples = 0
+    for p in queue["patches"]:
+        examples = p["examples"]
+        assert len(examples) <= 3
+        with_examples += bool(examples)
+        distances = [e["distance"] for e in examples]
+        assert distances == sorted(distances)
+        for e in examples:
+            assert e["sample_id"] != p["sample_id"]
+            x, y, w, h = e["box"]
+            region = masks[e["sample_id"]][y : y + h, x : x + w]
+            suggested = names.index(p["suggested_label"])
+            # the box holds a region of the suggested class
+            assert (region == suggested).mean() > 0.3
+    assert with_examples >= len(queue["patches"]) // 2
+    # computed once per sample, then read from the run's results
+    stored = reviewed.load_run_results("fixer", cache=False)
+    cached = stored.review_examples["examples"]
+    assert cached == {p["id"]: p["examples"] for p in queue["patches"]}
+    again = _execute("get_review_queue", reviewed)
+    assert [p["examples"] for p in again["patches"]] == [
+        p["examples"] for p in queue["patches"]
+    ]
+
+
+def test_an_unreadable_image_leaves_the_queue_without_examples(reviewed):
+    reviewed.compute_metadata()  # the sizes stay known
+    os.remove(reviewed.first().filepath)
+    queue = _execute("get_review_queue", reviewed)
+    assert queue["patches"]
+    assert all(p["examples"] == [] for p in queue["patches"])
+
+
+def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
+    patches = _execute("get_review_queue", reviewed)["patches"]
+    first, second = patches[0]["id"], patches[1]["id"]
+
+    def verdict(label_id, value):
+        return _execute(
+            "set_review_verdict",
+            reviewed,
+            run_key="fixer",
+            label_id=label_id,
+            verdict=value,
+        )["estimate"]
+
+    estimate = verdict(first, "confirmed")
+    assert estimate["reviewed"] == 1 and estimate["precision"] == 1.0
+    estimate = verdict(second, "rejected")
+    assert estimate["reviewed"] == 2 and 0 < estimate["precision"] < 1
+    tags = reviewed.count_label_tags("fixer_patches")
+    assert tags[CONFIRMED] == 1 and tags[REJECTED] == 1
+    # changing one's mind replaces the tag; None clears it
+    estimate = verdict(first, "rejected")
+    assert estimate["precision"] == 0.0
+    estimate = verdict(second, None)
+    assert estimate["reviewed"] == 1
+    tags = reviewed.count_label_tags("fixer_patches")
+    assert tags[REJECTED] == 1 and CONFIRMED not in tags
+    queue = _execute("get_review_queue", reviewed)
+    verdicts = {p["id"]: p["verdict"] for p in queue["patches"]}
+    assert verdicts[first] == "rejected" and verdicts[second] is None
+    # the stored estimate is the panel's
+    stored = reviewed.load_run_results("fixer", cache=False).precision
+    assert stored["overall"]["reviewed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (dict(verdict="maybe"), "Invalid enum value"),
+        (dict(label_id="0" * 24, verdict="confirmed"), "has no patch"),
+    ],
+    ids=["bad-verdict", "unknown-patch"],
+)
+def test_a_bad_verdict_or_patch_is_refused(reviewed, params, message):
+    label_id = _execute("get_review_queue", reviewed)["patches"][0]["id"]
+    params = {"run_key": "fixer", "label_id": label_id, **params}
+    with pytest.raises(ExecutionError, match=message):
+        foo.execute_operator(
+            f"{PLUGIN}/set_review_verdict",
+            dict(dataset=reviewed, params=params),
+        )
+    assert not reviewed.count_label_tags("fixer_patches").get(CONFIRMED)
+
+
+def test_without_a_review_sample_the_queue_is_empty(fixer_plugin, tmp_path):
+    dataset = fo.Dataset(f"review-none-{uuid.uuid4().hex[:10]}")
+    try:
+        write_scenes_dataset(dataset, make_scenes(3, seed=0), tmp_path)
+        _find(dataset)
+        queue = _execute("get_review_queue", dataset)
+        assert queue == {"runs": [], "run_key": None, "patches": []}
+    finally:
+        dataset.delete()
