@@ -102,6 +102,7 @@ def reason_text(
     cause: str | None = None,
     others: int = 0,
     issue: str | None = None,
+    repeat: bool = False,
 ) -> str:
     """One sentence in plain words on why a patch was flagged.
 
@@ -119,6 +120,8 @@ def reason_text(
         others: other patches of the run with the same (given, suggested)
             confusion.
         issue: the specific issue the patch belongs to, if any.
+        repeat: whether the patch repeats one of the previous image
+            (``Patch.repeat_of``).
 
     Example:
         >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
@@ -143,6 +146,11 @@ def reason_text(
             )
         parts.append(where)
     parts.append(_others(others, issue))
+    if repeat:
+        parts.append(
+            "the previous image shows the same disagreement here, with "
+            "the same label"
+        )
     return "; ".join(parts) + "."
 
 
@@ -203,6 +211,7 @@ def explain_patches(
                 cause=p.cause,
                 others=n,
                 issue=p.issue,
+                repeat=p.repeat_of is not None,
             )
         )
     return out

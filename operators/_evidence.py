@@ -84,6 +84,7 @@ def explain_run(view, patches_field: str) -> None:
         "suggested_label",
         *EVIDENCE_ATTRIBUTES,
         "cause",
+        "repeat",
         "issue",
     )
     columns = view.values([f"{prefix}.{n}" for n in names])
@@ -122,4 +123,5 @@ def _reason(row: dict, others: int) -> str:
         cause=row["cause"],
         others=others,
         issue=row["issue"],
+        repeat=bool(row["repeat"]),
     )

@@ -3,6 +3,7 @@
 import numpy as np
 
 from fixer_core import FinderConfig, apply_patches, find_label_errors
+from fixer_core.evidence import explain_patches
 from fixer_core.repeats import RepeatLinker, box_iou
 
 
@@ -87,3 +88,11 @@ def test_the_corrected_labels_leave_repeats_to_the_reviewer():
     assert (fixed[first.full_mask()] == 2).all()
     assert np.array_equal(kept, labels[1])
     assert (apply_patches(labels[1], [repeat])[repeat.full_mask()] == 2).all()
+
+
+def test_the_reason_of_a_repeat_says_so():
+    labels, probs = _frames([(5, 5), (5, 5)])
+    patches, _ = find_label_errors(labels, probs)
+    first, repeat = explain_patches(patches, ["a", "b", "c", "d"])
+    assert "previous image" not in first
+    assert "previous image shows the same disagreement" in repeat
