@@ -48,6 +48,9 @@ def find_params(params: dict) -> FindParams:
         device=params.get("device") or defaults.device,
         logits=bool(params.get("logits", defaults.logits)),
         batch_size=int(params.get("batch_size") or defaults.batch_size),
+        num_threads=int(params["num_threads"])
+        if params.get("num_threads")
+        else None,
         config=FinderConfig.from_dict(_present(params, CONFIG_FIELDS)),
     )
 

@@ -9,6 +9,7 @@ from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.training import TrainConfig
+from ._distributed import run_ranks
 from ._entry_points import (
     allowed_entry_points,
     check_entry_point,
@@ -33,6 +34,7 @@ from ._pipeline import (
     run_find_label_errors,
 )
 from ._progress import report_progress
+from ._samples import LabelErrorInputError
 
 _DATASET = "DATASET"
 _SOURCES = (
@@ -117,9 +119,14 @@ class FindLabelErrors(foo.Operator):
             check_entry_point(
                 ctx, params.training.architecture, "Architecture"
             )
-        yield from report_progress(
-            ctx, run_find_label_errors(_target_view(ctx), params), "FIXER"
-        )
+        view = _target_view(ctx)
+        workers = _workers(ctx.params)
+        with run_ranks(view, ctx.params, workers) as ranks:
+            yield from report_progress(
+                ctx, run_find_label_errors(view, params, ranks), "FIXER"
+            )
+        if not ranks.is_lead:
+            return
         summary = load_run_summary(ctx.dataset, params.run_key)
         color_patches(ctx.dataset, params.run_key)
         yield ctx.ops.notify(_summary_message(params.run_key, summary))
@@ -149,6 +156,8 @@ class FindLabelErrors(foo.Operator):
         logits: bool = False,
         batch_size: int = 8,
         config: FinderConfig | None = None,
+        workers: int = 1,
+        num_threads: int | None = None,
         delegate: bool = False,
     ):
         """Runs the operator from Python on a dataset or view.
@@ -177,6 +186,10 @@ class FindLabelErrors(foo.Operator):
             logits: whether stored arrays are logits.
             batch_size: samples scored together.
             config: the finder's thresholds.
+            workers: processes that share the run (torch.distributed;
+                one GPU each where there are GPUs).
+            num_threads: CPU threads per process (default: the cores
+                this process may use, shared by the workers).
             delegate: queue the run as a delegated operation.
         """
         trust_from_python(model, architecture)
@@ -197,6 +210,8 @@ class FindLabelErrors(foo.Operator):
             device=device,
             logits=logits,
             batch_size=batch_size,
+            workers=workers,
+            num_threads=num_threads,
             **flat_params(
                 preprocess=preprocess, training=training, config=config
             ),
@@ -238,6 +253,21 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
         description="auto uses CUDA when torch sees a GPU",
     )
     inputs.int("batch_size", default=8, label="Batch size", min=1)
+    inputs.int(
+        "workers",
+        default=1,
+        label="Worker processes",
+        description="Processes that share a delegated run, each on a "
+        "shard of the samples (one GPU each where there are GPUs)",
+        min=1,
+    )
+    inputs.int(
+        "num_threads",
+        label="CPU threads per process",
+        description="Default: the cores this process may use, shared by "
+        "the workers (OMP_NUM_THREADS, when set)",
+        min=1,
+    )
 
     inputs.view(
         "thresholds",
@@ -257,6 +287,13 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
             description=_CONFIG_HELP[f.name],
         )
     return True
+
+
+def _workers(params: dict) -> int:
+    workers = int(params.get("workers") or 1)
+    if workers < 1:
+        raise LabelErrorInputError(f"workers must be positive, got {workers}")
+    return workers
 
 
 def _target_inputs(ctx, inputs: types.Object) -> None:
