@@ -82,12 +82,17 @@ def limited_threads(
 ) -> Iterator[int]:
     """Sets torch's and OpenCV's threads to ``threads_per_rank`` of this
     process's cores for the block, then restores them. Yields the number
-    of threads."""
+    of threads. Under ``torchrun``, an ``OMP_NUM_THREADS`` of 1 is
+    torchrun's default and is ignored (ask for one with
+    ``num_threads=1``)."""
+    omp = os.environ.get("OMP_NUM_THREADS")
+    if omp == "1" and "TORCHELASTIC_RUN_ID" in os.environ:
+        omp = None  # torchrun's own default, not the user's setting
     n = threads_per_rank(
         available_cores(),
         local_ranks,
         requested=num_threads,
-        omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
+        omp_num_threads=omp,
     )
     torch_before, cv2_before = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(n)
