@@ -10,7 +10,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._argmax import certain_argmax, max_where, weighted_max
+from ._argmax import (
+    certain_argmax,
+    channel_argmax,
+    max_where,
+    weighted_max,
+)
 from ._checks import (
     ArrayLike,
     as_tensor,
@@ -311,7 +316,7 @@ class LabelErrorFinder:
             for i in range(n)
         ]
         means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
-        argmax_np = pred_probs.argmax(dim=1).cpu().numpy()
+        argmax_np = channel_argmax(pred_probs)
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
