@@ -199,3 +199,22 @@ def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
     assert scenes_dataset.load_run_results("fixer").summary == before
     assert not scenes_dataset.has_sample_field("fixer_pending_patches")
     assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
+
+
+def test_a_rank_without_samples_takes_part(scenes_dataset):
+    """Two workers on one sample: rank 0's shard is empty."""
+    target = scenes_dataset.limit(1)
+    foo.execute_operator(
+        FIND, dict(view=target, params=_params("single"))
+    ).raise_exceptions()
+    foo.execute_operator(
+        FIND, dict(view=target, params=_params("ranks", workers=2))
+    ).raise_exceptions()
+    scenes_dataset.reload()
+    sample = scenes_dataset.first()
+    single, ranks = sample["single_patches"], sample["ranks_patches"]
+    assert len(single.detections) == len(ranks.detections) > 0
+    one = scenes_dataset.load_run_results("single").summary
+    two = scenes_dataset.load_run_results("ranks").summary
+    assert one["totals"] == two["totals"]
+    assert two["num_images"] == 1
