@@ -72,14 +72,16 @@ class Ranks:
     def all_reduce(self, tensor: torch.Tensor) -> None:
         """Sums ``tensor`` over the ranks, in place."""
         if self.world_size > 1:
-            dist.all_reduce(tensor)
+            with _answering(self.world_size):
+                dist.all_reduce(tensor)
 
     def gather(self, value: object) -> list:
         """Every rank's ``value`` (picklable), in rank order."""
         if self.world_size == 1:
             return [value]
         values: list = [None] * self.world_size
-        dist.all_gather_object(values, value)
+        with _answering(self.world_size):
+            dist.all_gather_object(values, value)
         return values
 
     def from_lead(self, value: object) -> object:
@@ -87,7 +89,8 @@ class Ranks:
         if self.world_size == 1:
             return value
         box = [value]
-        dist.broadcast_object_list(box, src=0)
+        with _answering(self.world_size):
+            dist.broadcast_object_list(box, src=0)
         return box[0]
 
     @contextlib.contextmanager
@@ -114,6 +117,20 @@ class Ranks:
                 f"Rank {rank} of {self.world_size} failed, so the run "
                 f"stopped: {message}"
             )
+
+
+@contextlib.contextmanager
+def _answering(world_size: int) -> Iterator[None]:
+    """Turns a collective that fails because a rank is gone (killed,
+    crashed, unreachable) into a :class:`RankFailedError`."""
+    try:
+        yield
+    except RuntimeError as e:  # torch's DistBackendError and kin
+        raise RankFailedError(
+            f"A rank of the {world_size} stopped answering (killed, crashed "
+            f"or unreachable), so the run stopped: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
 
 
 def _message(error: Exception) -> str:

@@ -13,8 +13,11 @@ boxes, types, issues, counts) is identical.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +221,63 @@ def test_a_rank_without_samples_takes_part(scenes_dataset):
     two = scenes_dataset.load_run_results("ranks").summary
     assert one["totals"] == two["totals"]
     assert two["num_images"] == 1
+
+
+def _started_ranks() -> list[int]:
+    """Pids of the rank processes this process started."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"operators._distributed" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def _kill_rank_once_pending(dataset, run_key: str, done) -> None:
+    """Kills rank 1 (SIGKILL) as soon as the run's pending run record
+    exists: pass 1's statistics were reduced, pass 2 starts."""
+    runs = fo.core.odm.get_db_conn().runs
+    query = {"_dataset_id": dataset._doc.id, "key": f"{run_key}_pending"}
+    while not done.is_set():
+        if runs.find_one(query, {"_id": 1}) is not None:
+            for pid in _started_ranks():
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.005)
+
+
+def test_a_killed_rank_leaves_what_an_interrupted_run_leaves(
+    scenes_dataset,
+):
+    _find(scenes_dataset, "fixer")
+    before = scenes_dataset.load_run_results("fixer").summary
+    done = threading.Event()
+    killer = threading.Thread(
+        target=_kill_rank_once_pending, args=(scenes_dataset, "fixer", done)
+    )
+    killer.start()
+    try:
+        op = _find_delegated(scenes_dataset, "fixer", workers=2)
+    finally:
+        done.set()
+        killer.join()
+    assert op.run_state == "failed"
+    assert "stopped answering" in str(op.result.error)
+    scenes_dataset.reload()
+    # as an interrupted run: the pending run is left, the previous whole
+    assert set(scenes_dataset.list_runs()) == {"fixer", "fixer_pending"}
+    assert scenes_dataset.load_run_results("fixer").summary == before
+    assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
+    # and the next run with the key clears it
+    _find(scenes_dataset, "fixer")
+    scenes_dataset.reload()
+    assert scenes_dataset.list_runs() == ["fixer"]
+    assert not scenes_dataset.has_sample_field("fixer_pending_patches")
