@@ -4,7 +4,8 @@
 # CPU), then FIXER's scoring throughput on ADE20K-like batches on the GPU
 # and, for the ratio, on that machine's CPU. Run from the repository root;
 # it needs torch, numpy, opencv and pytest, no FiftyOne. Results go to
-# $OUT (when set) or bench/results/.
+# $OUT (when set) or bench/results/. With two or more GPUs it also runs
+# the finder over one rank per GPU (bench/bench_ranks.py, nccl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench/results}
@@ -18,3 +19,15 @@ python3 bench/bench_scoring.py --sizes 1000 2000 --device cuda \
     | tee "$out/scale-ade-cuda.jsonl"
 python3 bench/bench_scoring.py --sizes 200 --device cpu \
     | tee "$out/scale-ade-cpu.jsonl"
+# Multi-GPU: the finder over one rank per GPU (nccl), checked against one
+# process on the same data; skipped where fewer than two GPUs are seen.
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU" || true)
+if [ "${ngpu:-0}" -ge 2 ]; then
+    torchrun --standalone --nproc-per-node "$ngpu" bench/bench_ranks.py \
+        --device cuda --images 256 --check | tee "$out/ranks-ade-cuda.jsonl"
+    python3 bench/bench_ranks.py --device cuda --images 256 \
+        | tee -a "$out/ranks-ade-cuda.jsonl"
+else
+    echo "multi-GPU case skipped: ${ngpu:-0} GPU(s)" \
+        | tee "$out/ranks-ade-cuda.jsonl"
+fi

@@ -16,6 +16,16 @@ from ._checks import NEGATIVE_TOLERANCE, SUM_TOLERANCE
 _DENSE_SHARE = 0.25
 
 
+def channel_argmax(pred_probs: Tensor) -> np.ndarray:
+    """``(N, H, W)`` argmax over the channels of ``(N, K, H, W)``
+    probabilities, as NumPy (the first of equal maxima, as torch's).
+    On the CPU NumPy's argmax over the channel axis is several times
+    faster than torch's."""
+    if pred_probs.device.type == "cpu":
+        return pred_probs.numpy().argmax(axis=1)
+    return pred_probs.argmax(dim=1).cpu().numpy()
+
+
 def certain_argmax(
     num_classes: int, weights: Tensor | None = None
 ) -> float | Tensor:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ._argmax import certain_argmax, max_where, weighted_max
+from ._argmax import (
+    certain_argmax,
+    channel_argmax,
+    max_where,
+    weighted_max,
+)
 from ._checks import (
     ArrayLike,
     as_tensor,
@@ -220,6 +225,25 @@ class LabelErrorFinder:
             )
         self._accumulator.update(labels, pred_probs)
 
+    def reduce_statistics(
+        self, all_reduce: Callable[[Tensor], object]
+    ) -> None:
+        """Ends pass 1 over shards: sums the class statistics of this
+        finder with those of the other processes' finders (one shard of
+        the data each), with ``all_reduce`` (see
+        ``ClassStatisticsAccumulator.reduce``). Every process calls it
+        once, after its last ``update``."""
+        if self._statistics is not None:
+            raise RuntimeError("statistics are final once find() has run")
+        if self._accumulator is None:  # an empty shard
+            self._accumulator = ClassStatisticsAccumulator(
+                self.num_classes,
+                boundary_width=self.config.boundary_width,
+                min_confidence=self.config.min_confidence,
+                device=self.device or "cpu",
+            )
+        self._accumulator.reduce(all_reduce)
+
     @property
     def statistics(self) -> ClassStatistics:
         """The statistics of pass 1; reading them ends pass 1."""
@@ -301,7 +325,7 @@ class LabelErrorFinder:
             for i in range(n)
         ]
         means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
-        argmax_np = pred_probs.argmax(dim=1).cpu().numpy()
+        argmax_np = channel_argmax(pred_probs)
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
@@ -329,6 +353,32 @@ class LabelErrorFinder:
         self._num_scored += n
         self._num_pixels += int((labels >= 0).sum())
         return out
+
+    def findings(self) -> dict:
+        """Pass 2's running totals (picklable), for ``merge_findings`` of
+        the finder that summarizes all shards."""
+        return {
+            "tally": self._tally,
+            "num_scored": self._num_scored,
+            "num_pixels": self._num_pixels,
+            "expected": self._expected,
+            "variance": self._variance,
+            "shifts": self._shifts,
+            "repeats": self._num_repeats,
+        }
+
+    def merge_findings(self, findings: Iterable[dict]) -> None:
+        """Adds the pass 2 totals of other shards' finders (their
+        ``findings()``, with image indices over the whole dataset), so
+        that ``summary`` covers every shard."""
+        for other in findings:
+            self._tally.merge(other["tally"])
+            self._num_scored += other["num_scored"]
+            self._num_pixels += other["num_pixels"]
+            self._expected += other["expected"]
+            self._variance += other["variance"]
+            self._shifts.update(other["shifts"])
+            self._num_repeats += other["repeats"]
 
     def summary(self) -> FinderSummary:
         """Groups the patches found so far into specific issues."""

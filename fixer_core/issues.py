@@ -71,6 +71,13 @@ class IssueTally:
         self._pixels[key] += area
         self._images[key].add(image_index)
 
+    def merge(self, other: IssueTally) -> None:
+        """Adds the patches tallied by ``other`` (another shard's)."""
+        for key, n in other._patches.items():
+            self._patches[key] += n
+            self._pixels[key] += other._pixels[key]
+            self._images[key] |= other._images[key]
+
     def issues(
         self,
         class_names: Sequence[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -192,6 +193,32 @@ class ClassStatisticsAccumulator:
             distance[valid & unsure], _BLUR_REACH + 1
         )
         self._num_images += labels.shape[0]
+
+    def reduce(self, all_reduce: Callable[[Tensor], object]) -> None:
+        """Sums, in place, the counters of the accumulators of every shard
+        of the data (one per process): ``all_reduce`` sums a float64
+        tensor over the processes, as ``torch.distributed.all_reduce``
+        does. Every counter (each tensor attribute) is a sum, so the
+        result is the accumulator of all shards together, up to float
+        summation order."""
+        counters = [
+            value
+            for _, value in sorted(vars(self).items())
+            if isinstance(value, Tensor)
+        ]
+        images = torch.tensor(
+            [float(self._num_images)],
+            dtype=torch.float64,
+            device=counters[0].device,
+        )
+        flat = torch.cat([c.double().flatten() for c in counters] + [images])
+        all_reduce(flat)
+        offset = 0
+        for counter in counters:
+            size = counter.numel()
+            counter.copy_(flat[offset : offset + size].view_as(counter))
+            offset += size
+        self._num_images = int(flat[-1].item())
 
     def _hist_index(self, given: Tensor, argmax: Tensor, p: Tensor) -> Tensor:
         bins = (p * _CONFIDENCE_BINS).long().clamp(max=_CONFIDENCE_BINS - 1)

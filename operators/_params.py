@@ -7,11 +7,13 @@ form's defaults are not applied), so every one has a default here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
 from ..fixer_core.training import TrainConfig
 from ._pipeline import FindParams
+from ._samples import LabelErrorInputError
 from ._sources import ModelSpec, TrainingSpec
 
 CONFIG_FIELDS = dataclasses.fields(FinderConfig)
@@ -48,8 +50,44 @@ def find_params(params: dict) -> FindParams:
         device=params.get("device") or defaults.device,
         logits=bool(params.get("logits", defaults.logits)),
         batch_size=int(params.get("batch_size") or defaults.batch_size),
+        num_threads=int(params["num_threads"])
+        if params.get("num_threads")
+        else None,
         config=FinderConfig.from_dict(_present(params, CONFIG_FIELDS)),
     )
+
+
+def call_params(
+    gt_field: str,
+    probs_field: str | None = None,
+    *,
+    preprocess: Preprocess | None = None,
+    training: TrainConfig | None = None,
+    config: FinderConfig | None = None,
+    output_classes: Sequence[int] | None = None,
+    ignore_values: Sequence[int] | None = None,
+    **options,
+) -> dict:
+    """The flat params of a run asked for from Python (by the API's
+    ``find_label_errors`` or the operator's ``__call__``): typed options
+    flattened as the form spells them, the others as given."""
+    return dict(
+        gt_field=gt_field,
+        probs_field=probs_field,
+        output_classes=joined(output_classes),
+        ignore_values=joined(ignore_values),
+        **options,
+        **flat_params(preprocess=preprocess, training=training, config=config),
+    )
+
+
+def find_workers(params: dict) -> int:
+    """The processes a run of the operator's flat params is split over
+    (``workers``, default 1)."""
+    workers = int(params.get("workers") or 1)
+    if workers < 1:
+        raise LabelErrorInputError(f"workers must be positive, got {workers}")
+    return workers
 
 
 def flat_params(

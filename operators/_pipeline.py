@@ -29,7 +29,9 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
+from ._distributed import Ranks
 from ._evidence import (
     error_heatmap,
     error_maps_dir,
@@ -106,6 +108,7 @@ class FindParams:
     device: str = "auto"
     logits: bool = False
     batch_size: int = 8
+    num_threads: int | None = None
     config: FinderConfig = field(default_factory=FinderConfig)
 
 
@@ -270,27 +273,44 @@ def list_fixer_runs(dataset: fo.Dataset) -> list[str]:
 
 
 def run_find_label_errors(
-    view: fo.core.collections.SampleCollection, params: FindParams
+    view: fo.core.collections.SampleCollection,
+    params: FindParams,
+    ranks: Ranks | None = None,
 ) -> Iterator[Progress]:
     """Finds label errors in ``view`` and writes them to its dataset.
 
     Yields progress updates; the summary is stored in the run results.
     Holds the run key's lock, and the ground truth's shared lock so that
-    no apply or undo changes the labels between the two passes.
+    no apply or undo changes the labels between the two passes. With
+    ``ranks`` (see ``_distributed``) this process is one rank of a
+    data-parallel run, every rank calling this with the same arguments;
+    rank 0 holds the locks.
     """
+    ranks = ranks or Ranks()
     check_key(params.run_key)
     dataset = view._dataset
     operation = f"find_label_errors run '{params.run_key}'"
-    with (
-        naming_database(),
-        exclusive(dataset, run_resource(params.run_key), operation),
-        shared(dataset, labels_resource(params.gt_field), operation),
-    ):
-        yield from _find_label_errors(view, params)
+    with naming_database(), contextlib.ExitStack() as locks:
+        with ranks.stage():
+            if ranks.is_lead:
+                locks.enter_context(
+                    exclusive(dataset, run_resource(params.run_key), operation)
+                )
+                locks.enter_context(
+                    shared(
+                        dataset, labels_resource(params.gt_field), operation
+                    )
+                )
+        with limited_threads(
+            params.num_threads, local_ranks=ranks.local_ranks
+        ):
+            yield from _find_label_errors(view, params, ranks)
 
 
 def _find_label_errors(
-    view: fo.core.collections.SampleCollection, params: FindParams
+    view: fo.core.collections.SampleCollection,
+    params: FindParams,
+    ranks: Ranks,
 ) -> Iterator[Progress]:
     # Algorithm
     # ---------
@@ -307,17 +327,31 @@ def _find_label_errors(
     # 5. Patches are tagged with their specific issue; the previous run is
     #    deleted and the pending fields and run renamed to the key; the
     #    issue views are saved and the summary stored as the run results.
+    #
+    # Over several ranks, each rank reads a contiguous shard of the
+    # samples in both passes. Pass 1's statistics are summed over the
+    # ranks before pass 2; rank 0 registers the pending run (3), each rank
+    # writes its own samples (4), and rank 0 sums the ranks' tallies and
+    # finishes (5). Each stage ends with the ranks agreeing that none
+    # failed (``Ranks.stage``).
     logger.info("Finding label errors...")
     dataset = view._dataset
-    class_names = _validate(view, params)
-    device = resolve_device(params.device)
+    with ranks.stage():
+        class_names = _validate(view, params)
+        _check_ranks(params, ranks)
+        device = resolve_device(params.device)
     ignore = tuple(params.ignore_values)
+    start, stop = ranks.shard(len(view))
+    shard = view
+    if ranks.world_size > 1:
+        shard = view.skip(start).limit(stop - start)
     stages = _Stages(
-        len(view), trains=params.probs_source == "cross_validation"
+        stop - start, trains=params.probs_source == "cross_validation"
     )
-    source = yield from _build_source(
-        view, params, class_names, device, stages
-    )
+    with ranks.stage():
+        source = yield from _build_source(
+            view, params, class_names, device, stages
+        )
     finder = LabelErrorFinder(
         class_names,
         ignore_index=ignore,
@@ -325,18 +359,26 @@ def _find_label_errors(
         config=params.config,
         device=device,
     )
-    samples = view.select_fields(
+    samples = shard.select_fields(
         [f for f in (params.gt_field, params.probs_field) if f]
     )
 
     values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
-    for batch in batches(samples, params.gt_field, source, params.batch_size):
-        check_database()
-        values.check(batch)
-        with naming_sample(batch, source.where):
-            finder.update(batch.labels, batch.pred_probs)
-        yield stages.advance("Estimating class statistics", len(batch.samples))
+    with ranks.stage():
+        for batch in batches(
+            samples, params.gt_field, source, params.batch_size, start
+        ):
+            check_database()
+            values.check(batch)
+            with naming_sample(batch, source.where):
+                finder.update(batch.labels, batch.pred_probs)
+            yield stages.advance(
+                "Estimating class statistics", len(batch.samples)
+            )
+    values.scored = sum(ranks.gather(values.scored))
     values.check_scored(len(view))
+    if ranks.world_size > 1:
+        finder.reduce_statistics(ranks.all_reduce)
     statistics = finder.statistics
     weak_note = weakly_predicted_note(finder.weakly_predicted)
     if weak_note:
@@ -344,28 +386,38 @@ def _find_label_errors(
 
     pending = pending_key(params.run_key)
     fields = output_fields(pending)
-    with schema_change(dataset):
-        _delete_pending(dataset, params.run_key)  # a killed rerun's
-        corrected_dir = _corrected_dir(view, params)
-        dataset.register_run(
-            pending,
-            dataset.init_run(
-                method=METHOD,
-                **_describe(params),
-                device=device,
-                finder=params.config.to_dict(),
-                class_names=list(class_names),
-                fields=list(fields.values()),
-                views=[],
-                corrected_dir=corrected_dir,
-                pending_for=params.run_key,
-            ),
-        )
-        _declare_fields(dataset, fields, params.save_probs_field)
+    corrected_dir = None
+    with ranks.stage():
+        if ranks.is_lead:
+            with schema_change(dataset):
+                _delete_pending(dataset, params.run_key)  # a killed rerun's
+                corrected_dir = _corrected_dir(view, params)
+                dataset.register_run(
+                    pending,
+                    dataset.init_run(
+                        method=METHOD,
+                        **_describe(params),
+                        device=device,
+                        finder=params.config.to_dict(),
+                        class_names=list(class_names),
+                        fields=list(fields.values()),
+                        views=[],
+                        corrected_dir=corrected_dir,
+                        pending_for=params.run_key,
+                    ),
+                )
+                _declare_fields(dataset, fields, params.save_probs_field)
+    if ranks.world_size > 1:
+        corrected_dir = ranks.from_lead(corrected_dir)
+        if not ranks.is_lead:
+            dataset.reload()  # the fields rank 0 declared
 
-    with samples.save_context(batch_size=params.batch_size) as context:
+    with (
+        ranks.stage(),
+        samples.save_context(batch_size=params.batch_size) as context,
+    ):
         for batch in batches(
-            samples, params.gt_field, source, params.batch_size
+            samples, params.gt_field, source, params.batch_size, start
         ):
             check_database()
             with naming_sample(batch, source.where):
@@ -390,6 +442,20 @@ def _find_label_errors(
                 context.save(sample)
             yield stages.advance("Finding errors", len(batch.samples))
 
+    findings = ranks.gather(finder.findings())
+    with ranks.stage():
+        if ranks.is_lead:
+            finder.merge_findings(findings[1:])
+            _finish(view, params, finder, statistics, fields, class_names)
+    yield Progress("Done", 1.0)
+
+
+def _finish(
+    view, params: FindParams, finder, statistics, fields, class_names
+) -> None:
+    """Step 5: tags the issues, swaps the run in, saves views and
+    results."""
+    dataset = view._dataset
     summary = finder.summary()
     with schema_change(dataset):
         # the target's samples with every field (a target view may leave
@@ -406,7 +472,16 @@ def _find_label_errors(
         )
         dataset.save_run_results(params.run_key, results)
     logger.info("Label errors written to '%s'", fields["patches"])
-    yield Progress("Done", 1.0)
+
+
+def _check_ranks(params: FindParams, ranks: Ranks) -> None:
+    """Refuses what a run over several ranks cannot do."""
+    if ranks.world_size > 1 and params.probs_source == "cross_validation":
+        raise LabelErrorInputError(
+            "Cross-validated probabilities are trained in one process: "
+            "run with one worker, or save the fold models' probabilities "
+            "(save_probs_dir) and run over several workers on them"
+        )
 
 
 def pending_key(run_key: str) -> str:

@@ -36,12 +36,13 @@ class Batch:
 
 
 def batches(
-    samples, gt_field: str, probabilities, batch_size: int
+    samples, gt_field: str, probabilities, batch_size: int, start: int = 0
 ) -> Iterator[Batch]:
     """Yields batches of samples whose masks share a shape, with their
-    probabilities from ``probabilities(samples, masks)``."""
+    probabilities from ``probabilities(samples, masks)``; the samples'
+    indices count from ``start``."""
     pending: list = []
-    for index, sample in enumerate(samples.iter_samples()):
+    for index, sample in enumerate(samples.iter_samples(), start):
         mask = load_mask(sample, gt_field)
         if pending and (
             len(pending) == batch_size or pending[-1][2].shape != mask.shape

@@ -23,10 +23,10 @@ from ..fixer_core.models import Preprocess
 from ..fixer_core.training import TrainConfig
 from . import _apply, _review
 from ._apply import ApplyParams, new_apply_key, run_apply_corrections
+from ._distributed import run_ranks
 from ._locks import exclusive, run_resource
-from ._params import find_params, flat_params, joined
+from ._params import call_params, find_params, find_workers
 from ._pipeline import (
-    FindParams,
     Progress,
     color_patches,
     delete_run,
@@ -159,6 +159,8 @@ def find_label_errors(
     logits: bool = False,
     batch_size: int = 8,
     config: FinderConfig | None = None,
+    workers: int = 1,
+    num_threads: int | None = None,
     progress: ProgressArg = None,
 ) -> LabelErrorResults:
     """Finds pixel-wise label errors in a segmentation field and registers
@@ -199,6 +201,10 @@ def find_label_errors(
         logits: whether stored arrays are logits.
         batch_size: samples scored together.
         config: the finder's thresholds (a ``fixer_core.FinderConfig``).
+        workers: processes that share the run (torch.distributed; one GPU
+            each where there are GPUs; see ``docs/distributed.md``).
+        num_threads: CPU threads per process (default: the cores this
+            process may use, shared by the workers).
         progress: whether to draw a progress bar per pass (``None``:
             ``fo.config.show_progress_bars``), or a FiftyOne progress
             callback that receives each pass's ``ProgressBar``.
@@ -206,42 +212,30 @@ def find_label_errors(
     Returns:
         the run's :class:`LabelErrorResults`.
     """
-    params = find_params(
-        dict(
-            gt_field=gt_field,
-            probs_field=probs_field,
-            probs_source=probs_source,
-            model=model,
-            model_weights=model_weights,
-            output_classes=joined(output_classes),
-            outputs_logits=outputs_logits,
-            checkpoint_dir=checkpoint_dir,
-            architecture=architecture,
-            ignore_values=joined(ignore_values),
-            save_probs_dir=save_probs_dir,
-            save_probs_field=save_probs_field,
-            run_key=run_key,
-            device=device,
-            logits=logits,
-            batch_size=batch_size,
-            **flat_params(
-                preprocess=preprocess, training=training, config=config
-            ),
-        )
-    )
+    options = dict(locals())
+    for name in ("samples", "progress"):
+        del options[name]
+    params = call_params(**options)
     return _with_bars(iter_find_label_errors(samples, params), progress)
 
 
 def iter_find_label_errors(
-    samples: foc.SampleCollection, params: FindParams
-) -> Generator[Progress, None, LabelErrorResults]:
+    samples: foc.SampleCollection, params: dict
+) -> Generator[Progress, None, LabelErrorResults | None]:
     """The generator form of :func:`find_label_errors`, for callers that
-    report progress themselves (the operator does, in the App): yields
-    :class:`Progress` updates and returns the run's results."""
-    yield from run_find_label_errors(samples, params)
+    report progress themselves (the operator does, in the App): takes the
+    operator's flat params, yields :class:`Progress` updates and returns
+    the run's results. A run over several workers starts them here (see
+    ``docs/distributed.md``); the ranks of a ``torchrun`` run other than
+    its lead return ``None``."""
+    find = find_params(params)
+    with run_ranks(samples, params, find_workers(params)) as ranks:
+        yield from run_find_label_errors(samples, find, ranks)
+    if not ranks.is_lead:
+        return None
     dataset = samples._dataset
-    color_patches(dataset, params.run_key)
-    return LabelErrorResults(dataset, params.run_key)
+    color_patches(dataset, find.run_key)
+    return LabelErrorResults(dataset, find.run_key)
 
 
 def list_label_error_runs(dataset: fo.Dataset) -> list[str]:

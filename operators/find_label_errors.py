@@ -23,7 +23,7 @@ from ._inputs import (
     refuse,
     string_fields,
 )
-from ._params import CONFIG_FIELDS, find_params, flat_params, joined
+from ._params import CONFIG_FIELDS, call_params, find_params
 from ._pipeline import DEVICES, output_fields, output_views
 from ._progress import report_progress
 from .api import LabelErrorResults, iter_find_label_errors
@@ -115,8 +115,10 @@ class FindLabelErrors(foo.Operator):
                 ctx, params.training.architecture, "Architecture"
             )
         results = yield from report_progress(
-            ctx, iter_find_label_errors(_target_view(ctx), params), "FIXER"
+            ctx, iter_find_label_errors(_target_view(ctx), ctx.params), "FIXER"
         )
+        if results is None:  # a rank of a torchrun run, not its lead
+            return
         yield ctx.ops.notify(_summary_message(results))
         if not ctx.delegated:
             yield ctx.trigger("reload_dataset")
@@ -144,6 +146,8 @@ class FindLabelErrors(foo.Operator):
         logits: bool = False,
         batch_size: int = 8,
         config: FinderConfig | None = None,
+        workers: int = 1,
+        num_threads: int | None = None,
         delegate: bool = False,
     ):
         """Runs the operator from Python on a dataset or view.
@@ -172,30 +176,17 @@ class FindLabelErrors(foo.Operator):
             logits: whether stored arrays are logits.
             batch_size: samples scored together.
             config: the finder's thresholds.
+            workers: processes that share the run (torch.distributed;
+                one GPU each where there are GPUs).
+            num_threads: CPU threads per process (default: the cores
+                this process may use, shared by the workers).
             delegate: queue the run as a delegated operation.
         """
         trust_from_python(model, architecture)
-        params = dict(
-            gt_field=gt_field,
-            probs_field=probs_field,
-            probs_source=probs_source,
-            model=model,
-            model_weights=model_weights,
-            output_classes=joined(output_classes),
-            outputs_logits=outputs_logits,
-            checkpoint_dir=checkpoint_dir,
-            architecture=architecture,
-            ignore_values=joined(ignore_values),
-            save_probs_dir=save_probs_dir,
-            save_probs_field=save_probs_field,
-            run_key=run_key,
-            device=device,
-            logits=logits,
-            batch_size=batch_size,
-            **flat_params(
-                preprocess=preprocess, training=training, config=config
-            ),
-        )
+        options = dict(locals())
+        for name in ("self", "sample_collection", "delegate"):
+            del options[name]
+        params = call_params(**options)
         return foo.execute_operator(
             self.uri,
             dict(view=sample_collection.view(), params=params),
@@ -233,6 +224,21 @@ def _find_label_errors_inputs(ctx, inputs: types.Object) -> bool:
         description="auto uses CUDA when torch sees a GPU",
     )
     inputs.int("batch_size", default=8, label="Batch size", min=1)
+    inputs.int(
+        "workers",
+        default=1,
+        label="Worker processes",
+        description="Processes that share a delegated run, each on a "
+        "shard of the samples (one GPU each where there are GPUs)",
+        min=1,
+    )
+    inputs.int(
+        "num_threads",
+        label="CPU threads per process",
+        description="Default: the cores this process may use, shared by "
+        "the workers (OMP_NUM_THREADS, when set)",
+        min=1,
+    )
 
     inputs.view(
         "thresholds",

@@ -243,6 +243,34 @@ def test_model_source_gives_the_patches_of_its_stored_probabilities(colour):
     ]
 
 
+def test_model_source_over_two_workers_gives_the_same_patches(colour):
+    """Each rank runs the model on its own shard of the samples."""
+    ds = colour.dataset
+    _find(
+        ds,
+        probs_source="model",
+        model=colour.model_path,
+        preprocess=RAW,
+        run_key="model_ranks",
+        workers=2,
+    )
+    ds.reload()
+    try:
+        _assert_same_patches(ds, "model_ranks", "model_run")
+        ranks = ds.load_run_results("model_ranks").summary
+        model = ds.load_run_results("model_run").summary
+        assert ranks["totals"] == model["totals"]
+    finally:
+        _run_operator_delete(ds, "model_ranks")
+
+
+def _run_operator_delete(dataset, run_key: str) -> None:
+    foo.execute_operator(
+        f"{PLUGIN}/delete_label_error_run",
+        dict(dataset=dataset, params={"run_key": run_key}),
+    ).raise_exceptions()
+
+
 def test_colour_model_recovers_the_planted_general_errors(colour):
     # The colour model knows nothing of the labels' errors: a table
     # labelled chair has the table's colour

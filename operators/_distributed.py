@@ -1,0 +1,294 @@
+"""Data-parallel runs over several processes (ranks) with
+``torch.distributed``: ``gloo`` on CPUs, ``nccl`` with one GPU per rank.
+
+A run is split over ranks either by ``torchrun`` (every rank runs the
+operator; the ranks are read from ``RANK``/``WORLD_SIZE``), or by the
+operator's ``workers`` parameter: the executing process becomes rank 0 and
+starts the others (see :func:`started_workers`). Each rank reads a
+contiguous shard of the target samples; see ``_find_label_errors`` for
+what is reduced where.
+
+Every stage ends with all ranks agreeing that none failed
+(:meth:`Ranks.stage`): a failure on one rank stops every rank with the
+failing rank's message, so the run stops as an interrupted single-process
+run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fiftyone as fo
+import torch
+import torch.distributed as dist
+
+from ._samples import LabelErrorInputError
+
+logger = logging.getLogger(__name__)
+
+# How long a rank waits for the others at a collective: a rank that stops
+# answering without failing (a stuck file system) fails the run after this.
+TIMEOUT = datetime.timedelta(minutes=30)
+# How long rank 0 waits for the processes it started to exit after the run
+EXIT_SECONDS = 60.0
+
+
+class RankFailedError(LabelErrorInputError):
+    """Raised on every rank of a run when another rank failed."""
+
+
+@dataclass
+class Ranks:
+    """This process's place in a run: rank ``rank`` of ``world_size``
+    (``local_ranks`` of them on this machine). The default is a
+    single-process run, whose collectives do nothing."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_ranks: int = 1
+
+    @property
+    def is_lead(self) -> bool:
+        """Whether this rank writes the run record, views and summary."""
+        return self.rank == 0
+
+    def shard(self, num_samples: int) -> tuple[int, int]:
+        """``(start, stop)`` of this rank's contiguous share of the
+        samples, in the target's order."""
+        start = num_samples * self.rank // self.world_size
+        stop = num_samples * (self.rank + 1) // self.world_size
+        return start, stop
+
+    def all_reduce(self, tensor: torch.Tensor) -> None:
+        """Sums ``tensor`` over the ranks, in place."""
+        if self.world_size > 1:
+            with _answering(self.world_size):
+                dist.all_reduce(tensor)
+
+    def gather(self, value: object) -> list:
+        """Every rank's ``value`` (picklable), in rank order."""
+        if self.world_size == 1:
+            return [value]
+        values: list = [None] * self.world_size
+        with _answering(self.world_size):
+            dist.all_gather_object(values, value)
+        return values
+
+    def from_lead(self, value: object) -> object:
+        """Rank 0's ``value``, on every rank."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        with _answering(self.world_size):
+            dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    @contextlib.contextmanager
+    def stage(self) -> Iterator[None]:
+        """Ends a stage with every rank agreeing that none failed: a
+        rank that failed raises its own error, the others a
+        :class:`RankFailedError` naming the failing rank and its
+        error."""
+        try:
+            yield
+        except Exception as e:
+            self._agree(e)
+            raise
+        self._agree(None)
+
+    def _agree(self, error: Exception | None) -> None:
+        if self.world_size == 1:
+            return
+        failures = self.gather(None if error is None else _message(error))
+        failed = [(r, m) for r, m in enumerate(failures) if m is not None]
+        if failed and error is None:
+            rank, message = failed[0]
+            raise RankFailedError(
+                f"Rank {rank} of {self.world_size} failed, so the run "
+                f"stopped: {message}"
+            )
+
+
+@contextlib.contextmanager
+def _answering(world_size: int) -> Iterator[None]:
+    """Turns a collective that fails because a rank is gone (killed,
+    crashed, unreachable) into a :class:`RankFailedError`."""
+    try:
+        yield
+    except RuntimeError as e:  # torch's DistBackendError and kin
+        raise RankFailedError(
+            f"A rank of the {world_size} stopped answering (killed, crashed "
+            f"or unreachable), so the run stopped: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, LabelErrorInputError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def backend() -> str:
+    """``nccl`` where there are GPUs, else ``gloo``."""
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        return "nccl"
+    return "gloo"
+
+
+@contextlib.contextmanager
+def ranks_from_env() -> Iterator[Ranks]:
+    """The ranks that ``torchrun`` (or :func:`started_workers`) set in the
+    environment: joins their process group for the block (a
+    single-process run without them)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        yield Ranks()
+        return
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    owned = not dist.is_initialized()
+    if owned:
+        name = backend()
+        if name == "nccl":
+            # one GPU per rank: "cuda" is this rank's GPU from here on
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(name, timeout=TIMEOUT)
+    try:
+        yield Ranks(dist.get_rank(), dist.get_world_size(), local_ranks)
+    finally:
+        if owned:
+            dist.destroy_process_group()
+
+
+def run_ranks(
+    view, params: dict, workers: int
+) -> contextlib.AbstractContextManager[Ranks]:
+    """The ranks of a run of the operator's ``params``: ``workers``
+    started processes (:func:`started_workers`) when more than one, else
+    those set by ``torchrun`` (:func:`ranks_from_env`), if any."""
+    if workers > 1:
+        return started_workers(view, params, workers)
+    return ranks_from_env()
+
+
+# Run by each started worker: loads the plugin package from its folder as
+# FiftyOne does, under rank 0's name for it (the ranks exchange pickled
+# objects of its classes), and runs its rank of the run.
+_WORKER = """
+import importlib, importlib.util, sys
+spec = importlib.util.spec_from_file_location(
+    sys.argv[3], sys.argv[1] + "/__init__.py",
+    submodule_search_locations=[sys.argv[1]])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+importlib.import_module(spec.name + ".operators._distributed").work(
+    sys.argv[2])
+"""
+
+
+@contextlib.contextmanager
+def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
+    """Starts ranks 1 .. ``workers - 1`` of a run of the operator's
+    ``params`` on ``view`` as processes of this machine; this process is
+    rank 0 for the block. A rank that fails stops the others (see
+    :meth:`Ranks.stage`); the processes are waited for (or killed) on
+    exit."""
+    port = _free_port()
+    plugin_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = __name__.rsplit(".operators.", 1)[0]
+    request = {
+        "dataset": view._dataset.name,
+        "view": view._serialize() if isinstance(view, fo.DatasetView) else [],
+        "params": {**params, "workers": 1},
+    }
+    env = dict(
+        os.environ,
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(workers),
+        LOCAL_WORLD_SIZE=str(workers),
+        FIFTYONE_DATABASE_NAME=fo.config.database_name,
+    )
+    if fo.config.database_uri:
+        env["FIFTYONE_DATABASE_URI"] = fo.config.database_uri
+    with tempfile.TemporaryDirectory(prefix="fixer-ranks-") as tmp:
+        path = os.path.join(tmp, "request.json")
+        with open(path, "w") as f:
+            json.dump(request, f)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER, plugin_dir, path, package],
+                env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
+            )
+            for r in range(1, workers)
+        ]
+        try:
+            name = backend()
+            if name == "nccl":
+                torch.cuda.set_device(0)
+            dist.init_process_group(
+                name,
+                init_method=f"tcp://127.0.0.1:{port}",
+                rank=0,
+                world_size=workers,
+                timeout=TIMEOUT,
+            )
+            try:
+                yield Ranks(0, workers, workers)
+            finally:
+                dist.destroy_process_group()
+        finally:
+            _wait(procs)
+
+
+def _wait(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        try:
+            proc.wait(timeout=EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            logger.warning(
+                "Rank process %d did not exit; killing it", proc.pid
+            )
+            proc.kill()
+            proc.wait()
+
+
+def work(request_path: str) -> None:
+    """One started worker's rank of a run (see :func:`started_workers`)."""
+    from ._params import find_params
+    from ._pipeline import run_find_label_errors
+
+    with open(request_path) as f:
+        request = json.load(f)
+    dataset = fo.load_dataset(request["dataset"])
+    view = (
+        fo.DatasetView._build(dataset, request["view"])
+        if request["view"]
+        else dataset
+    )
+    params = find_params(request["params"])
+    try:
+        with ranks_from_env() as ranks:
+            for _ in run_find_label_errors(view, params, ranks):
+                pass
+    except Exception as e:
+        # rank 0 reports the run's failure; this is the rank's own log
+        print(f"FIXER rank failed: {_message(e)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,283 @@
+"""Runs over two real CPU ranks (gloo): started by the operator's
+``workers`` parameter in a delegated run, and by ``torchrun``. They must
+write what a single-process run writes.
+
+Tolerance: pass 1's float sums (thresholds, background probabilities) are
+summed per rank, then over the ranks, so they may differ from a single
+process's in float summation order: statistics agree to a relative 1e-6,
+patch scores and probabilities to an absolute 1e-6 (they are computed
+from those statistics in float32). Everything else (patches, masks,
+boxes, types, issues, counts) is identical.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixer_testing import PLUGIN, write_scenes_dataset
+
+from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
+
+fo = pytest.importorskip("fiftyone")
+foo = pytest.importorskip("fiftyone.operators")
+from fiftyone.operators.delegated import (  # noqa: E402
+    DelegatedOperationService,
+)
+
+FIND = f"{PLUGIN}/find_label_errors"
+REPO = Path(__file__).resolve().parents[2]
+RUN_SCRIPT = REPO / "scripts" / "fixer_distributed.py"
+NUM_IMAGES = 10
+TOLERANCE = 1e-6
+# Patch attributes compared exactly / within TOLERANCE
+EXACT = (
+    "label",
+    "bounding_box",
+    "given_label",
+    "suggested_label",
+    "error_type",
+    "issue",
+    "cause",
+    "area",
+)
+CLOSE = ("confidence", "error_probability", "coverage")
+
+
+def _params(run_key: str, **extra) -> dict:
+    return {
+        "gt_field": "ground_truth",
+        "probs_field": "probs_path",
+        "run_key": run_key,
+        "batch_size": 3,
+        **SIMULATED_MODEL,
+        **extra,
+    }
+
+
+def _find(dataset, run_key: str, **extra) -> None:
+    result = foo.execute_operator(
+        FIND, dict(dataset=dataset, params=_params(run_key, **extra))
+    )
+    result.raise_exceptions()
+
+
+def _find_delegated(dataset, run_key: str, workers: int):
+    """Queues a delegated run and executes it here; returns its
+    operation (its ``run_state`` and ``result``)."""
+    foo.execute_operator(
+        FIND,
+        dict(dataset=dataset, params=_params(run_key, workers=workers)),
+        request_delegation=True,
+    )
+    service = DelegatedOperationService()
+    service.execute_queued_operations(dataset_name=dataset.name)
+    (op,) = service.list_operations(dataset_name=dataset.name)
+    service.delete_operation(op.id)
+    return op
+
+
+@pytest.fixture
+def scenes_dataset(fixer_plugin, dataset_factory, tmp_path):
+    dataset = dataset_factory("ranks")
+    write_scenes_dataset(
+        dataset, make_scenes(NUM_IMAGES, seed=0), tmp_path / "data"
+    )
+    return dataset
+
+
+def _assert_same_run(dataset, single: str, ranks: str) -> None:
+    """The outputs of run ``ranks`` equal those of run ``single``."""
+    for sample in dataset.iter_samples():
+        a, b = sample[f"{single}_patches"], sample[f"{ranks}_patches"]
+        assert len(a.detections) == len(b.detections), sample.filepath
+        for da, db in zip(a.detections, b.detections, strict=True):
+            for name in EXACT:
+                assert da[name] == db[name], (sample.filepath, name)
+            for name in CLOSE:
+                assert da[name] == pytest.approx(db[name], abs=TOLERANCE)
+            np.testing.assert_array_equal(da.mask, db.mask)
+        assert sample[f"{single}_error_score"] == pytest.approx(
+            sample[f"{ranks}_error_score"], abs=TOLERANCE
+        )
+        np.testing.assert_array_equal(
+            sample[f"{single}_corrected"].get_mask(),
+            sample[f"{ranks}_corrected"].get_mask(),
+        )
+    one = dataset.load_run_results(single)
+    two = dataset.load_run_results(ranks)
+    s1, s2 = one.statistics, two.statistics
+    assert s1.keys() == s2.keys()
+    for name in s1:
+        np.testing.assert_allclose(s1[name], s2[name], rtol=TOLERANCE)
+    sum1, sum2 = dict(one.summary), dict(two.summary)
+    assert sum1.pop("expected_errors") == pytest.approx(
+        sum2.pop("expected_errors"), abs=0.1
+    )
+    for a, b in zip(
+        sum1.pop("expected_errors_interval"),
+        sum2.pop("expected_errors_interval"),
+        strict=True,
+    ):
+        assert a == pytest.approx(b, abs=0.1)
+    assert sum1 == sum2
+    assert sum1["num_images"] == NUM_IMAGES
+    assert sum1["issues"], "the planted errors form specific issues"
+    info = dataset.get_run_info(ranks).config
+    assert info.fields == [
+        f"{ranks}_{s}" for s in ("patches", "error_score", "corrected")
+    ]
+    assert dataset.has_saved_view(f"{ranks}-patches")
+    assert f"{ranks}_pending" not in dataset.list_runs()
+
+
+def test_two_workers_write_what_one_process_writes(scenes_dataset):
+    _find(scenes_dataset, "single")
+    op = _find_delegated(scenes_dataset, "ranks", workers=2)
+    assert op.run_state == "completed", op.result
+    _assert_same_run(scenes_dataset, "single", "ranks")
+
+
+def test_two_torchrun_ranks_write_what_one_process_writes(
+    scenes_dataset, tmp_path
+):
+    _find(scenes_dataset, "single")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(RUN_SCRIPT),
+            scenes_dataset.name,
+            "--gt-field",
+            "ground_truth",
+            "--probs-field",
+            "probs_path",
+            "--run-key",
+            "ranks",
+            "--batch-size",
+            "3",
+            *(
+                f"--{k.replace('_', '-')}={v}"
+                for k, v in SIMULATED_MODEL.items()
+            ),
+        ],
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scenes_dataset.reload()
+    _assert_same_run(scenes_dataset, "single", "ranks")
+
+
+def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
+    scenes_dataset,
+):
+    _find(scenes_dataset, "fixer")
+    before = scenes_dataset.load_run_results("fixer").summary
+    # the last sample is in rank 1's shard
+    last = scenes_dataset.last()
+    Path(last.probs_path).write_bytes(b"not a numpy file")
+    op = _find_delegated(scenes_dataset, "fixer", workers=2)
+    assert op.run_state == "failed"
+    message = str(op.result.error)
+    assert "Rank 1 of 2 failed" in message
+    assert os.path.basename(last.filepath) in message
+    assert "probs_path" in message
+    scenes_dataset.reload()
+    # nothing written: the previous run is whole, no pending run
+    assert scenes_dataset.list_runs() == ["fixer"]
+    assert scenes_dataset.load_run_results("fixer").summary == before
+    assert not scenes_dataset.has_sample_field("fixer_pending_patches")
+    assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
+
+
+def test_a_rank_without_samples_takes_part(scenes_dataset):
+    """Two workers on one sample: rank 0's shard is empty."""
+    target = scenes_dataset.limit(1)
+    foo.execute_operator(
+        FIND, dict(view=target, params=_params("single"))
+    ).raise_exceptions()
+    foo.execute_operator(
+        FIND, dict(view=target, params=_params("ranks", workers=2))
+    ).raise_exceptions()
+    scenes_dataset.reload()
+    sample = scenes_dataset.first()
+    single, ranks = sample["single_patches"], sample["ranks_patches"]
+    assert len(single.detections) == len(ranks.detections) > 0
+    one = scenes_dataset.load_run_results("single").summary
+    two = scenes_dataset.load_run_results("ranks").summary
+    assert one["totals"] == two["totals"]
+    assert two["num_images"] == 1
+
+
+def _started_ranks() -> list[int]:
+    """Pids of the rank processes this process started."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"operators._distributed" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def _kill_rank_once_pending(dataset, run_key: str, done) -> None:
+    """Kills rank 1 (SIGKILL) as soon as the run's pending run record
+    exists: pass 1's statistics were reduced, pass 2 starts."""
+    runs = fo.core.odm.get_db_conn().runs
+    query = {"_dataset_id": dataset._doc.id, "key": f"{run_key}_pending"}
+    while not done.is_set():
+        if runs.find_one(query, {"_id": 1}) is not None:
+            for pid in _started_ranks():
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.005)
+
+
+def test_a_killed_rank_leaves_what_an_interrupted_run_leaves(
+    scenes_dataset,
+):
+    _find(scenes_dataset, "fixer")
+    before = scenes_dataset.load_run_results("fixer").summary
+    done = threading.Event()
+    killer = threading.Thread(
+        target=_kill_rank_once_pending, args=(scenes_dataset, "fixer", done)
+    )
+    killer.start()
+    try:
+        op = _find_delegated(scenes_dataset, "fixer", workers=2)
+    finally:
+        done.set()
+        killer.join()
+    assert op.run_state == "failed"
+    assert "stopped answering" in str(op.result.error)
+    scenes_dataset.reload()
+    # as an interrupted run: the pending run is left, the previous whole
+    assert set(scenes_dataset.list_runs()) == {"fixer", "fixer_pending"}
+    assert scenes_dataset.load_run_results("fixer").summary == before
+    assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
+    # and the next run with the key clears it
+    _find(scenes_dataset, "fixer")
+    scenes_dataset.reload()
+    assert scenes_dataset.list_runs() == ["fixer"]
+    assert not scenes_dataset.has_sample_field("fixer_pending_patches")
