@@ -46,9 +46,13 @@ EXACT = (
     "error_type",
     "issue",
     "cause",
+    "repeat",
     "area",
+    "rule",
+    "top_classes",
+    "same_confusion",
 )
-CLOSE = ("confidence", "error_probability", "coverage")
+CLOSE = ("confidence", "error_probability", "coverage", "top_probs")
 
 
 def _params(run_key: str, **extra) -> dict:
@@ -111,6 +115,11 @@ def _assert_same_run(dataset, single: str, ranks: str) -> None:
             sample[f"{single}_corrected"].get_mask(),
             sample[f"{ranks}_corrected"].get_mask(),
         )
+        np.testing.assert_allclose(
+            sample[f"{single}_error_map"].get_map(),
+            sample[f"{ranks}_error_map"].get_map(),
+            atol=TOLERANCE,
+        )
     one = dataset.load_run_results(single)
     two = dataset.load_run_results(ranks)
     s1, s2 = one.statistics, two.statistics
@@ -132,7 +141,8 @@ def _assert_same_run(dataset, single: str, ranks: str) -> None:
     assert sum1["issues"], "the planted errors form specific issues"
     info = dataset.get_run_info(ranks).config
     assert info.fields == [
-        f"{ranks}_{s}" for s in ("patches", "error_score", "corrected")
+        f"{ranks}_{s}"
+        for s in ("patches", "error_score", "corrected", "error_map")
     ]
     assert dataset.has_saved_view(f"{ranks}-patches")
     assert f"{ranks}_pending" not in dataset.list_runs()

@@ -27,7 +27,12 @@ REPO = Path(__file__).resolve().parents[2]
 GT = "ground_truth"
 NUM_SAMPLES = 6
 CONFIG = FinderConfig(**SIMULATED_MODEL)
-OUTPUTS = ("fixer_patches", "fixer_error_score", "fixer_corrected")
+OUTPUTS = (
+    "fixer_patches",
+    "fixer_error_score",
+    "fixer_corrected",
+    "fixer_error_map",
+)
 
 
 @pytest.fixture
@@ -96,6 +101,7 @@ def test_operator_run_is_loaded_by_the_api(api, dataset):
         "patches": "app_patches",
         "score": "app_error_score",
         "corrected": "app_corrected",
+        "error_map": "app_error_map",
     }
     assert dataset.count("app_patches.detections") > 0
     assert api.list_label_error_runs(dataset) == ["app"]
