@@ -459,8 +459,9 @@ def _finish(
     summary = finder.summary()
     with schema_change(dataset):
         # the target's samples with every field (a target view may leave
-        # out the outputs)
-        targets = dataset.select(view.values("id"))
+        # out the outputs): those this run wrote its pending patches to
+        # (selecting their ids would not scale to millions of samples)
+        targets = dataset.exists(fields["patches"])
         _tag_issues(targets, fields["patches"], summary, class_names)
         explain_run(targets, fields["patches"])
         fields = _swap_in(dataset, params.run_key)
