@@ -26,7 +26,13 @@ from ._checks import (
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
 from .evidence import patch_evidence
-from .issues import IssueTally, SpecificIssue, issue_key, issue_lookup
+from .issues import (
+    SHIFTED,
+    IssueTally,
+    SpecificIssue,
+    issue_key,
+    issue_lookup,
+)
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
 from .repeats import RepeatLinker
@@ -115,10 +121,9 @@ class FinderSummary:
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
-        key = issue_key(
-            patch.given_label, patch.suggested_label, patch.error_type
+        return self._lookup.get(
+            issue_key(*_issue_pair(patch), patch.error_type)
         )
-        return self._lookup.get(key)
 
     @property
     def _lookup(self) -> dict:
@@ -344,6 +349,10 @@ class LabelErrorFinder:
                 self._shifts[int(image_indices[i])] = shift
                 patches = _with_shift_cause(patches, shift, labels_np[i])
             patches = self._repeats.link(int(image_indices[i]), patches)
+            for p in patches:
+                self._tally.add(
+                    p.image_index, *_issue_pair(p), p.error_type, p.area
+                )
             self._num_repeats += sum(p.repeat_of is not None for p in patches)
             out.append(
                 _with_evidence(
@@ -488,13 +497,6 @@ class LabelErrorFinder:
             )
             self._expected += probability
             self._variance += probability * (1.0 - probability)
-            self._tally.add(
-                image_index,
-                shape.given_label,
-                shape.suggested_label,
-                error_type,
-                shape.area,
-            )
             patches.append(
                 Patch(
                     image_index=image_index,
@@ -541,18 +543,29 @@ def _with_evidence(
     return out
 
 
+def _issue_pair(patch: Patch) -> tuple[int, int]:
+    """The (given, suggested) labels a patch is grouped by: a shifted
+    label's patches form one issue (``SHIFTED``) whatever their classes."""
+    if patch.cause == SHIFTED_CAUSE:
+        return SHIFTED, SHIFTED
+    return patch.given_label, patch.suggested_label
+
+
 def _with_shift_cause(
     patches: list[Patch], shift: LabelShift, label: np.ndarray
 ) -> list[Patch]:
     """Marks the patches that the moved label explains (it carries their
-    suggested class on at least half their pixels)."""
+    suggested class on at least half their pixels); they are general
+    errors, whatever their classes' rules say."""
     moved = shift.moved(label)
     out = []
     for p in patches:
         x, y, w, h = p.box
         agree = moved[y : y + h, x : x + w][p.mask] == p.suggested_label
         if agree.mean() >= 0.5:
-            p = dataclasses.replace(p, cause=SHIFTED_CAUSE)
+            p = dataclasses.replace(
+                p, cause=SHIFTED_CAUSE, error_type="general"
+            )
         out.append(p)
     return out
 

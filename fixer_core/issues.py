@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass
 
 IssueKey = tuple[int, int, str]
 
+# The issue of the labels shifted against their images: a finding of whole
+# images, not of a class pair, so its given and suggested labels are this
+SHIFTED = -1
+SHIFTED_ISSUE = "labels shifted against their images"
+
 
 @dataclass(frozen=True)
 class SpecificIssue:
@@ -40,6 +45,8 @@ def issue_name(
     given: int, suggested: int, error_type: str, class_names: Sequence[str]
 ) -> str:
     """Returns a readable name, e.g. ``"cushion missed in couch"``."""
+    if given == SHIFTED:
+        return SHIFTED_ISSUE
     g, s = class_names[given], class_names[suggested]
     if error_type == "false_negative":
         return f"{s} missed in {g}"
@@ -65,7 +72,8 @@ class IssueTally:
         error_type: str,
         area: int,
     ) -> None:
-        """Records one patch."""
+        """Records one patch (of a shifted label: ``given`` and
+        ``suggested`` are ``SHIFTED``)."""
         key = issue_key(given, suggested, error_type)
         self._patches[key] += 1
         self._pixels[key] += area
@@ -85,7 +93,9 @@ class IssueTally:
         min_patches: int,
         min_images: int,
     ) -> list[SpecificIssue]:
-        """Returns the specific issues, largest (in pixels) first."""
+        """Returns the specific issues, largest (in pixels) first. The
+        shifted labels are an issue from their first image on: each is a
+        finding of its own."""
         found = [
             SpecificIssue(
                 name=issue_name(*key, class_names),
@@ -97,8 +107,11 @@ class IssueTally:
                 num_pixels=self._pixels[key],
             )
             for key in self._patches
-            if self._patches[key] >= min_patches
-            and len(self._images[key]) >= min_images
+            if key[0] == SHIFTED
+            or (
+                self._patches[key] >= min_patches
+                and len(self._images[key]) >= min_images
+            )
         ]
         return sorted(found, key=lambda i: (-i.num_pixels, i.name))
 

@@ -4,6 +4,7 @@ import numpy as np
 
 from fixer_core import find_label_errors
 from fixer_core.finder import SHIFTED_CAUSE
+from fixer_core.issues import SHIFTED, SHIFTED_ISSUE
 from fixer_core.shift import find_label_shift
 
 
@@ -51,3 +52,23 @@ def test_the_finder_names_the_shift_and_its_patches():
     assert on_shifted
     assert all(p.cause == SHIFTED_CAUSE for p in on_shifted)
     assert all(p.cause is None for p in patches if p.image_index != 2)
+
+
+def test_a_shifted_label_is_a_specific_issue_of_its_own():
+    truth = np.stack([_street()] * 4)
+    labels = truth.copy()
+    labels[2] = _moved(truth[2], 8, 8)
+    probs = np.full((4, 4) + truth.shape[1:], 0.02, np.float32)
+    for c in range(4):
+        probs[:, c][truth == c] = 0.94
+    patches, summary = find_label_errors(labels, probs)
+    shifted = [i for i in summary.issues if i.name == SHIFTED_ISSUE]
+    assert len(shifted) == 1
+    issue = shifted[0]
+    assert issue.given_label == issue.suggested_label == SHIFTED
+    assert (issue.num_images, issue.error_type) == (1, "general")
+    on_shifted = [p for p in patches if p.image_index == 2]
+    assert issue.num_patches == len(on_shifted)
+    assert {summary.issue_of(p) for p in on_shifted} == {SHIFTED_ISSUE}
+    # its patches are not counted in the class pairs' issues
+    assert sum(i.num_patches for i in summary.issues) == len(patches)
