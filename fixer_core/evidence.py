@@ -67,15 +67,29 @@ def patch_evidence(
         ((1, 0, 2), 'pixel')
     """
     mask = mask.to(probs.device, torch.bool)
-    means = probs[:, mask].mean(dim=1)
-    values, labels = means.topk(min(top, len(means)))
-    flagged = region_flagged.to(probs.device)[mask]
-    rule = REGION_RULE if 2 * int(flagged.sum()) > mask.sum() else PIXEL_RULE
+    means = probs[:, mask].mean(dim=1).cpu().numpy()
+    flagged = int(region_flagged.to(probs.device)[mask].sum())
+    return evidence_from_means(
+        means, flagged / int(mask.sum()), given_threshold, top=top
+    )
+
+
+def evidence_from_means(
+    means: np.ndarray,
+    region_share: float,
+    given_threshold: float,
+    *,
+    top: int = TOP_CLASSES,
+) -> PatchEvidence:
+    """The evidence of a patch from its ``(K,)`` mean probabilities and
+    the share of its pixels flagged by the whole-region rule (see
+    :func:`patch_evidence`)."""
+    labels = np.argsort(-means, kind="stable")[:top]
     return PatchEvidence(
-        top_labels=tuple(int(k) for k in labels.tolist()),
-        top_probs=tuple(round(float(v), 4) for v in values.tolist()),
+        top_labels=tuple(int(k) for k in labels),
+        top_probs=tuple(round(float(means[k]), 4) for k in labels),
         given_threshold=round(float(given_threshold), 4),
-        rule=rule,
+        rule=REGION_RULE if region_share > 0.5 else PIXEL_RULE,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from ._checks import (
 )
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
-from .evidence import patch_evidence
+from .evidence import evidence_from_means
 from .issues import (
     SHIFTED,
     IssueTally,
@@ -121,11 +122,26 @@ class FinderSummary:
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
-        return self._lookup.get(
-            issue_key(*_issue_pair(patch), patch.error_type)
+        return self.issue_named(
+            patch.given_label,
+            patch.suggested_label,
+            patch.error_type,
+            patch.cause,
         )
 
-    @property
+    def issue_named(
+        self,
+        given: int,
+        suggested: int,
+        error_type: str,
+        cause: str | None = None,
+    ) -> str | None:
+        """The name of the specific issue of a patch with these classes,
+        type and cause, if any."""
+        key = issue_key(*_issue_pair(given, suggested, cause), error_type)
+        return self._lookup.get(key)
+
+    @functools.cached_property
     def _lookup(self) -> dict:
         return issue_lookup(self.issues)
 
@@ -340,6 +356,7 @@ class LabelErrorFinder:
                 tuple(labels_np.shape[1:]),
                 shapes,
                 image_means,
+                region_flagged_np[i],
                 stats,
                 weights,
                 config,
@@ -351,14 +368,13 @@ class LabelErrorFinder:
             patches = self._repeats.link(int(image_indices[i]), patches)
             for p in patches:
                 self._tally.add(
-                    p.image_index, *_issue_pair(p), p.error_type, p.area
+                    p.image_index,
+                    *_issue_pair(p.given_label, p.suggested_label, p.cause),
+                    p.error_type,
+                    p.area,
                 )
             self._num_repeats += sum(p.repeat_of is not None for p in patches)
-            out.append(
-                _with_evidence(
-                    patches, pred_probs[i], region_flagged[i], stats
-                )
-            )
+            out.append(patches)
         self._num_scored += n
         self._num_pixels += int((labels >= 0).sum())
         return out
@@ -459,6 +475,7 @@ class LabelErrorFinder:
         image_shape: tuple[int, int],
         shapes: list[PatchGeometry],
         means: np.ndarray,
+        region_flagged: np.ndarray,
         stats: ClassStatistics,
         weights: Tensor | None,
         config: FinderConfig,
@@ -513,6 +530,11 @@ class LabelErrorFinder:
                     suggested_prob=suggested_prob,
                     error_type=error_type,
                     error_probability=probability,
+                    evidence=evidence_from_means(
+                        mean,
+                        _flagged_share(region_flagged, shape),
+                        stats.thresholds[shape.given_label],
+                    ),
                 )
             )
         return patches
@@ -521,34 +543,20 @@ class LabelErrorFinder:
 SHIFTED_CAUSE = "label shifted against its image"
 
 
-def _with_evidence(
-    patches: list[Patch],
-    probs: Tensor,
-    region_flagged: Tensor,
-    stats: ClassStatistics,
-) -> list[Patch]:
-    """Adds each patch's evidence (see ``patch_evidence``) from the
-    image's ``(K, H, W)`` probabilities and region flags."""
-    out = []
-    for p in patches:
-        x, y, w, h = p.box
-        box = (slice(y, y + h), slice(x, x + w))
-        evidence = patch_evidence(
-            probs[:, box[0], box[1]],
-            torch.from_numpy(p.mask),
-            region_flagged[box],
-            float(stats.thresholds[p.given_label]),
-        )
-        out.append(dataclasses.replace(p, evidence=evidence))
-    return out
+def _flagged_share(flagged: np.ndarray, shape: PatchGeometry) -> float:
+    """Share of a patch's pixels set in the image's ``(H, W)`` flags."""
+    x, y, w, h = shape.box
+    return float(flagged[y : y + h, x : x + w][shape.mask].mean())
 
 
-def _issue_pair(patch: Patch) -> tuple[int, int]:
+def _issue_pair(
+    given: int, suggested: int, cause: str | None
+) -> tuple[int, int]:
     """The (given, suggested) labels a patch is grouped by: a shifted
     label's patches form one issue (``SHIFTED``) whatever their classes."""
-    if patch.cause == SHIFTED_CAUSE:
+    if cause == SHIFTED_CAUSE:
         return SHIFTED, SHIFTED
-    return patch.given_label, patch.suggested_label
+    return given, suggested
 
 
 def _with_shift_cause(

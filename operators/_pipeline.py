@@ -28,8 +28,6 @@ from ..fixer_core import (
     apply_patches,
     image_error_score,
 )
-from ..fixer_core.finder import SHIFTED_CAUSE
-from ..fixer_core.issues import SHIFTED
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
@@ -902,18 +900,9 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
 
 def _tag_issues(view, patches_field: str, summary, class_names) -> None:
     """Sets each patch's ``issue`` attribute from the run's issues."""
-    names = {}
-    for issue in summary.issues:
-        if issue.given_label == SHIFTED:
-            names[SHIFTED_CAUSE] = issue.name
-            continue
-        g = class_names[issue.given_label]
-        s = class_names[issue.suggested_label]
-        names[(g, s, issue.error_type)] = issue.name
-        if issue.error_type == "ambiguous":
-            names[(s, g, issue.error_type)] = issue.name
+    index = {name: k for k, name in enumerate(class_names)}
     prefix = f"{patches_field}.detections"
-    given, suggested, types, causes = view.values(
+    columns = view.values(
         [
             f"{prefix}.given_label",
             f"{prefix}.suggested_label",
@@ -921,18 +910,14 @@ def _tag_issues(view, patches_field: str, summary, class_names) -> None:
             f"{prefix}.cause",
         ]
     )
-
-    def name(given, suggested, error_type, cause):
-        if cause == SHIFTED_CAUSE:
-            return names.get(SHIFTED_CAUSE)
-        return names.get((given, suggested, error_type))
-
     issues = [
         [
-            name(*patch)
-            for patch in zip(*(c or [] for c in sample), strict=True)
+            summary.issue_named(index[g], index[s], error_type, cause)
+            for g, s, error_type, cause in zip(
+                *(c or [] for c in sample), strict=True
+            )
         ]
-        for sample in zip(given, suggested, types, causes, strict=True)
+        for sample in zip(*columns, strict=True)
     ]
     view.set_values(f"{prefix}.issue", issues)
 

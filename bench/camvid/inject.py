@@ -402,11 +402,36 @@ def inject(
     write_labels(layout, samples, clean, noisy, error_maps(clean, errors))
     records, counts = error_records(samples, errors)
     layout.errors.write_text(json.dumps(records, indent=1))
+    meta = write_meta(
+        layout, samples, clean, noisy, counts, settings=settings, camvid=camvid
+    )
+    print(
+        f"inject: {len(samples)} images at {size[0]}x{size[1]}, "
+        f"{len(records)} errors ({counts}), "
+        f"{100 * meta['error_pixel_share']:.2f}% of labelled pixels wrong, "
+        f"{time.perf_counter() - began:.1f} s"
+    )
+    return meta
+
+
+def write_meta(
+    layout: Layout,
+    samples: Sequence[Sample],
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    counts: dict,
+    *,
+    settings: dict,
+    camvid: Path,
+    **extra,
+) -> dict:
+    """Writes and returns a benchmark folder's ``meta.json``, last: its
+    presence marks a finished stage."""
     classes = json.loads((camvid / "classes.json").read_text())
-    scored = clean != VOID
     meta = {
         "settings": settings,
         "camvid": str(camvid),
+        **extra,
         "class_names": classes["classes"],
         "void": VOID,
         "images": [
@@ -414,16 +439,9 @@ def inject(
             for s in samples
         ],
         "counts": counts,
-        "error_pixel_share": float((noisy != clean)[scored].mean()),
+        "error_pixel_share": float((noisy != clean)[clean != VOID].mean()),
     }
-    # meta.json last: its presence marks a finished stage
     layout.meta.write_text(json.dumps(meta, indent=1))
-    print(
-        f"inject: {len(samples)} images at {size[0]}x{size[1]}, "
-        f"{len(records)} errors ({counts}), "
-        f"{100 * meta['error_pixel_share']:.2f}% of labelled pixels wrong, "
-        f"{time.perf_counter() - began:.1f} s"
-    )
     return meta
 
 

@@ -353,12 +353,17 @@ def summarize(fixer: dict, cleanlab: dict | None) -> str:
     return "  ".join(parts)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_cell_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name a cell (see :func:`load_cell`)."""
     parser.add_argument("--labels", type=Path, required=True)
     parser.add_argument("--probs", type=Path, required=True)
     parser.add_argument("--clean", action="store_true")
     parser.add_argument("--split", default="val")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_cell_arguments(parser)
     parser.add_argument("--no-cleanlab", action="store_true")
     parser.add_argument("--config", default="{}", help="FinderConfig JSON")
     parser.add_argument(

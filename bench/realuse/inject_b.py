@@ -58,6 +58,7 @@ from inject import (  # noqa: E402
     load_label,
     ring_majority,
     write_labels,
+    write_meta,
 )
 
 ERROR_TYPES = ("relabel", "painted", "shift", "outline")
@@ -186,20 +187,16 @@ def inject(out: Path, seed: int = 0) -> dict:
     write_labels(layout, samples, clean, noisy, maps)
     records, counts = error_records(samples, errors, ERROR_TYPES)
     layout.errors.write_text(json.dumps(records, indent=1))
-    classes = json.loads((CAMVID / "classes.json").read_text())
-    meta = {
-        "settings": {"injector": "b", "seed": seed, "factor": 1},
-        "error_types": list(ERROR_TYPES),
-        "class_names": classes["classes"],
-        "void": VOID,
-        "images": [
-            {"split": s.split, "name": s.name, "image": str(s.image)}
-            for s in samples
-        ],
-        "counts": counts,
-        "error_pixel_share": float((noisy != clean)[clean != VOID].mean()),
-    }
-    layout.meta.write_text(json.dumps(meta, indent=1))
+    meta = write_meta(
+        layout,
+        samples,
+        clean,
+        noisy,
+        counts,
+        settings={"injector": "b", "seed": seed, "factor": 1},
+        camvid=CAMVID,
+        error_types=list(ERROR_TYPES),
+    )
     print(
         f"inject_b: {len(records)} errors {counts}, "
         f"{100 * meta['error_pixel_share']:.2f}% of labelled pixels wrong, "

@@ -17,13 +17,14 @@ each tile's image, classes, score and error probability, for the verdicts
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
-from evaluate import load_cell, run_fixer
+from evaluate import add_cell_arguments, load_cell, run_fixer
 
 from fixer_core.patches import Patch
 
@@ -81,10 +82,7 @@ def _tile(image, label, patch, palette, names, number) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--labels", type=Path, required=True)
-    parser.add_argument("--probs", type=Path, required=True)
-    parser.add_argument("--clean", action="store_true")
-    parser.add_argument("--split", default="val")
+    add_cell_arguments(parser)
     parser.add_argument("--per-class", type=int, default=25)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -98,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     palette = _palette(classes["class_colors_rgb"])
     images = {im["name"]: im["image"] for im in meta["images"]}
 
+    @functools.lru_cache(maxsize=32)
+    def photo(index: int) -> np.ndarray:
+        """An image at the labels' size (read once: patches share it)."""
+        image = cv2.imread(images[cell.names[index]])
+        return cv2.resize(image, cell.labels.shape[:0:-1])
+
     args.out.mkdir(parents=True, exist_ok=True)
     first = sorted(
         (p for p in patches if p.repeat_of is None), key=lambda p: -p.score
@@ -110,10 +114,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         tiles = []
         for j, p in enumerate(best):
             image_name = cell.names[p.image_index]
-            image = cv2.imread(images[image_name])
-            image = cv2.resize(image, cell.labels.shape[:0:-1])
             tiles.append(
-                _tile(image, cell.labels[p.image_index], p, palette, names, j)
+                _tile(
+                    photo(p.image_index),
+                    cell.labels[p.image_index],
+                    p,
+                    palette,
+                    names,
+                    j,
+                )
             )
             records.append(
                 {

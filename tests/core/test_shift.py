@@ -38,14 +38,20 @@ def test_a_right_label_and_a_little_jitter_are_not_shifts():
     assert find_label_shift(_moved(truth, 1, 0), truth) is None
 
 
-def test_the_finder_names_the_shift_and_its_patches():
+def _run_with_a_shifted_label():
+    """The finder on four frames of a street, the third one's label moved
+    by (8, 8) px."""
     truth = np.stack([_street()] * 4)
     labels = truth.copy()
     labels[2] = _moved(truth[2], 8, 8)
     probs = np.full((4, 4) + truth.shape[1:], 0.02, np.float32)
     for c in range(4):
         probs[:, c][truth == c] = 0.94
-    patches, summary = find_label_errors(labels, probs)
+    return find_label_errors(labels, probs)
+
+
+def test_the_finder_names_the_shift_and_its_patches():
+    patches, summary = _run_with_a_shifted_label()
     assert list(summary.shifted_labels) == [2]
     assert summary.to_dict()["shifted_labels"]["2"]["dy"] == -8
     on_shifted = [p for p in patches if p.image_index == 2]
@@ -55,13 +61,7 @@ def test_the_finder_names_the_shift_and_its_patches():
 
 
 def test_a_shifted_label_is_a_specific_issue_of_its_own():
-    truth = np.stack([_street()] * 4)
-    labels = truth.copy()
-    labels[2] = _moved(truth[2], 8, 8)
-    probs = np.full((4, 4) + truth.shape[1:], 0.02, np.float32)
-    for c in range(4):
-        probs[:, c][truth == c] = 0.94
-    patches, summary = find_label_errors(labels, probs)
+    patches, summary = _run_with_a_shifted_label()
     shifted = [i for i in summary.issues if i.name == SHIFTED_ISSUE]
     assert len(shifted) == 1
     issue = shifted[0]
