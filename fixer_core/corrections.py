@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .patches import Patch
+from .shift import SHIFTED_CAUSE, LabelShift
 
 
 def apply_patches(
@@ -15,6 +16,7 @@ def apply_patches(
     *,
     min_probability: float = 0.0,
     skip_repeats: bool = False,
+    shift: LabelShift | None = None,
 ) -> np.ndarray:
     """Returns a copy of an ``(H, W)`` label map with the pixels of each
     patch whose ``error_probability`` is at least ``min_probability`` set
@@ -23,11 +25,21 @@ def apply_patches(
     ``skip_repeats`` leaves out the patches that repeat one of the
     previous image (``Patch.repeat_of``): frames whose labels agree with
     each other where the model disagrees with them all are left to the
-    reviewer (BENCHMARKS.md, "Repeated patches")."""
+    reviewer (BENCHMARKS.md, "Repeated patches").
+
+    With the label's ``shift`` (``LabelErrorFinder.shift_of``), the label
+    is first moved back into line with its image (keeping its own pixels
+    where the moved label leaves a gap) and the patches the move explains
+    are not applied."""
     corrected = label.copy()
+    if shift is not None:
+        moved = shift.moved(label.astype(np.int64))
+        corrected[moved >= 0] = moved[moved >= 0]
     for patch in patches:
-        if patch.error_probability < min_probability or (
-            skip_repeats and patch.repeat_of is not None
+        if (
+            patch.error_probability < min_probability
+            or (skip_repeats and patch.repeat_of is not None)
+            or (shift is not None and patch.cause == SHIFTED_CAUSE)
         ):
             continue
         x, y, w, h = patch.box

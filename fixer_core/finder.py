@@ -37,7 +37,7 @@ from .issues import (
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
 from .repeats import RepeatLinker
-from .shift import LabelShift, find_label_shift
+from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
 # Algorithm
@@ -58,9 +58,13 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``; its spatial thresholds grow with the model's
 # blur), each scored by the model's doubt in the label, mean 1 - p_g, times
-# a size factor; its error_probability is that score times the share of
-# label errors the data shows for its confusion at its confidence
-# (``ClassStatistics.error_rates``). Patches are typed (see
+# a size factor. Its error_probability is the size factor times the share
+# of label errors the data shows for its confusion at its confidence
+# (``ClassStatistics.error_rates``) and times the doubt the given class's
+# probability casts on its label, compared with what the model gives that
+# class on its own labels and on the suggested class's
+# (``ClassStatistics.label_doubts``: a class the model barely tells from
+# the suggested one keeps its labels). Patches are typed (see
 # ``classify_error``), and a label that agrees with the model far better
 # when moved is reported as shifted against its image (``find_label_shift``).
 #
@@ -392,6 +396,10 @@ class LabelErrorFinder:
             "repeats": self._num_repeats,
         }
 
+    def shift_of(self, image_index: int) -> LabelShift | None:
+        """The shift found for an image's label in pass 2, if any."""
+        return self._shifts.get(image_index)
+
     def merge_findings(self, findings: Iterable[dict]) -> None:
         """Adds the pass 2 totals of other shards' finders (their
         ``findings()``, with image indices over the whole dataset), so
@@ -496,8 +504,16 @@ class LabelErrorFinder:
                 continue
             size = shape.area / (shape.area + config.score_area_scale)
             score = (1.0 - given_prob) * size
-            probability = score * stats.error_rate(
-                shape.given_label, shape.suggested_label, suggested_prob
+            # The label's doubt is the model's 1 - p_given made a
+            # probability by the data, so it replaces it here.
+            probability = (
+                size
+                * stats.error_rate(
+                    shape.given_label, shape.suggested_label, suggested_prob
+                )
+                * stats.label_doubt(
+                    shape.given_label, shape.suggested_label, given_prob
+                )
             )
             if (
                 score < config.min_score
@@ -538,9 +554,6 @@ class LabelErrorFinder:
                 )
             )
         return patches
-
-
-SHIFTED_CAUSE = "label shifted against its image"
 
 
 def _flagged_share(flagged: np.ndarray, shape: PatchGeometry) -> float:

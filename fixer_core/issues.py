@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from .config import ERROR_TYPES
+
 IssueKey = tuple[int, int, str]
 
 # The issue of the labels shifted against their images: a finding of whole
@@ -116,10 +118,11 @@ class IssueTally:
         return sorted(found, key=lambda i: (-i.num_pixels, i.name))
 
     def totals(self) -> dict[str, dict[str, int]]:
-        """Returns patches and pixels per error type."""
-        out: dict[str, dict[str, int]] = {}
+        """Returns patches and pixels per error type (every type, zeros
+        included)."""
+        out = {t: {"patches": 0, "pixels": 0} for t in ERROR_TYPES}
         for key, n in self._patches.items():
-            entry = out.setdefault(key[2], {"patches": 0, "pixels": 0})
+            entry = out[key[2]]
             entry["patches"] += n
             entry["pixels"] += self._pixels[key]
         return out

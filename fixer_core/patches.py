@@ -37,10 +37,12 @@ class Patch:
         suggested_prob: mean predicted probability of the suggested class.
         error_type: ``"general"``, ``"ambiguous"`` or ``"false_negative"``.
         error_probability: estimated probability that the patch is a
-            label error rather than the model's mistake: its score times
-            the share of label errors the data shows for its (given,
-            suggested) confusion at its confidence
-            (``ClassStatistics.error_rates``). Summed over patches, it
+            label error rather than the model's mistake: the score's size
+            factor times the share of label errors the data shows for its
+            (given, suggested) confusion at its confidence
+            (``ClassStatistics.error_rates``) and the doubt its given
+            class's probability casts on the label
+            (``ClassStatistics.label_doubts``). Summed over patches, it
             estimates the number of label errors.
         cause: what the finder found behind the patch beyond the model's
             disagreement, e.g. ``"label shifted against its image"``.

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The cause of the patches that a moved label explains
+SHIFTED_CAUSE = "label shifted against its image"
 # Searched shifts reach this share of the image's shorter side
 MAX_SHIFT_SHARE = 0.12
 # The search runs on maps of about this many pixels along the shorter side

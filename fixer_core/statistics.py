@@ -59,6 +59,7 @@ class ClassStatistics:
     num_images: int
     blur: float = 0.0
     error_rates: np.ndarray | None = None
+    label_doubts: np.ndarray | None = None
 
     def error_rate(self, given: int, suggested: int, prob: float) -> float:
         """The share of the pixels labelled ``given`` that the model calls
@@ -68,6 +69,18 @@ class ClassStatistics:
             return 1.0
         b = min(int(prob * ERROR_RATE_BINS), ERROR_RATE_BINS - 1)
         return float(self.error_rates[given, suggested, b])
+
+    def label_doubt(self, given: int, suggested: int, prob: float) -> float:
+        """The probability that a label ``given`` is wrong for
+        ``suggested`` where the model gives ``given`` probability ``prob``,
+        from how the model scores ``given`` on its own labels and on those
+        of ``suggested`` (see ``label_doubts``)."""
+        if self.label_doubts is None:
+            return 1.0
+        # The nearest bin edge: a patch's mean of pixels that all sit at
+        # one value may round below that value's bin.
+        b = min(int(prob * _CONFIDENCE_BINS + 0.5), _CONFIDENCE_BINS - 1)
+        return float(self.label_doubts[given, suggested, b])
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -146,6 +159,11 @@ class ClassStatisticsAccumulator:
             _BLUR_REACH + 1, dtype=torch.float64, device=device
         )
         self._unsure_by_distance = torch.zeros_like(self._by_distance)
+        # (label, class, bin): each class's probability on the sampled
+        # pixels of each label
+        self._prob_hist = torch.zeros(
+            k * k * _CONFIDENCE_BINS, dtype=torch.float64, device=device
+        )
         self._num_images = 0
 
     def update(
@@ -192,7 +210,23 @@ class ClassStatisticsAccumulator:
         self._unsure_by_distance += _bincount(
             distance[valid & unsure], _BLUR_REACH + 1
         )
+        self._count_probabilities(labels, pred_probs)
         self._num_images += labels.shape[0]
+
+    def _count_probabilities(self, labels: Tensor, pred_probs: Tensor) -> None:
+        """Adds every class's probability to the histogram of the pixel's
+        label, on a quarter of the scored pixels (every second row and
+        column)."""
+        k, size = self.num_classes, self._prob_hist.numel()
+        labels = labels[:, ::2, ::2]
+        bins = (pred_probs[:, :, ::2, ::2] * _CONFIDENCE_BINS).int()
+        bins = bins.clamp_(0, _CONFIDENCE_BINS - 1)
+        classes = torch.arange(k, device=bins.device, dtype=torch.int32)
+        index = (labels.int()[:, None] * k + classes.view(1, k, 1, 1)) * (
+            _CONFIDENCE_BINS
+        ) + bins
+        valid = (labels >= 0)[:, None]
+        self._prob_hist += _bincount(torch.where(valid, index, size), size)
 
     def reduce(self, all_reduce: Callable[[Tensor], object]) -> None:
         """Sums, in place, the counters of the accumulators of every shard
@@ -249,6 +283,9 @@ class ClassStatisticsAccumulator:
                 self._unsure_by_distance.cpu().numpy(),
             ),
             error_rates=label_error_rates(hist),
+            label_doubts=label_doubts(
+                self._prob_hist.cpu().numpy().reshape(k, k, -1)
+            ),
         )
 
 
@@ -297,6 +334,55 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
         )
         rates[g, s] = np.minimum(_isotonic(share, d), 1.0)
     return rates.astype(np.float32)
+
+
+def label_doubts(hist: np.ndarray) -> np.ndarray:
+    """``(K, K, bins)`` probability that a label ``g`` is wrong for class
+    ``s`` where the model gives ``g`` a probability in bin ``b`` or below,
+    from the ``(K, K, bins)`` histogram of (label, class, probability of
+    the class).
+
+    A pixel of class ``s`` labelled ``g`` gets the probability of ``g``
+    that the pixels labelled ``s`` get (``other``; or, where those labels
+    are few or wrong themselves, that the pixels of any other label get:
+    the larger doubt of the two is kept), so the labels of ``g``
+    mix its true pixels with a share ``w`` of such errors: at every ``x``
+    the distribution functions satisfy ``F_own(x) >= w F_other(x)``, and
+    the tightest of these bounds estimates ``w`` (mixture proportion
+    estimation; at most one half: a class is what most of its labels
+    say). The doubt is Bayes' rule with the likelihood ratio ``F_other(x)
+    / F_true(x)``. Where the model tells ``g`` from ``s`` (it gives ``g``
+    less on ``s``'s pixels than on nearly all of ``g``'s own), a low
+    probability makes the doubt near one; where it barely does, a label of
+    ``g`` gets a low probability as often as one of ``s``, and its doubt
+    stays near the share of wrong labels. Tails rather than bins: a
+    patch's mean probability sits above its most doubtful pixels'.
+    """
+    k = hist.shape[0]
+    diagonal = np.arange(k)
+    own = hist[diagonal, diagonal][:, None]  # (g, 1, bins)
+    by_label = hist.transpose(1, 0, 2)  # (g, s, bins): p_g on s's labels
+    anywhere_else = by_label.sum(axis=1, keepdims=True) - own
+    doubts = np.maximum(
+        _mixture_doubts(own, by_label), _mixture_doubts(own, anywhere_else)
+    )
+    # A class without labels shows nothing of how the model scores others
+    # on it: the doubt stands.
+    doubts[:, hist.sum(axis=(1, 2)) == 0] = 1.0
+    return doubts.astype(np.float32)
+
+
+def _mixture_doubts(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Doubt of labels whose histogram is ``own``, mixed with wrong ones
+    whose histogram follows ``other`` (see ``label_doubts``)."""
+    own = np.cumsum(own + 0.5, axis=-1)
+    own /= own[..., -1:]
+    other = np.cumsum(other + 0.5, axis=-1)
+    other /= other[..., -1:]
+    wrong = np.clip((own / other).min(axis=-1, keepdims=True), 1e-6, 0.5)
+    true = np.maximum(own - wrong * other, 1e-12) / (1 - wrong)
+    odds = wrong * other / ((1 - wrong) * true)
+    return odds / (1 + odds)
 
 
 def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

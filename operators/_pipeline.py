@@ -29,6 +29,7 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ..fixer_core.shift import LabelShift
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
@@ -436,6 +437,7 @@ def _find_label_errors(
                     fields,
                     corrected_dir,
                     params.config.correct_min_probability,
+                    finder.shift_of(batch.indices[i]),
                 )
                 if saved:
                     sample[params.save_probs_field] = saved[i]
@@ -856,6 +858,7 @@ def _write_sample(
     fields: dict[str, str],
     corrected_dir: str | None,
     correct_min_probability: float,
+    shift: LabelShift | None,
 ) -> None:
     sample[fields["patches"]] = fo.Detections(
         detections=[_to_detection(p, class_names) for p in patches]
@@ -869,6 +872,7 @@ def _write_sample(
         patches,
         min_probability=correct_min_probability,
         skip_repeats=True,
+        shift=shift,
     )
     if corrected_dir is None:
         sample[fields["corrected"]] = fo.Segmentation(mask=corrected)

@@ -294,6 +294,7 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
             image,
             min_probability=config.correct_min_probability,
             skip_repeats=True,
+            shift=finder.shift_of(int(i)),
         )
         flagged += sum(p.area for p in image)
         first += sum(p.area for p in image if p.repeat_of is None)

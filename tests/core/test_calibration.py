@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 
 from fixer_core import FinderConfig, find_label_errors
-from fixer_core.statistics import ERROR_RATE_BINS, label_error_rates
+from fixer_core.statistics import (
+    ERROR_RATE_BINS,
+    label_doubts,
+    label_error_rates,
+)
 
 
 def _hist(own_at, confusion_at, confusion_count, k=2, bins=100):
@@ -42,6 +46,36 @@ def test_error_rates_are_monotone_in_the_confidence():
     assert rates.shape == (4, 4, ERROR_RATE_BINS)
     assert (np.diff(rates, axis=-1) >= -1e-6).all()
     assert ((rates >= 0) & (rates <= 1)).all()
+
+
+def _prob_hists(own, other=None, n=10_000, bins=100):
+    """(2, 2, bins) histogram of (label, class, probability of the class):
+    class 0's probability on its own labels and on class 1's, from
+    ``{probability: share}`` (by default 95% of class 1's pixels give
+    class 0 0.02 and 5% 0.5); class 1 is seen sharply."""
+    other = other or {0.02: 0.95, 0.5: 0.05}
+    hist = np.zeros((2, 2, bins))
+    for label, shares in enumerate((own, other)):
+        for prob, share in shares.items():
+            hist[label, 0, int(prob * bins)] = n * share
+    hist[1, 1, 95] = hist[0, 1, 2] = n
+    return hist
+
+
+def test_a_label_is_doubted_where_it_looks_like_the_other_classs():
+    # 3% of class 0's labels get 0.02, as 95% of class 1's pixels do; the
+    # rest get 0.9: those 3% are class 1 labelled 0
+    doubts = label_doubts(_prob_hists({0.02: 0.03, 0.9: 0.97}))
+    assert doubts[0, 1, 2] > 0.9
+    assert doubts[0, 1, 90] < 0.1
+    assert ((doubts >= 0) & (doubts <= 1)).all()
+
+
+def test_a_class_the_model_barely_tells_apart_keeps_its_labels():
+    # the model gives 60% of class 0's labels only 0.1, and class 1's
+    # pixels 0.02: a low probability is what class 0 usually gets
+    doubts = label_doubts(_prob_hists({0.1: 0.6, 0.9: 0.4}))
+    assert doubts[0, 1, 10] < 0.1
 
 
 def _two_class_scene(n=4, size=64):

@@ -31,7 +31,9 @@ def _scene():
 def test_confident_label_loses_to_a_class_at_its_own_threshold():
     labels, probs = _scene()
     patches, _ = find_label_errors(
-        labels, probs, config=FinderConfig(prior_strength=0)
+        labels,
+        probs,
+        config=FinderConfig(prior_strength=0, min_error_probability=0),
     )
     # WEAK's threshold is 0.25, so no WEAK pixel is unconfident; the
     # mislabelled object's OTHER (0.625) reaches OTHER's threshold (0.6),
@@ -41,3 +43,23 @@ def test_confident_label_loses_to_a_class_at_its_own_threshold():
         assert (p.given_label, p.suggested_label) == (WEAK, OTHER)
         assert p.full_mask()[MISLABELLED].all()
         assert p.area == 144
+
+
+def test_a_class_the_model_barely_sees_is_doubted_little():
+    # The model gives WEAK the same 0.25 on the mislabelled object as on
+    # the true WEAK objects: its labels of WEAK say little either way, so
+    # the patch's error probability stays under the reporting floor.
+    labels, probs = _scene()
+    config = FinderConfig(prior_strength=0)
+    patches, summary = find_label_errors(labels, probs, config=config)
+    assert patches == []
+    assert summary.expected_errors == 0
+    kept, _ = find_label_errors(
+        labels,
+        probs,
+        config=FinderConfig(prior_strength=0, min_error_probability=0),
+    )
+    assert all(
+        p.error_probability < config.min_error_probability < p.score
+        for p in kept
+    )

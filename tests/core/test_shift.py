@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fixer_core import find_label_errors
+from fixer_core import apply_patches, find_label_errors
 from fixer_core.finder import SHIFTED_CAUSE
 from fixer_core.issues import SHIFTED, SHIFTED_ISSUE
 from fixer_core.shift import find_label_shift
@@ -72,3 +72,18 @@ def test_a_shifted_label_is_a_specific_issue_of_its_own():
     assert {summary.issue_of(p) for p in on_shifted} == {SHIFTED_ISSUE}
     # its patches are not counted in the class pairs' issues
     assert sum(i.num_patches for i in summary.issues) == len(patches)
+
+
+def test_the_corrected_label_is_moved_back_into_line():
+    truth = np.stack([_street()] * 4)
+    patches, summary = _run_with_a_shifted_label()
+    shift = summary.shifted_labels[2]
+    label = _moved(truth[2], 8, 8)
+    corrected = apply_patches(
+        label, [p for p in patches if p.image_index == 2], shift=shift
+    )
+    landed = shift.moved(label) >= 0
+    assert (corrected[landed] == truth[2][landed]).all()
+    # where nothing lands, the label's own pixels stay
+    assert (corrected[~landed] == label[~landed]).all()
+    assert (corrected == truth[2]).mean() > (label == truth[2]).mean()
