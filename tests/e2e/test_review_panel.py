@@ -1,4 +1,5 @@
-"""The review panel in the real App: sampled patches reviewed by keys.
+"""The review panel in the real App: patches reviewed by keys, from the
+review sample or any view of a run's patches.
 
 Driven in headless Chromium on the CamVid subset of ``conftest.py``; the
 run and its review sample are made from Python first.
@@ -12,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-expect = pytest.importorskip(
+sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed"
-).expect
+)
+expect, PlaywrightTimeout = sync_api.expect, sync_api.TimeoutError
 pytestmark = pytest.mark.e2e
 
 CONFIRMED, REJECTED = "fixer:confirmed", "fixer:rejected"
@@ -47,11 +49,31 @@ def _stored(dataset) -> str:
     return f"{precision['overall']['precision_patches'][0]:.2f}"
 
 
-def _examples(dataset) -> dict:
-    """``{patch id: examples}`` the panel loaded (kept in the run)."""
-    dataset.reload()
-    results = dataset.load_run_results("fixer", cache=False)
-    return results.review_examples["examples"]
+def _run(fixer_plugin, name: str, dataset, **params) -> dict:
+    """An operator's result, run from Python (in a thread: no asyncio loop
+    there, see ``conftest.browser``)."""
+    import fiftyone.operators as foo
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            foo.execute_operator,
+            fixer_plugin.uri(name),
+            dataset=dataset,
+            params=params,
+        ).result()
+    result.raise_exceptions()
+    return result.result
+
+
+def _open_panel(app):
+    """The review panel: opened, unless the App kept it open (its server
+    remembers the dataset's spaces)."""
+    panel = app.page.get_by_test_id("fixer-review-panel")
+    try:
+        panel.wait_for(timeout=3_000)
+    except PlaywrightTimeout:
+        app.open_panel("fixer_review")
+    return panel
 
 
 def _drawn(crop) -> str | None:
@@ -66,14 +88,15 @@ def _wait_drawn(page, crop, patch_id: str, timeout_s: float = 30.0) -> None:
         page.wait_for_timeout(5)
 
 
-def test_review_five_patches_by_keys(app, review_sample, record_property):
+def test_review_five_patches_by_keys(
+    app, review_sample, fixer_plugin, record_property
+):
     dataset = review_sample
     sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
     assert sampled >= len(KEYS) + 1
 
     app.open(dataset.name)
-    app.open_panel("fixer_review")
-    panel = app.page.get_by_test_id("fixer-review-panel")
+    panel = _open_panel(app)
     crop = panel.get_by_test_id("fixer-review-crop")
     counts = panel.get_by_test_id("fixer-review-counts")
     estimate = panel.get_by_test_id("fixer-review-estimate")
@@ -116,11 +139,24 @@ def test_review_five_patches_by_keys(app, review_sample, record_property):
     # rewrites them is a race)
     expect(panel).to_have_attribute("data-pending", "0")
 
-    # the nearest examples of the suggested class are drawn
-    shown = _examples(dataset)[crop.get_attribute("data-patch-id")]
-    expect(panel.get_by_test_id("fixer-review-example")).to_have_count(
-        len(shown)
+    # the nearest examples of the suggested class are drawn, and what they
+    # are nearest by (the run's probabilities are stored: model features)
+    shown = crop.get_attribute("data-patch-id")
+    answer = _run(
+        fixer_plugin,
+        "get_review_examples",
+        dataset,
+        run_key="fixer",
+        ids=[shown],
     )
+    expect(panel.get_by_test_id("fixer-review-example")).to_have_count(
+        len(answer["examples"][shown])
+    )
+    assert answer["descriptor"] == "model features"
+    descriptor = panel.get_by_test_id("fixer-review-descriptor")
+    expect(descriptor).to_have_attribute("data-descriptor", "model features")
+    if answer["examples"][shown]:
+        expect(descriptor).to_contain_text("by the model's features")
     expect(estimate).to_contain_text(f"from {done} reviewed patches")
     expect(estimate).to_contain_text(f"Flag precision {_stored(dataset)}")
 
@@ -161,3 +197,33 @@ def test_review_five_patches_by_keys(app, review_sample, record_property):
         f"\nreview panel: median {median:.3f} s per patch by keys "
         f"({', '.join(f'{s:.3f}' for s in seconds)})"
     )
+
+
+def test_the_panel_reviews_the_view_open_in_the_app(app, review_sample):
+    """A run's saved view of general errors, opened in the App: the panel
+    queues its patches in the view's order, and follows the App back to
+    the whole dataset (the review sample)."""
+    dataset = review_sample
+    name = "fixer-general"
+    order = dataset.load_saved_view(name).values(
+        "fixer_patches.detections.id", unwind=True
+    )
+    assert len(order) > 2
+    app.open(dataset.name)
+    app.open_saved_view(name)
+    panel = _open_panel(app)
+    crop = panel.get_by_test_id("fixer-review-crop")
+    position = panel.get_by_test_id("fixer-review-position")
+    expect(position).to_have_text(f"Patch 1 of {len(order)}")
+    expect(panel.get_by_test_id("fixer-review-source")).to_have_value(
+        "current view"
+    )
+    for i, patch_id in enumerate(order[:3]):
+        expect(crop).to_have_attribute("data-patch-id", patch_id)
+        _wait_drawn(app.page, crop, patch_id)
+        app.page.keyboard.press("ArrowRight")
+        expect(position).to_have_text(f"Patch {i + 2} of {len(order)}")
+    # a saved view picked in the panel
+    panel.get_by_test_id("fixer-review-source").select_option("fixer-review")
+    sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
+    expect(position).to_have_text(f"Patch 1 of {sampled}")
