@@ -937,6 +937,7 @@
         "data-cy": "fixer-review-panel",
         "data-pending": String(pending),
         "data-pages": String(Object.keys(rows).length),
+        "data-source": queue.source,
       },
       h(
         "div",

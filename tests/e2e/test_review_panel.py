@@ -7,6 +7,8 @@ run and its review sample are made from Python first.
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 CONFIRMED, REJECTED = "fixer:confirmed", "fixer:rejected"
 KEYS = ("c", "r", "c", "s", "c")  # confirm, reject, confirm, skip, confirm
+PAGE = 50  # patches per page (js/review_panel.js)
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +230,99 @@ def test_the_panel_reviews_the_view_open_in_the_app(app, review_sample):
     panel.get_by_test_id("fixer-review-source").select_option("fixer-review")
     sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
     expect(position).to_have_text(f"Patch 1 of {sampled}")
+
+
+BIG = 10_000  # patches in the big queue
+
+
+@pytest.fixture(scope="module")
+def big_queue(review_sample):
+    """A clone of the reviewed dataset whose run holds at least ``BIG``
+    patches: each patch repeated (new ids, no tags)."""
+    import fiftyone as fo
+
+    dataset = review_sample.clone("e2e-camvid-big", persistent=True)
+    try:
+        copies = math.ceil(BIG / dataset.count("fixer_patches.detections"))
+        for sample in dataset.iter_samples(autosave=True):
+            dets = sample["fixer_patches"].detections
+            extra = []
+            for det in dets:
+                values = {
+                    n: det[n]
+                    for n in det.field_names
+                    if n not in ("id", "tags")
+                }
+                extra += [fo.Detection(**values) for _ in range(copies - 1)]
+            sample["fixer_patches"].detections = dets + extra
+        yield dataset
+    finally:
+        dataset.delete()
+
+
+def _open_seconds(app, panel, crop, source: str) -> float:
+    """Seconds from picking a queue in the panel to its first patch drawn."""
+    picker = panel.get_by_test_id("fixer-review-source")
+    # the previous queue's first examples are in (the server is idle)
+    expect(
+        panel.get_by_test_id("fixer-review-descriptor")
+    ).not_to_have_attribute("data-descriptor", "", timeout=60_000)
+    start = time.perf_counter()
+    picker.select_option(source)
+    # the queue's answer replaces the position (waits, never a time limit)
+    expect(panel).to_have_attribute("data-source", source, timeout=60_000)
+    _wait_drawn(app.page, crop, crop.get_attribute("data-patch-id"))
+    return time.perf_counter() - start
+
+
+def test_a_big_queue_comes_a_page_at_a_time(app, big_queue, record_property):
+    dataset = big_queue
+    order = dataset.values("fixer_patches.detections.id", unwind=True)
+    total = len(order)
+    sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
+    done = sum(
+        dataset.count_label_tags("fixer_patches").get(t, 0)
+        for t in (CONFIRMED, REJECTED)
+    )
+    assert total >= BIG
+    app.open(dataset.name)
+    panel = _open_panel(app)
+    crop = panel.get_by_test_id("fixer-review-crop")
+    position = panel.get_by_test_id("fixer-review-position")
+    counts = panel.get_by_test_id("fixer-review-counts")
+    expect(position).to_have_text(re.compile(r"^Patch 1 of "))
+
+    expect(panel).to_have_attribute("data-source", "fixer-review")
+    big = _open_seconds(app, panel, crop, "current view")
+    expect(position).to_have_text(f"Patch 1 of {total}")
+    expect(counts).to_have_text(f"{done} done, {total - done} left")
+    # the first page and the next one, not the whole queue
+    expect(panel).to_have_attribute("data-pages", "2")
+    expect(crop).to_have_attribute("data-patch-id", order[0])
+
+    app.page.keyboard.press("c")  # a repeat: not in the review sample
+    expect(counts).to_have_text(f"{done + 1} done, {total - done - 1} left")
+    for _ in range(PAGE - 1):
+        app.page.keyboard.press("ArrowRight")
+    expect(position).to_have_text(f"Patch {PAGE + 1} of {total}")
+    expect(crop).to_have_attribute("data-patch-id", order[PAGE])
+    _wait_drawn(app.page, crop, order[PAGE])
+    expect(panel).to_have_attribute("data-pages", "3")  # the next one
+    expect(counts).to_have_text(f"{done + 1} done, {total - done - 1} left")
+    expect(panel).to_have_attribute("data-pending", "0")
+    assert (
+        CONFIRMED
+        in dataset.select_labels(ids=[order[0]])
+        .first()["fixer_patches"]
+        .detections[0]
+        .tags
+    )
+
+    small = _open_seconds(app, panel, crop, "fixer-review")
+    expect(position).to_have_text(f"Patch 1 of {sampled}")
+    record_property("open_seconds_review_sample", round(small, 3))
+    record_property("open_seconds_big_queue", round(big, 3))
+    print(
+        f"\nreview panel: {sampled} patches open in {small:.2f} s, "
+        f"{total} in {big:.2f} s"
+    )
