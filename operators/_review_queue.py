@@ -4,6 +4,9 @@ tags."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import cv2
 import fiftyone as fo
 import numpy as np
@@ -152,17 +155,24 @@ def _verdicts(dataset: fo.Dataset, field: str) -> dict[str, str]:
 
 
 def _patches_field(view) -> tuple[str, str] | None:
-    """``(run_key, field)`` of the FIXER patches a view holds."""
+    """``(run_key, field)`` of the FIXER patches a view holds: of the run
+    whose patches it filters or sorts by, when it holds several runs'."""
     dataset = view._root_dataset
     fields = {output_fields(k)["patches"]: k for k in list_fixer_runs(dataset)}
     if view._is_patches:
         name = view.patches_field
         return (fields[name], name) if name in fields else None
     schema = view.get_field_schema()
-    for name, key in fields.items():
-        if name in schema:
-            return key, name
-    return None
+    held = [(key, name) for name, key in fields.items() if name in schema]
+    if len(held) > 1:
+        stages = json.dumps(view._serialize())
+        named = [
+            (key, name)
+            for key, name in held
+            if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", stages)
+        ]
+        held = named or held
+    return held[0] if held else None
 
 
 def set_verdict(

@@ -264,6 +264,20 @@ def test_the_queue_reads_any_view_of_patches_in_its_order(reviewed):
     assert "no patches of a FIXER run" in result.result["message"]
 
 
+def test_with_two_runs_the_queue_is_of_the_run_the_view_filters(reviewed):
+    _find(reviewed, run_key="second")
+    view = reviewed.filter_labels("second_patches", F("area") > 0)
+    result = foo.execute_operator(
+        f"{PLUGIN}/get_review_queue",
+        dict(view=view, params={"source": "current view"}),
+    )
+    result.raise_exceptions()
+    assert result.result["run_key"] == "second"
+    assert result.result["ids"] == view.values(
+        "second_patches.detections.id", unwind=True
+    )
+
+
 def test_examples_are_of_the_suggested_class_from_other_images(reviewed):
     queue = _queue(reviewed)
     answer = _examples(reviewed, queue["ids"])
