@@ -38,9 +38,9 @@ _ATTRIBUTES = (
     *EVIDENCE_ATTRIBUTES,
     *RUN_ATTRIBUTES,
 )
-
-
+# Patches per page of the queue (the panel asks for the same)
 PAGE_SIZE = 50
+# The queue source that is the view open in the App
 CURRENT_VIEW = "current view"
 
 
@@ -199,7 +199,7 @@ def set_verdict(
     return _estimate_summary(dataset, run_key)
 
 
-def _estimate_summary(dataset: fo.Dataset, run_key: str) -> dict:
+def _estimate_summary(dataset: fo.Dataset, run_key: str) -> dict | None:
     """The overall precision estimate from the review tags, in the panel's
     terms (None without a review sample)."""
     if not stored_results(dataset, run_key).get("review"):
