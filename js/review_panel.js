@@ -571,7 +571,6 @@
       function (source) {
         if (!datasetName) return;
         var gen = ++generation.current;
-        requested.current = new Set([0]);
         setError(null);
         execute(
           datasetName,
@@ -581,6 +580,8 @@
         ).then(
           function (result) {
             if (gen !== generation.current) return;
+            requested.current = new Set([0]);
+            result.generation = gen;
             setRows({});
             setExamples({});
             setDescriptor(null);
@@ -617,9 +618,11 @@
 
     var ensurePage = React.useCallback(
       function (page) {
+        // (not while another queue is loading: these ids are the old one's)
+        var gen = queue && queue.generation;
+        if (gen !== generation.current) return;
         if (!runKey || page * PAGE >= total || requested.current.has(page)) return;
         requested.current.add(page);
-        var gen = generation.current;
         var pageIds = ids.slice(page * PAGE, (page + 1) * PAGE);
         execute(datasetName, "get_review_page", { run_key: runKey, ids: pageIds }).then(
           function (result) {
@@ -632,7 +635,7 @@
           }
         );
       },
-      [datasetName, runKey, ids, total, addPage]
+      [datasetName, queue, runKey, ids, total, addPage]
     );
 
     function rowAt(i) {
