@@ -14,6 +14,8 @@ from .operators import (
     FindLabelErrors,
     FixerPanel,
     GetLabelErrorRunInfo,
+    GetReviewExamples,
+    GetReviewPage,
     GetReviewQueue,
     ImportCvatArchive,
     LabelQualityReport,
@@ -71,4 +73,6 @@ def register(p):
     p.register(SendToCvat)
     p.register(LoadFromCvat)
     p.register(GetReviewQueue)
+    p.register(GetReviewPage)
+    p.register(GetReviewExamples)
     p.register(SetReviewVerdict)

@@ -1,9 +1,14 @@
-"""Nearest correctly labelled examples of a class, by colour and texture.
+"""Nearest correctly labelled examples of a class, by the model's features
+or by colour and texture.
 
-Without a model's features, a region is described by what its pixels look
-like: a hue-saturation-value histogram (colour) and histograms of its
-gradients' strength and orientation (texture), each normalized and
-compared by the Hellinger distance.
+With the model's output (its per-pixel class probabilities or logits), a
+region is described by its mean centred log-probabilities: the model's
+class scores up to a constant, which keep every class's margin where
+probabilities saturate to one-hot (see :func:`model_descriptor`).
+Without them, a region is described by what its pixels look like: a
+hue-saturation-value histogram (colour) and histograms of its gradients'
+strength and orientation (texture), each normalized and compared by the
+Hellinger distance.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ GRADIENT_BINS = 8
 # Share of the descriptor's weight on colour (the rest is texture)
 COLOUR_WEIGHT = 0.6
 DESCRIPTOR_SIZE = HUE_BINS * SAT_BINS * VAL_BINS + 2 * GRADIENT_BINS
+# Probabilities are floored here before the log (float16 files hold zeros)
+PROB_FLOOR = 1e-4
+# What the descriptors are, as the review panel names them
+MODEL_FEATURES = "model features"
+COLOUR_TEXTURE = "colour/texture"
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,8 @@ class ExampleRegion:
         image: key of its image (e.g. a sample id).
         label: its class.
         box: ``(x, y, w, h)`` in pixels.
-        descriptor: ``(D,)`` float32, see :func:`region_descriptor`.
+        descriptor: float32, see :func:`region_descriptor` and
+            :func:`model_descriptor`.
     """
 
     image: str
@@ -98,6 +109,40 @@ def region_descriptor(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.sqrt(np.concatenate(parts)).astype(np.float32)
 
 
+def model_descriptor(
+    pred_probs: np.ndarray, mask: np.ndarray, *, logits: bool = False
+) -> np.ndarray:
+    """``(K,)`` float32 descriptor of a region from the model's output.
+
+    The mean over the region of the centred log-probabilities
+    ``log p_k - mean_j log p_j`` (the model's logits up to a per-pixel
+    constant). Unlike the probabilities, which saturate to one-hot on
+    every confidently predicted region, they keep how far each other
+    class is, so regions the model sees alike are near.
+
+    Args:
+        pred_probs: ``(K, H, W)`` probabilities (or logits, see below).
+        mask: ``(H, W)`` bool mask of the region (not empty).
+        logits: ``pred_probs`` holds logits, not probabilities.
+
+    Example:
+        >>> probs = np.zeros((2, 4, 4), np.float32)
+        >>> probs[0], probs[1] = 0.9, 0.1
+        >>> model_descriptor(probs, np.ones((4, 4), bool)).round(2)
+        array([ 1.1, -1.1], dtype=float32)
+    """
+    if not mask.any():
+        raise ValueError("the region's mask is empty")
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    values = pred_probs[:, y0:y1, x0:x1][:, mask[y0:y1, x0:x1]]
+    values = values.astype(np.float64)
+    if not logits:
+        values = np.log(np.maximum(values, PROB_FLOOR))
+    centred = values - values.mean(axis=0)
+    return centred.mean(axis=1).astype(np.float32)
+
+
 def _normalized(hist: np.ndarray) -> np.ndarray:
     total = hist.sum()
     if total == 0:
@@ -132,13 +177,16 @@ def example_regions(
     classes: set[int],
     image_key: str,
     *,
+    pred_probs: np.ndarray | None = None,
+    logits: bool = False,
     min_area: int = 64,
     per_class: int = 5,
 ) -> list[ExampleRegion]:
     """The correctly labelled regions of an image that can serve as
     examples: connected regions of each of ``classes`` outside the flagged
     pixels, at least ``min_area`` pixels, the ``per_class`` largest per
-    class.
+    class. Described by :func:`model_descriptor` when ``pred_probs`` is
+    given, else by :func:`region_descriptor`.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB image.
@@ -146,6 +194,8 @@ def example_regions(
         flagged: ``(H, W)`` bool, pixels in any patch of the run.
         classes: the classes wanted.
         image_key: stored in each region.
+        pred_probs: ``(K, H, W)`` model output on the image, if any.
+        logits: ``pred_probs`` holds logits.
         min_area: smallest region kept.
         per_class: regions kept per class.
     """
@@ -163,6 +213,13 @@ def example_regions(
                 break
             x, y, w, h = (int(v) for v in stats[i, :4])
             region = comp[y : y + h, x : x + w] == i
-            descriptor = region_descriptor(image[y : y + h, x : x + w], region)
+            if pred_probs is None:
+                descriptor = region_descriptor(
+                    image[y : y + h, x : x + w], region
+                )
+            else:
+                descriptor = model_descriptor(
+                    pred_probs[:, y : y + h, x : x + w], region, logits=logits
+                )
             out.append(ExampleRegion(image_key, c, (x, y, w, h), descriptor))
     return out

@@ -1,20 +1,25 @@
 /*
- * FIXER review panel: one sampled patch at a time, reviewed by keys.
+ * FIXER review panel: the patches of a view, one at a time, reviewed by keys.
  *
  * Hand-written plain JS (no build step): the App loads it as a script
  * (fiftyone.yml js_bundle) and provides React, Recoil and its own modules
  * as globals (window.React, window.recoil, window.__fop__ plugins,
  * window.__fos__ state, window.__fou__ utilities).
  *
- * The queue (every sampled patch with its evidence and outline) is loaded
- * once from the get_review_queue operator. Crops are drawn here from the
- * images the App serves (/media), and the next images are prefetched, so
- * moving on never waits on the server. Verdicts go to set_review_verdict
- * in order, in the background; each answer carries the updated precision
- * estimate.
+ * The queue is the FIXER patches of a view, in the view's order: by default
+ * the view open in the App when it holds patches, else the first review
+ * sample (draw_review_sample); any run's saved view can be picked. The
+ * get_review_queue operator answers with the order (every patch id) and
+ * the first page of rows; further pages (get_review_page) and each page's
+ * nearest examples (get_review_examples) are fetched a page ahead, and the
+ * next images are prefetched, so moving on never waits on the server and a
+ * queue of thousands opens as fast as one of ten. Verdicts go to
+ * set_review_verdict in order, in the background; each answer carries the
+ * updated precision estimate.
  *
  * Each patch also shows the nearest correctly labelled examples of its
- * suggested class (by colour and texture), outlined in green.
+ * suggested class, outlined in green, and says what "nearest" was measured
+ * by: the model's features, or colour and texture.
  *
  * Keys: C confirm, R reject, S skip, U clear the verdict,
  * Right / J next, Left / K previous.
@@ -26,6 +31,8 @@
   var h = React.createElement;
   var PLUGIN = "@fixer/fixer";
   var PREFETCH = 3; // images loaded ahead of the current patch
+  var PAGE = 50; // patches per page of the queue
+  var CURRENT_VIEW = "current view"; // the App's view, as a queue source
   var CANVAS_W = 480;
   var CANVAS_H = 360;
   var OUTLINE = "#ff00ff";
@@ -47,12 +54,14 @@
     return "";
   }
 
-  function execute(datasetName, operator, params) {
-    var body = {
+  /* Runs one of the plugin's operators; ``view`` (optional) is the App's
+   * current view, as the App's own operator calls send it. */
+  function execute(datasetName, operator, params, view) {
+    var body = Object.assign({}, view || {}, {
       dataset_name: datasetName,
       operator_uri: PLUGIN + "/" + operator,
       params: params,
-    };
+    });
     var url = (pathPrefix() + "/operators/execute").replace(/\/\/+/g, "/");
     return fetch(url, {
       method: "POST",
@@ -241,26 +250,44 @@
     });
   }
 
+  var MEASURES = {
+    "model features": "by the model's features: its class scores over the region",
+    "colour/texture": "by colour and texture (no model output to compare)",
+  };
+
   function Examples(props) {
     var p = props.patch;
-    var examples = p.examples || [];
+    var examples = props.examples;
+    var text;
+    if (!examples) {
+      text = "Finding correctly labelled " + p.suggested_label + " elsewhere...";
+    } else if (examples.length) {
+      text =
+        "What " +
+        p.suggested_label +
+        " looks like in your labels: the nearest correctly labelled " +
+        "regions, " +
+        (MEASURES[props.descriptor] || props.descriptor) +
+        ".";
+    } else {
+      text = "No correctly labelled " + p.suggested_label + " elsewhere.";
+    }
     return h(
       "div",
       { style: { marginTop: 12 }, "data-cy": "fixer-review-examples" },
       h(
         "div",
-        { style: styles.muted },
-        examples.length
-          ? "What " +
-              p.suggested_label +
-              " looks like in your labels (nearest correctly labelled " +
-              "regions, by colour and texture):"
-          : "No correctly labelled " + p.suggested_label + " elsewhere."
+        {
+          style: styles.muted,
+          "data-cy": "fixer-review-descriptor",
+          "data-descriptor": props.descriptor || "",
+        },
+        text
       ),
       h(
         "div",
         { style: { display: "flex", flexWrap: "wrap", marginTop: 4 } },
-        examples.map(function (e, i) {
+        (examples || []).map(function (e, i) {
           return h(Example, { key: p.id + "-" + i, example: e });
         })
       )
@@ -425,17 +452,60 @@
     );
   }
 
+  /* The App's current view as operator requests carry it (stages, saved
+   * view name, sidebar filters, extended stages). */
+  function useViewContext() {
+    var fos = window.__fos__ || {};
+    var recoil = window.recoil;
+    function value(atom) {
+      return atom && recoil ? recoil.useRecoilValue(atom) : null;
+    }
+    var view = value(fos.view);
+    var viewName = value(fos.viewName);
+    var filters = value(fos.filters);
+    var extended = value(fos.extendedStages);
+    return React.useMemo(
+      function () {
+        return {
+          view: view || [],
+          view_name: viewName || null,
+          filters: filters || {},
+          extended: extended || null,
+        };
+      },
+      [view, viewName, filters, extended]
+    );
+  }
+
+  function isDone(verdict) {
+    return verdict === "confirmed" || verdict === "rejected";
+  }
+
   function ReviewPanel() {
     var datasetName = useDatasetName();
+    var viewContext = useViewContext();
+    var viewKey = JSON.stringify(viewContext);
     var _q = React.useState(null);
     var queue = _q[0];
     var setQueue = _q[1];
+    var _r = React.useState({});
+    var rows = _r[0]; // page index -> rows
+    var setRows = _r[1];
+    var _x = React.useState({});
+    var examples = _x[0]; // patch id -> examples
+    var setExamples = _x[1];
+    var _d = React.useState(null);
+    var descriptor = _d[0];
+    var setDescriptor = _d[1];
     var _i = React.useState(0);
     var index = _i[0];
     var setIndex = _i[1];
     var _v = React.useState({});
-    var verdicts = _v[0];
+    var verdicts = _v[0]; // this session's verdicts: patch id -> verdict
     var setVerdicts = _v[1];
+    var _o = React.useState({});
+    var original = _o[0]; // patch id -> verdict when its page came
+    var setOriginal = _o[1];
     var _e = React.useState(null);
     var estimate = _e[0];
     var setEstimate = _e[1];
@@ -449,71 +519,177 @@
     var pending = _p[0];
     var setPending = _p[1];
     var chain = React.useRef(Promise.resolve());
+    var requested = React.useRef(new Set()); // pages asked for
+    var generation = React.useRef(0); // answers of older queues are dropped
+    var viewRef = React.useRef(viewContext);
+    viewRef.current = viewContext;
 
-    var load = React.useCallback(
-      function (runKey) {
-        if (!datasetName) return;
-        setError(null);
-        execute(datasetName, "get_review_queue", { run_key: runKey || null }).then(
+    var addPage = React.useCallback(
+      function (gen, runKey, page, pageRows) {
+        if (gen !== generation.current) return;
+        setRows(function (r) {
+          var out = Object.assign({}, r);
+          out[page] = pageRows;
+          return out;
+        });
+        setOriginal(function (o) {
+          var out = Object.assign({}, o);
+          pageRows.forEach(function (row) {
+            if (!(row.id in out)) out[row.id] = row.verdict;
+          });
+          return out;
+        });
+        if (!pageRows.length) return;
+        var ids = pageRows.map(function (row) {
+          return row.id;
+        });
+        execute(datasetName, "get_review_examples", { run_key: runKey, ids: ids }).then(
           function (result) {
-            var marks = {};
-            (result.patches || []).forEach(function (p) {
-              if (p.verdict) marks[p.id] = p.verdict;
+            if (gen !== generation.current) return;
+            setDescriptor(result.descriptor);
+            setExamples(function (x) {
+              return Object.assign({}, x, result.examples);
             });
-            setVerdicts(marks);
-            setEstimate(result.estimate || null);
-            setIndex(0);
-            setQueue(result);
           },
           function (e) {
-            setError(e.message);
+            if (gen !== generation.current) return;
+            var none = {};
+            ids.forEach(function (id) {
+              none[id] = [];
+            });
+            setExamples(function (x) {
+              return Object.assign({}, x, none);
+            });
+            setError("No examples: " + e.message);
           }
         );
       },
       [datasetName]
     );
 
-    React.useEffect(
-      function () {
-        load(null);
+    var load = React.useCallback(
+      function (source) {
+        if (!datasetName) return;
+        var gen = ++generation.current;
+        setError(null);
+        execute(
+          datasetName,
+          "get_review_queue",
+          { source: source || null, page_size: PAGE },
+          viewRef.current
+        ).then(
+          function (result) {
+            if (gen !== generation.current) return;
+            requested.current = new Set([0]);
+            result.generation = gen;
+            setRows({});
+            setExamples({});
+            setDescriptor(null);
+            setVerdicts({});
+            setOriginal({});
+            setEstimate(result.estimate || null);
+            setIndex(0);
+            setQueue(result);
+            if (result.run_key) addPage(gen, result.run_key, 0, result.rows || []);
+          },
+          function (e) {
+            if (gen === generation.current) setError(e.message);
+          }
+        );
       },
-      [load]
+      [datasetName, addPage]
     );
 
-    var patches = (queue && queue.patches) || [];
-    var patch = patches[index];
+    // The first queue, and again whenever the App's view changes, unless
+    // the reviewer picked a saved view here
+    var picked = React.useRef(null);
+    React.useEffect(
+      function () {
+        if (picked.current === null || picked.current === CURRENT_VIEW) {
+          load(picked.current);
+        }
+      },
+      [load, viewKey]
+    );
 
-    // Prefetch the images of the next patches
+    var ids = (queue && queue.ids) || [];
+    var total = ids.length;
+    var runKey = queue && queue.run_key;
+
+    var ensurePage = React.useCallback(
+      function (page) {
+        // (not while another queue is loading: these ids are the old one's)
+        var gen = queue && queue.generation;
+        if (gen !== generation.current) return;
+        if (!runKey || page * PAGE >= total || requested.current.has(page)) return;
+        requested.current.add(page);
+        var pageIds = ids.slice(page * PAGE, (page + 1) * PAGE);
+        execute(datasetName, "get_review_page", { run_key: runKey, ids: pageIds }).then(
+          function (result) {
+            addPage(gen, runKey, page, result.rows || []);
+          },
+          function (e) {
+            if (gen !== generation.current) return;
+            requested.current.delete(page);
+            setError("Page not loaded: " + e.message);
+          }
+        );
+      },
+      [datasetName, queue, runKey, ids, total, addPage]
+    );
+
+    function rowAt(i) {
+      var pageRows = rows[Math.floor(i / PAGE)];
+      return pageRows ? pageRows[i % PAGE] : undefined;
+    }
+    var patch = rowAt(index);
+
+    // The current page and the next one
+    React.useEffect(
+      function () {
+        var page = Math.floor(index / PAGE);
+        ensurePage(page);
+        ensurePage(page + 1);
+      },
+      [index, ensurePage]
+    );
+
+    // Prefetch the images of the next patches and their examples
     React.useEffect(
       function () {
         for (var k = 1; k <= PREFETCH; k++) {
-          var next = patches[index + k];
+          var next = rowAt(index + k);
           if (!next) continue;
-          [next].concat(next.examples || []).forEach(function (item) {
+          [next].concat(examples[next.id] || []).forEach(function (item) {
             loadImage(item.filepath).catch(function () {});
           });
         }
       },
-      [patches, index]
+      [rows, examples, index]
     );
 
     var go = React.useCallback(
       function (step) {
         setIndex(function (i) {
-          return Math.min(Math.max(i + step, 0), Math.max(patches.length - 1, 0));
+          return Math.min(Math.max(i + step, 0), Math.max(total - 1, 0));
         });
       },
-      [patches.length]
+      [total]
     );
 
     var decide = React.useCallback(
       function (verdict) {
         if (!patch) return;
         var id = patch.id;
+        var current = id in verdicts ? verdicts[id] : original[id];
+        if (verdict === "skipped" && current) {
+          // a skip keeps the verdict the patch has
+          if (autoAdvance) go(1);
+          return;
+        }
         setVerdicts(function (v) {
           var out = Object.assign({}, v);
-          if (verdict === null) delete out[id];
-          else out[id] = verdict;
+          out[id] = verdict;
           return out;
         });
         if (verdict !== "skipped") {
@@ -524,7 +700,7 @@
           chain.current = chain.current
             .then(function () {
               return execute(datasetName, "set_review_verdict", {
-                run_key: queue.run_key,
+                run_key: runKey,
                 label_id: id,
                 verdict: verdict,
               });
@@ -545,7 +721,7 @@
         }
         if (autoAdvance && verdict !== null) go(1);
       },
-      [patch, queue, datasetName, autoAdvance, go]
+      [patch, verdicts, original, runKey, datasetName, autoAdvance, go]
     );
 
     React.useEffect(
@@ -605,36 +781,75 @@
     if (error && !queue) {
       return h("div", { style: styles.root }, h("div", { style: styles.error }, error));
     }
-    if (!queue) return h("div", { style: styles.root }, "Loading the review sample...");
-    if (!queue.run_key) {
+    if (!queue) return h("div", { style: styles.root }, "Loading the review queue...");
+
+    var sourcePicker = h(
+      "select",
+      {
+        value: queue.source,
+        "aria-label": "Patches to review",
+        "data-cy": "fixer-review-source",
+        onChange: function (e) {
+          picked.current = e.target.value;
+          load(e.target.value);
+        },
+      },
+      queue.sources.map(function (name) {
+        return h(
+          "option",
+          { key: name, value: name },
+          name === CURRENT_VIEW ? "The view open in the App" : "Saved view " + name
+        );
+      })
+    );
+    if (!runKey) {
       return h(
         "div",
         { style: styles.root, "data-cy": "fixer-review-panel" },
-        "No FIXER run of this dataset has a review sample: run ",
-        h("b", null, "Draw review sample"),
-        " first, then ",
-        h("button", { onClick: function () { load(null); } }, "reload")
+        h("div", { style: { marginBottom: 12 } }, sourcePicker),
+        h("div", { "data-cy": "fixer-review-message" }, queue.message),
+        h(
+          "button",
+          {
+            style: Object.assign({}, styles.button, { marginTop: 12 }),
+            onClick: function () {
+              load(queue.source);
+            },
+          },
+          "Reload"
+        )
       );
     }
 
-    var done = patches.filter(function (p) {
-      var v = verdicts[p.id];
-      return v === "confirmed" || v === "rejected";
-    }).length;
-    var verdict = patch ? verdicts[patch.id] : null;
+    // Done: the server's count when the queue opened, plus this session's
+    // changes to patches whose verdict was known then
+    var done = queue.done;
+    Object.keys(verdicts).forEach(function (id) {
+      if (verdicts[id] !== "skipped") {
+        done += isDone(verdicts[id]) - isDone(original[id]);
+      }
+    });
+    var verdict = patch
+      ? patch.id in verdicts
+        ? verdicts[patch.id]
+        : original[patch.id]
+      : null;
 
-    var estimateText = "No estimate until a patch is confirmed or rejected.";
-    if (estimate && estimate.precision !== null && estimate.precision !== undefined) {
+    var estimateText =
+      "No precision estimate: run " + runKey + " has no review sample.";
+    if (estimate) {
       estimateText =
-        "Flag precision " +
-        num(estimate.precision) +
-        " (95%: " +
-        num(estimate.low) +
-        " - " +
-        num(estimate.high) +
-        "), from " +
-        estimate.reviewed +
-        " reviewed patches";
+        estimate.precision === null || estimate.precision === undefined
+          ? "No estimate until a sampled patch is confirmed or rejected."
+          : "Flag precision " +
+            num(estimate.precision) +
+            " (95%: " +
+            num(estimate.low) +
+            " - " +
+            num(estimate.high) +
+            "), from " +
+            estimate.reviewed +
+            " reviewed patches";
     }
 
     function button(label, onClick, cy, extra) {
@@ -652,94 +867,101 @@
       );
     }
 
+    var body;
+    if (!total) {
+      body = h("div", null, "This view holds no patches.");
+    } else if (!patch) {
+      body = h("div", { style: styles.muted }, "Loading patch " + (index + 1) + "...");
+    } else {
+      body = h(
+        "div",
+        { style: Object.assign({}, styles.row, { marginTop: 12 }) },
+        h(
+          "div",
+          { style: { flex: "0 1 " + CANVAS_W + "px" } },
+          h(Crop, { patch: patch }),
+          h(
+            "div",
+            { style: styles.buttons },
+            button("Confirm (C)", function () { decide("confirmed"); }, "fixer-review-confirm"),
+            button("Reject (R)", function () { decide("rejected"); }, "fixer-review-reject"),
+            button("Skip (S)", function () { decide("skipped"); }, "fixer-review-skip"),
+            button("Previous (\u2190)", function () { go(-1); }, "fixer-review-previous"),
+            button("Next (\u2192)", function () { go(1); }, "fixer-review-next"),
+            h(
+              "label",
+              { style: { alignSelf: "center" } },
+              h("input", {
+                type: "checkbox",
+                checked: autoAdvance,
+                onChange: function (e) {
+                  setAutoAdvance(e.target.checked);
+                },
+              }),
+              " auto-advance"
+            )
+          ),
+          h(
+            "div",
+            {
+              "data-cy": "fixer-review-verdict",
+              style: Object.assign(
+                { padding: "4px 8px", borderRadius: 4, display: "inline-block" },
+                VERDICT_STYLE[verdict] || {}
+              ),
+            },
+            verdict ? "Verdict: " + verdict : "No verdict yet"
+          ),
+          estimate && !patch.sampled
+            ? h(
+                "div",
+                { style: Object.assign({ marginTop: 8 }, styles.muted) },
+                "Not in the review sample: its verdict is kept but not counted in the estimate."
+              )
+            : null
+        ),
+        h(
+          "div",
+          { style: { flex: "1 1 320px" } },
+          h(Evidence, { patch: patch }),
+          h(Examples, {
+            patch: patch,
+            examples: examples[patch.id],
+            descriptor: descriptor,
+          })
+        )
+      );
+    }
+
     return h(
       "div",
       {
         style: styles.root,
         "data-cy": "fixer-review-panel",
         "data-pending": String(pending),
+        "data-pages": String(Object.keys(rows).length),
+        "data-source": queue.source,
       },
       h(
         "div",
         { style: Object.assign({}, styles.row, { alignItems: "center" }) },
-        queue.runs.length > 1
-          ? h(
-              "select",
-              {
-                value: queue.run_key,
-                "aria-label": "Run",
-                onChange: function (e) {
-                  load(e.target.value);
-                },
-              },
-              queue.runs.map(function (k) {
-                return h("option", { key: k, value: k }, k);
-              })
-            )
-          : h("b", null, "Run " + queue.run_key),
+        sourcePicker,
+        h("b", null, "Run " + runKey),
         h(
           "span",
           { "data-cy": "fixer-review-position" },
-          patches.length ? "Patch " + (index + 1) + " of " + patches.length : ""
+          total ? "Patch " + (index + 1) + " of " + total : ""
         ),
         h(
           "span",
           { "data-cy": "fixer-review-counts" },
-          done + " done, " + (patches.length - done) + " left"
+          done + " done, " + (total - done) + " left"
         ),
         h("span", { "data-cy": "fixer-review-estimate" }, estimateText),
         pending ? h("span", { style: styles.muted }, "saving...") : null
       ),
       error ? h("div", { style: styles.error }, error) : null,
-      patch
-        ? h(
-            "div",
-            { style: Object.assign({}, styles.row, { marginTop: 12 }) },
-            h(
-              "div",
-              { style: { flex: "0 1 " + CANVAS_W + "px" } },
-              h(Crop, { patch: patch }),
-              h(
-                "div",
-                { style: styles.buttons },
-                button("Confirm (C)", function () { decide("confirmed"); }, "fixer-review-confirm"),
-                button("Reject (R)", function () { decide("rejected"); }, "fixer-review-reject"),
-                button("Skip (S)", function () { decide("skipped"); }, "fixer-review-skip"),
-                button("Previous (\u2190)", function () { go(-1); }, "fixer-review-previous"),
-                button("Next (\u2192)", function () { go(1); }, "fixer-review-next"),
-                h(
-                  "label",
-                  { style: { alignSelf: "center" } },
-                  h("input", {
-                    type: "checkbox",
-                    checked: autoAdvance,
-                    onChange: function (e) {
-                      setAutoAdvance(e.target.checked);
-                    },
-                  }),
-                  " auto-advance"
-                )
-              ),
-              h(
-                "div",
-                {
-                  "data-cy": "fixer-review-verdict",
-                  style: Object.assign(
-                    { padding: "4px 8px", borderRadius: 4, display: "inline-block" },
-                    VERDICT_STYLE[verdict] || {}
-                  ),
-                },
-                verdict ? "Verdict: " + verdict : "No verdict yet"
-              )
-            ),
-            h(
-              "div",
-              { style: { flex: "1 1 320px" } },
-              h(Evidence, { patch: patch }),
-              h(Examples, { patch: patch })
-            )
-          )
-        : h("div", null, "The review sample is empty.")
+      body
     );
   }
 

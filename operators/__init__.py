@@ -13,7 +13,12 @@ from .import_cvat_archive import ImportCvatArchive
 from .label_quality_report import LabelQualityReport
 from .load_from_cvat import LoadFromCvat
 from .load_label_error_view import LoadLabelErrorView
-from .review_panel import GetReviewQueue, SetReviewVerdict
+from .review_panel import (
+    GetReviewExamples,
+    GetReviewPage,
+    GetReviewQueue,
+    SetReviewVerdict,
+)
 from .send_to_cvat import SendToCvat
 from .undo_corrections import UndoCorrections
 
@@ -27,6 +32,8 @@ __all__ = [
     "FindLabelErrors",
     "FixerPanel",
     "GetLabelErrorRunInfo",
+    "GetReviewExamples",
+    "GetReviewPage",
     "GetReviewQueue",
     "ImportCvatArchive",
     "LabelQualityReport",

@@ -1,9 +1,11 @@
-"""The review panel's server side: the queue of sampled patches with their
-evidence, and verdicts recorded as label tags."""
+"""The review panel's server side: the queue of FIXER patches of a view
+with their evidence, a page at a time, and verdicts recorded as label
+tags."""
 
 from __future__ import annotations
 
-import logging
+import json
+import re
 
 import cv2
 import fiftyone as fo
@@ -11,13 +13,16 @@ import numpy as np
 from fiftyone import ViewField as F
 
 from ._evidence import EVIDENCE_ATTRIBUTES, RUN_ATTRIBUTES
-from ._examples import review_examples
-from ._pipeline import list_fixer_runs, output_fields, stored_results
+from ._pipeline import (
+    list_fixer_runs,
+    output_fields,
+    output_views,
+    review_view,
+    stored_results,
+)
 from ._review import estimate_flag_precision
 from ._review_tags import CONFIRMED_TAG, REJECTED_TAG, SAMPLED_TAG
 from ._samples import LabelErrorInputError
-
-logger = logging.getLogger(__name__)
 
 VERDICTS = {"confirmed": CONFIRMED_TAG, "rejected": REJECTED_TAG}
 # Outline points kept per patch (the contour is simplified to about this)
@@ -33,6 +38,10 @@ _ATTRIBUTES = (
     *EVIDENCE_ATTRIBUTES,
     *RUN_ATTRIBUTES,
 )
+# Patches per page of the queue (the panel asks for the same)
+PAGE_SIZE = 50
+# The queue source that is the view open in the App
+CURRENT_VIEW = "current view"
 
 
 def review_runs(dataset: fo.Dataset) -> list[str]:
@@ -45,45 +54,125 @@ def review_runs(dataset: fo.Dataset) -> list[str]:
     return out
 
 
-def review_queue(dataset: fo.Dataset, run_key: str) -> dict:
-    """The patches of a run's review sample, in dataset order, each with
-    what the panel shows: its image, outline, classes, evidence, reason
-    and verdict; and the current precision estimate.
+def review_sources(dataset: fo.Dataset) -> list[str]:
+    """Saved views of FIXER runs' patches the panel offers (the review
+    samples first); any other view is reviewed by opening it."""
+    names = set(dataset.list_saved_views())
+    out = [review_view(key) for key in review_runs(dataset)]
+    for key in list_fixer_runs(dataset):
+        out += [v for v in output_views(key).values() if v in names]
+    return list(dict.fromkeys(v for v in out if v in names))
+
+
+def default_source(dataset: fo.Dataset, view) -> str:
+    """What the panel opens on: the view the user has open when it holds
+    FIXER patches and is not the whole dataset, else the first review
+    sample, else the current view."""
+    whole = not view._is_patches and not getattr(view, "_stages", None)
+    if not whole and _patches_field(view):
+        return CURRENT_VIEW
+    runs = review_runs(dataset)
+    return review_view(runs[0]) if runs else CURRENT_VIEW
+
+
+def review_queue(
+    view: fo.core.collections.SampleCollection,
+    *,
+    page_size: int = PAGE_SIZE,
+) -> dict:
+    """The queue of FIXER patches of ``view``, in the view's order: every
+    patch's id (the order, fixed when the queue opens) and the first page
+    of rows (see :func:`review_rows`).
+
+    ``view`` is a patches view of a run's ``<run_key>_patches`` field (such
+    as the saved review sample) or any view of samples with that field
+    (filtered or sorted as the user likes).
 
     Returns:
-        ``{"run_key", "patches": [...], "estimate": {...}}``; each patch
-        has ``id``, ``sample_id``, ``filepath``, ``width``, ``height``,
-        ``box`` (pixels ``[x, y, w, h]``), ``outline`` (pixel ``[x, y]``
-        points), its attributes, ``verdict`` (``"confirmed"``,
-        ``"rejected"``, ``"conflict"`` or None) and ``examples`` (see
-        ``review_examples``).
+        ``{"run_key", "ids", "done", "rows", "estimate"}``: ``done``
+        counts the patches with a verdict, ``estimate`` is the run's
+        precision estimate (None without a review sample).
     """
-    if not stored_results(dataset, run_key).get("review"):
+    run_key, field = _patches_field(view) or (None, None)
+    if run_key is None:
         raise LabelErrorInputError(
-            f"FIXER run '{run_key}' of dataset '{dataset.name}' has no "
-            "review sample; draw one first (draw_review_sample)"
+            "This view holds no patches of a FIXER run; open a run's view "
+            "(such as its review sample) or draw a review sample first"
         )
+    path = field if view._is_patches else f"{field}.detections"
+    ids = view.values(f"{path}.id")
+    if not view._is_patches:
+        ids = [i for sample in ids for i in sample or ()]
+    dataset = view._root_dataset
+    # (a saved patches view may hold stale tags: read the run's own)
+    verdicts = _verdicts(dataset, field)
+    done = sum(verdicts.get(i) in VERDICTS for i in ids)
+    return {
+        "run_key": run_key,
+        "ids": ids,
+        "done": done,
+        "rows": review_rows(dataset, run_key, ids[:page_size]),
+        "estimate": _estimate_summary(dataset, run_key),
+    }
+
+
+def review_rows(
+    dataset: fo.Dataset, run_key: str, label_ids: list[str]
+) -> list[dict]:
+    """What the panel shows of each patch, in the order of ``label_ids``:
+    its image, outline, classes, evidence, reason and verdict.
+
+    Each row has ``id``, ``sample_id``, ``filepath``, ``width``,
+    ``height``, ``box`` (pixels ``[x, y, w, h]``), ``outline`` (pixel
+    ``[x, y]`` points), its attributes, ``sampled`` (in the review
+    sample) and ``verdict`` (``"confirmed"``, ``"rejected"``,
+    ``"conflict"`` or None). Unknown ids are left out.
+    """
     field = output_fields(run_key)["patches"]
-    view = dataset.filter_labels(
-        field, F("tags").contains(SAMPLED_TAG)
-    ).select_fields([field, "metadata"])
-    patches = []
+    view = dataset.select_labels(ids=label_ids, fields=field).select_fields(
+        [field, "metadata"]
+    )
+    rows = {}
     for sample in view.iter_samples():
         width, height = _image_size(sample)
         for det in sample[field].detections:
-            patches.append(_patch_row(sample, det, width, height))
-    try:
-        examples = review_examples(dataset, run_key, patches)
-    except LabelErrorInputError as e:  # an unreadable image or mask
-        logger.warning("No examples for the review panel: %s", e)
-        examples = {}
-    for p in patches:
-        p["examples"] = examples.get(p["id"], [])
+            rows[det.id] = _patch_row(sample, det, width, height)
+    return [rows[i] for i in label_ids if i in rows]
+
+
+def _verdicts(dataset: fo.Dataset, field: str) -> dict[str, str]:
+    """``{patch id: verdict}`` of the run's patches that have one."""
+    marked = dataset.filter_labels(
+        field, F("tags").contains(list(VERDICTS.values()))
+    )
+    prefix = f"{field}.detections"
+    ids, tags = marked.values([f"{prefix}.id", f"{prefix}.tags"])
     return {
-        "run_key": run_key,
-        "patches": patches,
-        "estimate": _estimate_summary(dataset, run_key),
+        i: _verdict(t)
+        for sample in zip(ids, tags, strict=True)
+        for i, t in zip(*sample, strict=True)
     }
+
+
+def _patches_field(view) -> tuple[str, str] | None:
+    """``(run_key, field)`` of the FIXER patches a view holds: of the run
+    whose patches it filters or sorts by, when it holds several runs'."""
+    dataset = view._root_dataset
+    fields = {output_fields(k)["patches"]: k for k in list_fixer_runs(dataset)}
+    if view._is_patches:
+        name = view.patches_field
+        return (fields[name], name) if name in fields else None
+    schema = view.get_field_schema()
+    held = [(key, name) for name, key in fields.items() if name in schema]
+    if len(held) > 1:
+        stages = json.dumps(view._serialize())
+        named = [
+            (key, name)
+            for key, name in held
+            if re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", stages)
+        ]
+        held = named or held
+    return held[0] if held else None
 
 
 def set_verdict(
@@ -110,9 +199,11 @@ def set_verdict(
     return _estimate_summary(dataset, run_key)
 
 
-def _estimate_summary(dataset: fo.Dataset, run_key: str) -> dict:
+def _estimate_summary(dataset: fo.Dataset, run_key: str) -> dict | None:
     """The overall precision estimate from the review tags, in the panel's
-    terms."""
+    terms (None without a review sample)."""
+    if not stored_results(dataset, run_key).get("review"):
+        return None
     overall = estimate_flag_precision(dataset, run_key)["overall"]
     precision = overall["precision_patches"]
     return {
@@ -135,9 +226,7 @@ def _image_size(sample) -> tuple[int, int]:
 def _patch_row(sample, det, width: int, height: int) -> dict:
     bx, by, bw, bh = det.bounding_box
     x0, y0 = round(bx * width), round(by * height)
-    tags = set(det.tags or ())
-    marks = [v for v, tag in VERDICTS.items() if tag in tags]
-    verdict = marks[0] if len(marks) == 1 else ("conflict" if marks else None)
+    tags = det.tags or ()
     row = {
         "id": det.id,
         "sample_id": sample.id,
@@ -147,11 +236,18 @@ def _patch_row(sample, det, width: int, height: int) -> dict:
         "box": [x0, y0, round(bw * width), round(bh * height)],
         "outline": _outline(det.mask, x0, y0),
         "score": det.confidence,
-        "verdict": verdict,
+        "sampled": SAMPLED_TAG in tags,
+        "verdict": _verdict(tags),
     }
     for name in _ATTRIBUTES:
         row[name] = det[name] if det.has_field(name) else None
     return row
+
+
+def _verdict(tags) -> str | None:
+    """A patch's verdict from its label tags."""
+    marks = [v for v, tag in VERDICTS.items() if tag in (tags or ())]
+    return marks[0] if len(marks) == 1 else ("conflict" if marks else None)
 
 
 def _outline(mask: np.ndarray | None, x0: int, y0: int) -> list[list]:

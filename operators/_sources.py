@@ -64,6 +64,18 @@ class ModelSpec:
             "outputs_logits": self.outputs_logits,
         }
 
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelSpec:
+        """Builds the spec from :meth:`to_dict`'s data (a run's record)."""
+        classes = values.get("output_classes")
+        return cls(
+            model=values["model"],
+            weights=values.get("weights"),
+            preprocess=Preprocess.from_dict(values.get("preprocess") or {}),
+            output_classes=None if classes is None else tuple(classes),
+            outputs_logits=values.get("outputs_logits", True),
+        )
+
 
 @dataclass(frozen=True)
 class TrainingSpec:

@@ -1,4 +1,5 @@
-"""Nearest correctly labelled examples by colour and texture."""
+"""Nearest correctly labelled examples by colour and texture, or by the
+model's features."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from fixer_core.examples import (
     DESCRIPTOR_SIZE,
     ExampleRegion,
     example_regions,
+    model_descriptor,
     nearest_examples,
     region_descriptor,
 )
@@ -32,6 +34,55 @@ def test_descriptors_are_normalized_and_compare_looks():
     assert near < np.linalg.norm(red - blue)
     # same colours, another texture: further than a recoloured twin
     assert near < np.linalg.norm(red - red_wide)
+
+
+def _probs(*values, size=(8, 8)):
+    """``(K, H, W)`` probabilities equal to ``values`` at every pixel."""
+    return np.broadcast_to(
+        np.array(values, np.float32)[:, None, None], (len(values), *size)
+    ).copy()
+
+
+def test_model_descriptors_keep_the_margins_probabilities_lose():
+    full = np.ones((8, 8), bool)
+    # a patch the model calls class 1 but finds class 0-like, and two
+    # confident class 1 regions: one a little class 0-like, one class 2-like
+    query = model_descriptor(_probs(0.15, 0.8, 0.05), full)
+    like = model_descriptor(_probs(0.01, 0.985, 0.005), full)
+    unlike = model_descriptor(_probs(0.005, 0.985, 0.01), full)
+    assert query.shape == (3,) and query.sum() == pytest.approx(0, abs=1e-5)
+    assert np.linalg.norm(query - like) < np.linalg.norm(query - unlike)
+    # logits give the same descriptor as their softmax
+    logits = np.log(_probs(0.15, 0.8, 0.05)) + 3.0
+    assert model_descriptor(logits, full, logits=True) == pytest.approx(
+        query, abs=1e-5
+    )
+    with pytest.raises(ValueError, match="empty"):
+        model_descriptor(_probs(0.5, 0.5), np.zeros((8, 8), bool))
+
+
+def test_example_regions_by_the_model_are_described_by_its_output():
+    image = np.zeros((20, 20, 3), np.uint8)
+    label = np.zeros((20, 20), np.int64)
+    label[:, 10:] = 1
+    probs = _probs(0.9, 0.1, size=(20, 20))
+    probs[:, :, 10:] = np.array([0.2, 0.8])[:, None, None]
+    found = example_regions(
+        image,
+        label,
+        np.zeros((20, 20), bool),
+        {0, 1},
+        "img",
+        pred_probs=probs,
+    )
+    assert [r.label for r in found] == [0, 1]
+    for region in found:
+        x, y, w, h = region.box
+        inside = np.zeros((20, 20), bool)
+        inside[y : y + h, x : x + w] = True
+        assert region.descriptor == pytest.approx(
+            model_descriptor(probs, inside)
+        )
 
 
 def test_an_empty_region_is_refused():

@@ -1,4 +1,5 @@
-"""The review panel in the real App: sampled patches reviewed by keys.
+"""The review panel in the real App: patches reviewed by keys, from the
+review sample or any view of a run's patches.
 
 Driven in headless Chromium on the CamVid subset of ``conftest.py``; the
 run and its review sample are made from Python first.
@@ -6,19 +7,23 @@ run and its review sample are made from Python first.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-expect = pytest.importorskip(
+sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed"
-).expect
+)
+expect, PlaywrightTimeout = sync_api.expect, sync_api.TimeoutError
 pytestmark = pytest.mark.e2e
 
 CONFIRMED, REJECTED = "fixer:confirmed", "fixer:rejected"
 KEYS = ("c", "r", "c", "s", "c")  # confirm, reject, confirm, skip, confirm
+PAGE = 50  # patches per page (js/review_panel.js)
+LOADED_MS = 60_000  # longest wait for an answer of the server
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +52,31 @@ def _stored(dataset) -> str:
     return f"{precision['overall']['precision_patches'][0]:.2f}"
 
 
-def _examples(dataset) -> dict:
-    """``{patch id: examples}`` the panel loaded (kept in the run)."""
-    dataset.reload()
-    results = dataset.load_run_results("fixer", cache=False)
-    return results.review_examples["examples"]
+def _run(fixer_plugin, name: str, dataset, **params) -> dict:
+    """An operator's result, run from Python (in a thread: no asyncio loop
+    there, see ``conftest.browser``)."""
+    import fiftyone.operators as foo
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            foo.execute_operator,
+            fixer_plugin.uri(name),
+            dataset=dataset,
+            params=params,
+        ).result()
+    result.raise_exceptions()
+    return result.result
+
+
+def _open_panel(app):
+    """The review panel: opened, unless the App kept it open (its server
+    remembers the dataset's spaces)."""
+    panel = app.page.get_by_test_id("fixer-review-panel")
+    try:
+        panel.wait_for(timeout=3_000)
+    except PlaywrightTimeout:
+        app.open_panel("fixer_review")
+    return panel
 
 
 def _drawn(crop) -> str | None:
@@ -66,14 +91,15 @@ def _wait_drawn(page, crop, patch_id: str, timeout_s: float = 30.0) -> None:
         page.wait_for_timeout(5)
 
 
-def test_review_five_patches_by_keys(app, review_sample, record_property):
+def test_review_five_patches_by_keys(
+    app, review_sample, fixer_plugin, record_property
+):
     dataset = review_sample
     sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
     assert sampled >= len(KEYS) + 1
 
     app.open(dataset.name)
-    app.open_panel("fixer_review")
-    panel = app.page.get_by_test_id("fixer-review-panel")
+    panel = _open_panel(app)
     crop = panel.get_by_test_id("fixer-review-crop")
     counts = panel.get_by_test_id("fixer-review-counts")
     estimate = panel.get_by_test_id("fixer-review-estimate")
@@ -116,11 +142,24 @@ def test_review_five_patches_by_keys(app, review_sample, record_property):
     # rewrites them is a race)
     expect(panel).to_have_attribute("data-pending", "0")
 
-    # the nearest examples of the suggested class are drawn
-    shown = _examples(dataset)[crop.get_attribute("data-patch-id")]
-    expect(panel.get_by_test_id("fixer-review-example")).to_have_count(
-        len(shown)
+    # the nearest examples of the suggested class are drawn, and what they
+    # are nearest by (the run's probabilities are stored: model features)
+    shown = crop.get_attribute("data-patch-id")
+    answer = _run(
+        fixer_plugin,
+        "get_review_examples",
+        dataset,
+        run_key="fixer",
+        ids=[shown],
     )
+    expect(panel.get_by_test_id("fixer-review-example")).to_have_count(
+        len(answer["examples"][shown])
+    )
+    assert answer["descriptor"] == "model features"
+    descriptor = panel.get_by_test_id("fixer-review-descriptor")
+    expect(descriptor).to_have_attribute("data-descriptor", "model features")
+    if answer["examples"][shown]:
+        expect(descriptor).to_contain_text("by the model's features")
     expect(estimate).to_contain_text(f"from {done} reviewed patches")
     expect(estimate).to_contain_text(f"Flag precision {_stored(dataset)}")
 
@@ -160,4 +199,134 @@ def test_review_five_patches_by_keys(app, review_sample, record_property):
     print(
         f"\nreview panel: median {median:.3f} s per patch by keys "
         f"({', '.join(f'{s:.3f}' for s in seconds)})"
+    )
+
+
+def test_the_panel_reviews_the_view_open_in_the_app(app, review_sample):
+    """A run's saved view of general errors, opened in the App: the panel
+    queues its patches in the view's order, and follows the App back to
+    the whole dataset (the review sample)."""
+    dataset = review_sample
+    name = "fixer-general"
+    order = dataset.load_saved_view(name).values(
+        "fixer_patches.detections.id", unwind=True
+    )
+    assert len(order) > 2
+    app.open(dataset.name)
+    app.open_saved_view(name)
+    panel = _open_panel(app)
+    crop = panel.get_by_test_id("fixer-review-crop")
+    position = panel.get_by_test_id("fixer-review-position")
+    expect(position).to_have_text(
+        f"Patch 1 of {len(order)}", timeout=LOADED_MS
+    )
+    expect(panel.get_by_test_id("fixer-review-source")).to_have_value(
+        "current view"
+    )
+    for i, patch_id in enumerate(order[:3]):
+        expect(crop).to_have_attribute("data-patch-id", patch_id)
+        _wait_drawn(app.page, crop, patch_id)
+        app.page.keyboard.press("ArrowRight")
+        expect(position).to_have_text(f"Patch {i + 2} of {len(order)}")
+    # a saved view picked in the panel
+    panel.get_by_test_id("fixer-review-source").select_option("fixer-review")
+    sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
+    expect(position).to_have_text(f"Patch 1 of {sampled}", timeout=LOADED_MS)
+
+
+BIG = 10_000  # patches in the big queue
+
+
+@pytest.fixture(scope="module")
+def big_queue(review_sample):
+    """A clone of the reviewed dataset whose run holds at least ``BIG``
+    patches: each patch repeated (new ids, no tags)."""
+    import fiftyone as fo
+
+    dataset = review_sample.clone("e2e-camvid-big", persistent=True)
+    try:
+        copies = math.ceil(BIG / dataset.count("fixer_patches.detections"))
+        for sample in dataset.iter_samples(autosave=True):
+            dets = sample["fixer_patches"].detections
+            extra = []
+            for det in dets:
+                values = {
+                    n: det[n]
+                    for n in det.field_names
+                    if n not in ("id", "tags")
+                }
+                extra += [fo.Detection(**values) for _ in range(copies - 1)]
+            sample["fixer_patches"].detections = dets + extra
+        yield dataset
+    finally:
+        dataset.delete()
+
+
+def _open_seconds(app, panel, crop, source: str) -> float:
+    """Seconds from picking a queue in the panel to its first patch drawn."""
+    picker = panel.get_by_test_id("fixer-review-source")
+    # the previous queue's first examples are in (the server is idle)
+    expect(
+        panel.get_by_test_id("fixer-review-descriptor")
+    ).not_to_have_attribute("data-descriptor", "", timeout=LOADED_MS)
+    start = time.perf_counter()
+    picker.select_option(source)
+    # the queue's answer replaces the position (waits, never a time limit)
+    expect(panel).to_have_attribute("data-source", source, timeout=LOADED_MS)
+    _wait_drawn(app.page, crop, crop.get_attribute("data-patch-id"))
+    return time.perf_counter() - start
+
+
+def test_a_big_queue_comes_a_page_at_a_time(app, big_queue, record_property):
+    dataset = big_queue
+    order = dataset.values("fixer_patches.detections.id", unwind=True)
+    total = len(order)
+    sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
+    done = sum(
+        dataset.count_label_tags("fixer_patches").get(t, 0)
+        for t in (CONFIRMED, REJECTED)
+    )
+    assert total >= BIG
+    app.open(dataset.name)
+    panel = _open_panel(app)
+    crop = panel.get_by_test_id("fixer-review-crop")
+    position = panel.get_by_test_id("fixer-review-position")
+    counts = panel.get_by_test_id("fixer-review-counts")
+    # (waits on the server, which also serves the grid's 10,000 masks)
+    expect(panel).to_have_attribute(
+        "data-source", "fixer-review", timeout=LOADED_MS
+    )
+    big = _open_seconds(app, panel, crop, "current view")
+    expect(position).to_have_text(f"Patch 1 of {total}")
+    expect(counts).to_have_text(f"{done} done, {total - done} left")
+    # the first page and the next one, not the whole queue
+    expect(panel).to_have_attribute("data-pages", "2", timeout=LOADED_MS)
+    expect(crop).to_have_attribute("data-patch-id", order[0])
+
+    app.page.keyboard.press("c")  # a repeat: not in the review sample
+    expect(counts).to_have_text(f"{done + 1} done, {total - done - 1} left")
+    for _ in range(PAGE - 1):
+        app.page.keyboard.press("ArrowRight")
+    expect(position).to_have_text(f"Patch {PAGE + 1} of {total}")
+    expect(crop).to_have_attribute("data-patch-id", order[PAGE])
+    _wait_drawn(app.page, crop, order[PAGE])
+    # the next one
+    expect(panel).to_have_attribute("data-pages", "3", timeout=LOADED_MS)
+    expect(counts).to_have_text(f"{done + 1} done, {total - done - 1} left")
+    expect(panel).to_have_attribute("data-pending", "0")
+    assert (
+        CONFIRMED
+        in dataset.select_labels(ids=[order[0]])
+        .first()["fixer_patches"]
+        .detections[0]
+        .tags
+    )
+
+    small = _open_seconds(app, panel, crop, "fixer-review")
+    expect(position).to_have_text(f"Patch 1 of {sampled}")
+    record_property("open_seconds_review_sample", round(small, 3))
+    record_property("open_seconds_big_queue", round(big, 3))
+    print(
+        f"\nreview panel: {sampled} patches open in {small:.2f} s, "
+        f"{total} in {big:.2f} s"
     )

@@ -16,6 +16,7 @@ from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
 
 fo = pytest.importorskip("fiftyone")
 foo = pytest.importorskip("fiftyone.operators")
+from fiftyone import ViewField as F  # noqa: E402
 from fiftyone.operators.executor import ExecutionError  # noqa: E402
 
 GT, PROBS = "ground_truth", "probs_path"
@@ -167,14 +168,35 @@ def reviewed(fixer_plugin, tmp_path):
         dataset.delete()
 
 
+def _queue(dataset, **params):
+    """The whole queue: its opening answer, with every page's rows."""
+    queue = _execute("get_review_queue", dataset, **params)
+    rows = list(queue["rows"])
+    size = params.get("page_size") or len(rows) or 1
+    for start in range(len(rows), len(queue["ids"]), size):
+        page = queue["ids"][start : start + size]
+        rows += _execute(
+            "get_review_page", dataset, run_key=queue["run_key"], ids=page
+        )["rows"]
+    return {**queue, "rows": rows}
+
+
+def _examples(dataset, ids):
+    return _execute("get_review_examples", dataset, run_key="fixer", ids=ids)
+
+
 def test_the_queue_holds_the_sample_with_outlines_and_evidence(reviewed):
-    queue = _execute("get_review_queue", reviewed, run_key=None)
+    queue = _queue(reviewed)
     assert queue["run_key"] == "fixer"
-    assert queue["runs"] == ["fixer"]
+    assert queue["source"] == "fixer-review"
+    assert queue["sources"][:2] == ["current view", "fixer-review"]
+    assert "fixer-patches" in queue["sources"]
     sampled = reviewed.count_label_tags("fixer_patches")["fixer:review"]
-    patches = queue["patches"]
-    assert len(patches) == sampled
-    for p in patches:
+    rows = queue["rows"]
+    assert len(rows) == len(queue["ids"]) == sampled
+    assert [r["id"] for r in rows] == queue["ids"]
+    assert queue["done"] == 0
+    for p in rows:
         x, y, w, h = p["box"]
         points = np.concatenate([np.array(c) for c in p["outline"]])
         assert points[:, 0].min() >= x and points[:, 0].max() < x + w
@@ -182,7 +204,7 @@ def test_the_queue_holds_the_sample_with_outlines_and_evidence(reviewed):
         assert os.path.isfile(p["filepath"])
         assert p["reason"].startswith(f"Labelled {p['given_label']}")
         assert p["top_classes"][0] == p["suggested_label"]
-        assert p["verdict"] is None
+        assert p["verdict"] is None and p["sampled"]
     assert queue["estimate"] == {
         "reviewed": 0,
         "missing": sampled,
@@ -192,48 +214,121 @@ def test_the_queue_holds_the_sample_with_outlines_and_evidence(reviewed):
     }
 
 
+def test_the_queue_comes_a_page_at_a_time(reviewed):
+    whole = _queue(reviewed, page_size=1000)
+    first = _execute("get_review_queue", reviewed, page_size=2)
+    assert first["ids"] == whole["ids"]
+    assert [r["id"] for r in first["rows"]] == whole["ids"][:2]
+    paged = _queue(reviewed, page_size=2)
+    assert paged["rows"] == whole["rows"]
+    # a page is answered in the order asked, unknown ids left out
+    asked = [whole["ids"][3], "0" * 24, whole["ids"][1]]
+    page = _execute("get_review_page", reviewed, run_key="fixer", ids=asked)
+    assert [r["id"] for r in page["rows"]] == [asked[0], asked[2]]
+
+
+def test_the_queue_reads_any_view_of_patches_in_its_order(reviewed):
+    # a run's saved view of one error type: samples, filtered patches
+    name = "fixer-general"
+    queue = _queue(reviewed, source=name, page_size=3)
+    view = reviewed.load_saved_view(name)
+    expected = view.values("fixer_patches.detections.id", unwind=True)
+    assert queue["source"] == name and queue["ids"] == expected
+    assert {r["error_type"] for r in queue["rows"]} == {"general"}
+    assert [r["id"] for r in queue["rows"]] == expected
+    # every patch of the run, highest score first (a patches view)
+    queue = _queue(reviewed, source="fixer-patches")
+    scores = [r["score"] for r in queue["rows"]]
+    assert len(scores) == reviewed.count("fixer_patches.detections")
+    assert not all(r["sampled"] for r in queue["rows"])
+    # the view open in the App: any filter and order
+    view = reviewed.filter_labels("fixer_patches", F("area") > 20).sort_by(
+        "filepath", reverse=True
+    )
+    result = foo.execute_operator(
+        f"{PLUGIN}/get_review_queue", dict(view=view, params={})
+    )
+    result.raise_exceptions()
+    queue = result.result
+    assert queue["source"] == "current view"
+    assert queue["ids"] == view.values(
+        "fixer_patches.detections.id", unwind=True
+    )
+    # a view without patches says so (by default the review sample opens)
+    no_patches = reviewed.select_fields("ground_truth").limit(2)
+    result = foo.execute_operator(
+        f"{PLUGIN}/get_review_queue",
+        dict(view=no_patches, params={"source": "current view"}),
+    )
+    assert result.result["run_key"] is None
+    assert "no patches of a FIXER run" in result.result["message"]
+
+
+def test_with_two_runs_the_queue_is_of_the_run_the_view_filters(reviewed):
+    _find(reviewed, run_key="second")
+    view = reviewed.filter_labels("second_patches", F("area") > 0)
+    result = foo.execute_operator(
+        f"{PLUGIN}/get_review_queue",
+        dict(view=view, params={"source": "current view"}),
+    )
+    result.raise_exceptions()
+    assert result.result["run_key"] == "second"
+    assert result.result["ids"] == view.values(
+        "second_patches.detections.id", unwind=True
+    )
+
+
 def test_examples_are_of_the_suggested_class_from_other_images(reviewed):
-    queue = _execute("get_review_queue", reviewed)
+    queue = _queue(reviewed)
+    answer = _examples(reviewed, queue["ids"])
+    # the run's probabilities are stored: the model's own features
+    assert answer["descriptor"] == "model features"
+    _assert_examples(reviewed, queue["rows"], answer["examples"])
+    # a page's answer is the whole queue's for its patches (one bank)
+    page = _examples(reviewed, queue["ids"][2:4])["examples"]
+    assert page == {i: answer["examples"][i] for i in queue["ids"][2:4]}
+
+
+def _assert_examples(dataset, rows, examples, run_key="fixer"):
     masks = {
         s.id: s["ground_truth"].get_mask()
-        for s in reviewed.select_fields("ground_truth")
+        for s in dataset.select_fields("ground_truth")
     }
-    names = reviewed.get_run_info("fixer").config.class_names
+    names = dataset.get_run_info(run_key).config.class_names
     with_examples = 0
-    for p in queue["patches"]:
-        examples = p["examples"]
-        assert len(examples) <= 3
-        with_examples += bool(examples)
-        distances = [e["distance"] for e in examples]
+    for p in rows:
+        found = examples[p["id"]]
+        assert len(found) <= 3
+        with_examples += bool(found)
+        distances = [e["distance"] for e in found]
         assert distances == sorted(distances)
-        for e in examples:
+        for e in found:
             assert e["sample_id"] != p["sample_id"]
             x, y, w, h = e["box"]
             region = masks[e["sample_id"]][y : y + h, x : x + w]
             suggested = names.index(p["suggested_label"])
             # the box holds a region of the suggested class
             assert (region == suggested).mean() > 0.3
-    assert with_examples >= len(queue["patches"]) // 2
-    # computed once per sample, then read from the run's results
-    stored = reviewed.load_run_results("fixer", cache=False)
-    cached = stored.review_examples["examples"]
-    assert cached == {p["id"]: p["examples"] for p in queue["patches"]}
-    again = _execute("get_review_queue", reviewed)
-    assert [p["examples"] for p in again["patches"]] == [
-        p["examples"] for p in queue["patches"]
-    ]
+    assert with_examples >= len(rows) // 2
 
 
-def test_an_unreadable_image_leaves_the_queue_without_examples(reviewed):
+def test_an_unreadable_image_leaves_its_patches_without_examples(reviewed):
     reviewed.compute_metadata()  # the sizes stay known
-    os.remove(reviewed.first().filepath)
-    queue = _execute("get_review_queue", reviewed)
-    assert queue["patches"]
-    assert all(p["examples"] == [] for p in queue["patches"])
+    lost = reviewed.first()
+    os.remove(lost.filepath)
+    os.remove(lost[PROBS])
+    queue = _queue(reviewed, source="fixer-patches")
+    examples = _examples(reviewed, queue["ids"])["examples"]
+    assert queue["rows"]
+    for p in queue["rows"]:
+        if p["sample_id"] == lost.id:
+            assert examples[p["id"]] == []
+        assert all(e["sample_id"] != lost.id for e in examples[p["id"]])
+    assert any(examples.values())
 
 
 def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
-    patches = _execute("get_review_queue", reviewed)["patches"]
+    patches = _queue(reviewed)["rows"]
     first, second = patches[0]["id"], patches[1]["id"]
 
     def verdict(label_id, value):
@@ -249,6 +344,7 @@ def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     assert estimate["reviewed"] == 1 and estimate["precision"] == 1.0
     estimate = verdict(second, "rejected")
     assert estimate["reviewed"] == 2 and 0 < estimate["precision"] < 1
+    assert _queue(reviewed)["done"] == 2
     tags = reviewed.count_label_tags("fixer_patches")
     assert tags[CONFIRMED] == 1 and tags[REJECTED] == 1
     # changing one's mind replaces the tag; None clears it
@@ -258,9 +354,10 @@ def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     assert estimate["reviewed"] == 1
     tags = reviewed.count_label_tags("fixer_patches")
     assert tags[REJECTED] == 1 and CONFIRMED not in tags
-    queue = _execute("get_review_queue", reviewed)
-    verdicts = {p["id"]: p["verdict"] for p in queue["patches"]}
+    queue = _queue(reviewed)
+    verdicts = {p["id"]: p["verdict"] for p in queue["rows"]}
     assert verdicts[first] == "rejected" and verdicts[second] is None
+    assert queue["done"] == 1
     # the stored estimate is the panel's
     stored = reviewed.load_run_results("fixer", cache=False).precision
     assert stored["overall"]["reviewed"] == 1
@@ -275,7 +372,7 @@ def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     ids=["bad-verdict", "unknown-patch"],
 )
 def test_a_bad_verdict_or_patch_is_refused(reviewed, params, message):
-    label_id = _execute("get_review_queue", reviewed)["patches"][0]["id"]
+    label_id = _queue(reviewed)["ids"][0]
     params = {"run_key": "fixer", "label_id": label_id, **params}
     with pytest.raises(ExecutionError, match=message):
         foo.execute_operator(
@@ -285,12 +382,23 @@ def test_a_bad_verdict_or_patch_is_refused(reviewed, params, message):
     assert not reviewed.count_label_tags("fixer_patches").get(CONFIRMED)
 
 
-def test_without_a_review_sample_the_queue_is_empty(fixer_plugin, tmp_path):
+def test_without_a_review_sample_the_queue_is_every_patch(
+    fixer_plugin, tmp_path
+):
     dataset = fo.Dataset(f"review-none-{uuid.uuid4().hex[:10]}")
     try:
         write_scenes_dataset(dataset, make_scenes(3, seed=0), tmp_path)
         _find(dataset)
-        queue = _execute("get_review_queue", dataset)
-        assert queue == {"runs": [], "run_key": None, "patches": []}
+        queue = _queue(dataset)
+        assert queue["source"] == "current view"
+        assert queue["sources"][0] == "current view"
+        assert "fixer-patches" in queue["sources"]
+        assert "fixer-review" not in queue["sources"]
+        assert queue["ids"] == dataset.values(
+            "fixer_patches.detections.id", unwind=True
+        )
+        assert queue["estimate"] is None
+        with pytest.raises(ExecutionError, match="not a saved view"):
+            _execute("get_review_queue", dataset, source="fixer-review")
     finally:
         dataset.delete()

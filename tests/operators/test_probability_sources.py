@@ -243,6 +243,61 @@ def test_model_source_gives_the_patches_of_its_stored_probabilities(colour):
     ]
 
 
+def _review_examples(dataset, run_key):
+    """``(descriptor, {(sample id, patch box): [(sample id, box), ...]})``
+    of every patch of a run, from the review panel's operator."""
+    field = f"{run_key}_patches"
+    ids = dataset.values(f"{field}.detections.id", unwind=True)
+    result = foo.execute_operator(
+        f"{PLUGIN}/get_review_examples",
+        dict(dataset=dataset, params={"run_key": run_key, "ids": ids}),
+    )
+    result.raise_exceptions()
+    return result.result["descriptor"], _by_patch(
+        dataset, field, result.result["examples"]
+    )
+
+
+def _by_patch(dataset, field, examples) -> dict:
+    out = {}
+    for sample in dataset.select_fields(field).iter_samples():
+        for det in sample[field].detections:
+            key = (sample.id, tuple(round(v, 6) for v in det.bounding_box))
+            out[key] = (
+                det.suggested_label,
+                [(e["sample_id"], tuple(e["box"])) for e in examples[det.id]],
+            )
+    return out
+
+
+def test_review_examples_of_a_model_run_are_by_its_features(
+    colour, fixer_plugin
+):
+    ds = colour.dataset
+    descriptor, examples = _review_examples(ds, "model_run")
+    assert descriptor == "model features"  # the model was run again
+    # the same model output as the stored files: the same neighbours
+    assert (descriptor, examples) == _review_examples(ds, "stored_run")
+    names = ds.get_run_info("model_run").config.class_names
+    masks = {s.id: s[GT].get_mask() for s in ds.select_fields(GT)}
+    assert any(found for _, found in examples.values())
+    for (sample_id, _), (suggested, found) in examples.items():
+        for other, (x, y, w, h) in found:
+            assert other != sample_id
+            region = masks[other][y : y + h, x : x + w]
+            assert (region == names.index(suggested)).mean() > 0.3
+    # where the model may not run here: by colour and texture, named
+    module = sys.modules[f"{fixer_plugin.module.__name__}.operators._examples"]
+    ids = ds.values("model_run_patches.detections.id", unwind=True)
+    answer = module.review_examples(
+        ds, "model_run", ids, may_run_model=lambda spec: False
+    )
+    assert answer["descriptor"] == "colour/texture"
+    by_colour = _by_patch(ds, "model_run_patches", answer["examples"])
+    assert by_colour.keys() == examples.keys()
+    assert by_colour != examples
+
+
 def test_model_source_over_two_workers_gives_the_same_patches(colour):
     """Each rank runs the model on its own shard of the samples."""
     ds = colour.dataset
