@@ -28,12 +28,12 @@ LOADED_MS = 60_000  # longest wait for an answer of the server
 
 @pytest.fixture(scope="module")
 def review_sample(camvid_run, fixer_plugin):
-    """The run's review sample, drawn from Python (up to 3 per class)."""
+    """The run's review sample, drawn from Python (up to 5 per class)."""
     import fiftyone as fo
     import fiftyone.operators as foo
 
     dataset = fo.load_dataset(camvid_run.name)
-    params = dict(run_key="fixer", per_class=3, stratify_by="given", seed=0)
+    params = dict(run_key="fixer", per_class=5, stratify_by="given", seed=0)
     with ThreadPoolExecutor(1) as pool:  # no asyncio loop there
         pool.submit(
             foo.execute_operator,
