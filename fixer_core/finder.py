@@ -14,7 +14,7 @@ from torch import Tensor
 from ._argmax import (
     certain_argmax,
     channel_argmax,
-    max_where,
+    max_at,
     weighted_max,
 )
 from ._checks import (
@@ -37,7 +37,7 @@ from .issues import (
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
 from .repeats import RepeatLinker
-from .shift import LabelShift, find_label_shift
+from .shift import LabelShift, find_label_shift, search_step
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
 # Algorithm
@@ -346,7 +346,9 @@ class LabelErrorFinder:
             for i in range(n)
         ]
         means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
-        argmax_np = channel_argmax(pred_probs)
+        # the shift search reads the argmax on its grid only
+        step = search_step(labels_np.shape[1:])
+        argmax_np = channel_argmax(pred_probs[:, :, ::step, ::step])
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
@@ -658,14 +660,17 @@ def _pixel_suggestions(
     candidates = (labels >= 0) & (
         p_given < _flaggable_below(thresholds, weights, min_confidence)[given]
     )
-    p_max, argmax = max_where(pred_probs, candidates, weights, cutoff)
-    suggested = argmax.clamp(min=0)
+    n, y, x = candidates.nonzero(as_tuple=True)
+    p_max, argmax = max_at(pred_probs, n, y, x, weights, cutoff)
+    given, p_given = labels[n, y, x], p_given[n, y, x]
     flagged = (
-        (argmax != labels)
-        & (p_max >= cutoff[suggested])
-        & ((p_given < thresholds[given]) | (p_max >= thresholds[suggested]))
+        (argmax != given)
+        & (p_max >= cutoff[argmax])
+        & ((p_given < thresholds[given]) | (p_max >= thresholds[argmax]))
     )
-    return argmax.masked_fill_(~(candidates & flagged), -1)
+    suggested = torch.full_like(labels, -1)
+    suggested[n[flagged], y[flagged], x[flagged]] = argmax[flagged]
+    return suggested
 
 
 def _flaggable_below(
