@@ -1059,8 +1059,9 @@ class _MaskValues:
 
     def check(self, batch) -> None:
         """Raises, naming the sample, on a value nobody named."""
-        unnamed = ~np.isin(batch.labels, self.allowed)
-        if unnamed.any():
+        values, counts = _value_counts(batch.labels)
+        if not np.isin(values, self.allowed).all():
+            unnamed = ~np.isin(batch.labels, self.allowed)
             i = int(unnamed.any(axis=(1, 2)).argmax())
             found = np.unique(batch.labels[i][unnamed[i]])
             raise LabelErrorInputError(
@@ -1070,14 +1071,12 @@ class _MaskValues:
                 "name them in the mask targets or list them in "
                 "ignore_values"
             )
-        labels = batch.labels
-        self.scored += int(
-            (
-                (labels < self.num_classes)
-                & (labels >= 0)
-                & ~np.isin(labels, self.ignore)
-            ).sum()
+        scored = (
+            (values < self.num_classes)
+            & (values >= 0)
+            & ~np.isin(values, self.ignore)
         )
+        self.scored += int(counts[scored].sum())
 
     def check_scored(self, num_samples: int) -> None:
         """Raises when every pixel was void or ignored."""
@@ -1087,6 +1086,18 @@ class _MaskValues:
                 f"samples' '{self.gt_field}' masks is void or ignored (no "
                 f"value below {self.num_classes} outside ignore_values)"
             )
+
+
+def _value_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of an integer array and their counts: one
+    bincount for the usual mask values (many times faster than
+    ``np.isin`` over every pixel)."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= 1 << 16:
+        return np.unique(labels, return_counts=True)
+    counts = np.bincount(labels.ravel(), minlength=high + 1)
+    values = np.flatnonzero(counts)
+    return values, counts[values]
 
 
 def _check_target(view, params: FindParams) -> None:
