@@ -59,6 +59,7 @@ from ._sources import (
     StoredProbabilities,
     TrainingSpec,
     build_model_source,
+    fold_trainer,
     save_probabilities,
     tie_to_labels,
     train_fold_models,
@@ -338,7 +339,6 @@ def _find_label_errors(
     dataset = view._dataset
     with ranks.stage():
         class_names = _validate(view, params)
-        _check_ranks(params, ranks)
         device = resolve_device(params.device)
     ignore = tuple(params.ignore_values)
     start, stop = ranks.shard(len(view))
@@ -350,7 +350,7 @@ def _find_label_errors(
     )
     with ranks.stage():
         source = yield from _build_source(
-            view, params, class_names, device, stages
+            view, params, class_names, device, stages, ranks
         )
     finder = LabelErrorFinder(
         class_names,
@@ -475,16 +475,6 @@ def _finish(
     logger.info("Label errors written to '%s'", fields["patches"])
 
 
-def _check_ranks(params: FindParams, ranks: Ranks) -> None:
-    """Refuses what a run over several ranks cannot do."""
-    if ranks.world_size > 1 and params.probs_source == "cross_validation":
-        raise LabelErrorInputError(
-            "Cross-validated probabilities are trained in one process: "
-            "run with one worker, or save the fold models' probabilities "
-            "(save_probs_dir) and run over several workers on them"
-        )
-
-
 def pending_key(run_key: str) -> str:
     """Key under which a run writes until it is complete; the previous
     run with ``run_key`` is kept until then."""
@@ -568,9 +558,13 @@ class _Stages:
         )
 
 
-def _build_source(view, params: FindParams, class_names, device, stages):
+def _build_source(
+    view, params: FindParams, class_names, device, stages, ranks: Ranks
+):
     """Returns the run's probability source (a generator: training yields
-    progress)."""
+    progress). Over several ranks, fold ``k`` is trained by rank ``k mod
+    ranks``; every rank then predicts its shard with all the fold models
+    (the checkpoint folder must be shared by the ranks' machines)."""
     if params.probs_source == "stored":
         return StoredProbabilities(params.probs_field)
     if params.probs_source == "model":
@@ -579,29 +573,42 @@ def _build_source(view, params: FindParams, class_names, device, stages):
     checkpoint_dir = spec.checkpoint_dir or checkpoints_dir(
         view._dataset, params.run_key
     )
-    tie_to_labels(
-        checkpoint_dir,
-        view,
-        params.gt_field,
-        owned=spec.checkpoint_dir is None,
-    )
-    trainer = train_fold_models(
-        view,
-        params.gt_field,
-        spec,
-        len(class_names),
-        tuple(params.ignore_values),
-        checkpoint_dir,
-        device,
-    )
-    source = None
-    while source is None:
-        try:
-            update = next(trainer)
-        except StopIteration as stop:
-            source = stop.value
-        else:
-            yield stages.training(update)
+
+    def new_trainer():
+        return fold_trainer(
+            view,
+            params.gt_field,
+            spec,
+            len(class_names),
+            tuple(params.ignore_values),
+            checkpoint_dir,
+            device,
+        )
+
+    trainer = None
+    with ranks.stage():  # rank 0 readies the folder, then the others
+        if ranks.is_lead:
+            tie_to_labels(
+                checkpoint_dir,
+                view,
+                params.gt_field,
+                owned=spec.checkpoint_dir is None,
+            )
+            trainer = new_trainer()
+    with ranks.stage():
+        if not ranks.is_lead:
+            trainer = new_trainer()
+    folds = range(ranks.rank, spec.config.folds, ranks.world_size)
+    with ranks.stage():  # every fold is trained before any is used
+        training = train_fold_models(trainer, folds)
+        source = None
+        while source is None:
+            try:
+                update = next(training)
+            except StopIteration as stop:
+                source = stop.value
+            else:
+                yield stages.training(update)
     return source
 
 
