@@ -225,6 +225,7 @@ class LabelErrorFinder:
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
+        self._float32: Tensor | None = None
 
     # -- pass 1 -----------------------------------------------------------
 
@@ -460,7 +461,10 @@ class LabelErrorFinder:
             labels, self.num_classes, self.ignore_index, device=device
         )
         pred_probs = prepare_pred_probs(
-            pred_probs, labels, self.num_classes, logits=self.logits
+            self._as_float32(pred_probs, labels.device),
+            labels,
+            self.num_classes,
+            logits=self.logits,
         )
         ignored = [i for i in self.ignore_index if 0 <= i < self.num_classes]
         if ignored:
@@ -470,6 +474,24 @@ class LabelErrorFinder:
             pred_probs[:, ignored] = 0
             pred_probs /= pred_probs.sum(dim=1, keepdim=True).clamp(min=1e-12)
         return labels, pred_probs
+
+    def _as_float32(
+        self, pred_probs: ArrayLike, device: torch.device
+    ) -> ArrayLike:
+        """float16 probabilities on the CPU as float32, in a buffer reused
+        from batch to batch: a fresh batch-sized tensor costs more to
+        allocate (page faults) than to fill. Nothing of a batch is kept
+        past ``update`` or ``find``."""
+        if not isinstance(pred_probs, np.ndarray | Tensor):
+            return pred_probs  # prepare_pred_probs names the error
+        probs = as_tensor(pred_probs)
+        if probs.dtype != torch.float16 or device.type != "cpu":
+            return pred_probs
+        if probs.device.type != "cpu":
+            return pred_probs
+        if self._float32 is None or self._float32.shape != probs.shape:
+            self._float32 = torch.empty(probs.shape, dtype=torch.float32)
+        return self._float32.copy_(probs)
 
     def _make_patches(
         self,
