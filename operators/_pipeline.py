@@ -10,6 +10,7 @@ import re
 import shutil
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
 from ._evidence import (
+    confusion_counts,
     error_heatmap,
     error_maps_dir,
     evidence_attributes,
@@ -332,7 +334,9 @@ def _find_label_errors(
     # Over several ranks, each rank reads a contiguous shard of the
     # samples in both passes. Pass 1's statistics are summed over the
     # ranks before pass 2; rank 0 registers the pending run (3), each rank
-    # writes its own samples (4), and rank 0 sums the ranks' tallies and
+    # writes its own samples (4), rank 0 sums the ranks' tallies into
+    # the summary, each rank tags a share of the patches with their issues
+    # and reasons (the confusion counts summed over the ranks), and rank 0
     # finishes (5). Each stage ends with the ranks agreeing that none
     # failed (``Ranks.stage``).
     logger.info("Finding label errors...")
@@ -443,27 +447,46 @@ def _find_label_errors(
             yield stages.advance("Finding errors", len(batch.samples))
 
     findings = ranks.gather(finder.findings())
+    summary = None
+    if ranks.is_lead:
+        finder.merge_findings(findings[1:])
+        summary = finder.summary()
+    summary = ranks.from_lead(summary)
+    # Each rank tags and explains its share of the written patches
+    with ranks.stage():
+        targets = _written_share(dataset, fields["patches"], ranks)
+        _tag_issues(targets, fields["patches"], summary, class_names)
+        pairs = None
+        if ranks.world_size > 1:
+            pairs = confusion_counts(targets, fields["patches"])
+    if ranks.world_size > 1:
+        pairs = sum(ranks.gather(pairs), Counter())
+    with ranks.stage():
+        explain_run(targets, fields["patches"], pairs)
     with ranks.stage():
         if ranks.is_lead:
-            finder.merge_findings(findings[1:])
-            _finish(view, params, finder, statistics, fields, class_names)
+            _finish(dataset, params, summary, statistics)
     yield Progress("Done", 1.0)
 
 
+def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):
+    """This rank's share (by position, as ``Ranks.shard`` splits) of the
+    samples the run wrote its pending patches to: the target's samples,
+    with every field (a target view may leave out the outputs; selecting
+    their ids would not scale to millions of samples)."""
+    written = dataset.exists(patches_field)
+    if ranks.world_size == 1:
+        return written
+    start, stop = ranks.shard(len(written))
+    return written.skip(start).limit(stop - start)
+
+
 def _finish(
-    view, params: FindParams, finder, statistics, fields, class_names
+    dataset: fo.Dataset, params: FindParams, summary, statistics
 ) -> None:
-    """Step 5: tags the issues, swaps the run in, saves views and
-    results."""
-    dataset = view._dataset
-    summary = finder.summary()
+    """Step 5, once the patches are tagged: swaps the run in, saves views
+    and results."""
     with schema_change(dataset):
-        # the target's samples with every field (a target view may leave
-        # out the outputs): those this run wrote its pending patches to
-        # (selecting their ids would not scale to millions of samples)
-        targets = dataset.exists(fields["patches"])
-        _tag_issues(targets, fields["patches"], summary, class_names)
-        explain_run(targets, fields["patches"])
         fields = _swap_in(dataset, params.run_key)
         _save_views(dataset, fields, output_views(params.run_key))
         results = dataset.init_run_results(
