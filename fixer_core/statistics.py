@@ -175,8 +175,10 @@ class ClassStatisticsAccumulator:
         interior = interior_mask(labels, boundary_width).to(valid.device)
         interior &= valid
         # Above these levels the given class is certainly the argmax, and
-        # certainly more likely than the runner-up by the unsure margin:
-        # only the other pixels' channels are read.
+        # certainly more likely than the runner-up by the unsure margin
+        # (within the tolerances of prepared probabilities, see
+        # ``certain_argmax``; 1e-3 covers float rounding): only the other
+        # pixels' channels are read.
         certain = certain_argmax(k)
         sure = interior & (p_given > certain)
         doubt = valid & (p_given <= certain + _UNSURE_MARGIN / 2 + 1e-3)
@@ -240,9 +242,8 @@ class ClassStatisticsAccumulator:
         self._num_images = int(flat[-1].item())
 
     def _hist_index(self, given: Tensor, argmax: Tensor, p: Tensor) -> Tensor:
-        return (given * self.num_classes + argmax) * _CONFIDENCE_BINS + _bins(
-            p
-        )
+        pair = given * self.num_classes + argmax
+        return pair * _CONFIDENCE_BINS + _bins(p)
 
     def compute(self) -> ClassStatistics:
         """Returns the statistics of everything seen so far."""
