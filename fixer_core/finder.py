@@ -485,9 +485,8 @@ class LabelErrorFinder:
         if not isinstance(pred_probs, np.ndarray | Tensor):
             return pred_probs  # prepare_pred_probs names the error
         probs = as_tensor(pred_probs)
-        if probs.dtype != torch.float16 or device.type != "cpu":
-            return pred_probs
-        if probs.device.type != "cpu":
+        on_cpu = probs.device.type == device.type == "cpu"
+        if probs.dtype != torch.float16 or not on_cpu:
             return pred_probs
         if self._float32 is None or self._float32.shape != probs.shape:
             self._float32 = torch.empty(probs.shape, dtype=torch.float32)
