@@ -478,7 +478,8 @@ def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):
     if ranks.world_size == 1:
         return written
     start, stop = ranks.shard(len(written))
-    return written.skip(start).limit(stop - start)
+    # in id order, so that the ranks' shares neither overlap nor miss one
+    return written.sort_by("id").skip(start).limit(stop - start)
 
 
 def _finish(
