@@ -2,14 +2,16 @@
 passes, every write) against cleanlab's ``find_label_issues`` on the same
 CamVid inputs, interleaved in one process, as ratios.
 
-Inputs: the first ``--images`` CamVid train images with an injector's
+Inputs: the first ``--images`` CamVid images of ``--splits`` (train
+first, then val) with an injector's
 noisy labels (``--labels``, e.g. ``bench/results/rw-a``) and a model's
 cached float16 probabilities (``--probs``, e.g.
 ``bench/results/realuse/probs/espnet``). FiftyOne runs on a private
 mongod (the tests' isolation). Each repeat runs, in rotating order:
 cleanlab (reading the same files, then ``find_label_issues``, n_jobs=1),
 and the operator with each ``--workers`` (1 = one process; 2 = rank 0 plus
-one started rank). A run's outputs are deleted after it, untimed.
+one started rank), and with ``--one-thread`` also one process with one
+thread (``num_threads=1``). A run's outputs are deleted after it, untimed.
 Prints one JSON line per run, then the median ratios.
 
     python bench/bench_operator.py --images 233 --repeats 3 \\
@@ -45,10 +47,15 @@ def main() -> None:
     import fiftyone as fo
     import fiftyone.operators as foo
 
-    names = sorted(p.stem for p in (args.probs / "train").glob("*.npy"))
-    names = names[: args.images]
+    names = [
+        f"{split}/{p.stem}"
+        for split in args.splits
+        for p in sorted((args.probs / split).glob("*.npy"))
+    ][: args.images]
     dataset = _dataset(fo, args, names)
     runs = ["cleanlab"] + [f"workers={w}" for w in args.workers]
+    if args.one_thread:
+        runs.append("workers=1,threads=1")
     times: dict[str, list[float]] = {r: [] for r in runs}
     for rep in range(args.repeats):
         order = runs[rep % len(runs) :] + runs[: rep % len(runs)]
@@ -56,8 +63,13 @@ def main() -> None:
             if run == "cleanlab":
                 seconds, extra = _cleanlab(args, names)
             else:
+                config = dict(c.split("=") for c in run.split(","))
                 seconds, extra = _operator(
-                    foo, dataset, int(run.split("=")[1]), rep
+                    foo,
+                    dataset,
+                    int(config["workers"]),
+                    int(config.get("threads", 0)) or None,
+                    rep,
                 )
             times[run].append(seconds)
             line = {"repeat": rep, "run": run, "seconds": round(seconds, 2)}
@@ -88,12 +100,12 @@ def _dataset(fo, args, names: list[str]):
     dataset.add_samples(
         [
             fo.Sample(
-                filepath=str(CAMVID / "images" / "train" / f"{n}.jpg"),
+                filepath=str(CAMVID / "images" / f"{n}.jpg"),
                 metadata=fo.ImageMetadata(width=480, height=360),
                 ground_truth=fo.Segmentation(
-                    mask_path=str(args.labels / "noisy" / "train" / f"{n}.png")
+                    mask_path=str(args.labels / "noisy" / f"{n}.png")
                 ),
-                probs_path=str(args.probs / "train" / f"{n}.npy"),
+                probs_path=str(args.probs / f"{n}.npy"),
             )
             for n in names
         ]
@@ -104,8 +116,10 @@ def _dataset(fo, args, names: list[str]):
     return dataset
 
 
-def _operator(foo, dataset, workers: int, rep: int) -> tuple[float, dict]:
-    key = f"bench{rep}w{workers}"
+def _operator(
+    foo, dataset, workers: int, threads: int | None, rep: int
+) -> tuple[float, dict]:
+    key = f"bench{rep}w{workers}t{threads or 0}"
     start = time.perf_counter()
     result = foo.execute_operator(
         FIND,
@@ -117,6 +131,7 @@ def _operator(foo, dataset, workers: int, rep: int) -> tuple[float, dict]:
                 "ignore_values": str(VOID),
                 "run_key": key,
                 "workers": workers,
+                **({"num_threads": threads} if threads else {}),
             },
         ),
     )
@@ -136,11 +151,11 @@ def _cleanlab(args, names: list[str]) -> tuple[float, dict]:
 
     start = time.perf_counter()
     labels = np.stack(
-        [read_png(args.labels / "noisy" / "train" / f"{n}.png") for n in names]
+        [read_png(args.labels / "noisy" / f"{n}.png") for n in names]
     )
-    probs = np.stack(
-        [np.load(args.probs / "train" / f"{n}.npy") for n in names]
-    ).astype(np.float32)
+    probs = np.stack([np.load(args.probs / f"{n}.npy") for n in names]).astype(
+        np.float32
+    )
     # cleanlab cannot ignore pixels: void takes the model's argmax
     labels = np.where(labels == VOID, probs.argmax(axis=1), labels)
     read = time.perf_counter() - start
@@ -158,6 +173,8 @@ def _parse_args():
     parser.add_argument("--images", type=int, default=233)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--one-thread", action="store_true")
+    parser.add_argument("--splits", nargs="+", default=["train"])
     parser.add_argument("--labels", type=Path, required=True)
     parser.add_argument("--probs", type=Path, required=True)
     return parser.parse_args()

@@ -50,48 +50,14 @@ def max_at(
     y: Tensor,
     x: Tensor,
     weights: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Argmax class at pixels ``(n, y, x)`` of ``(N, K, H, W)``
-    probabilities, and its probability. With ``(K,)`` ``weights`` the
-    class maximizes ``weights * probability``."""
-    if n.numel() > _DENSE_SHARE * pred_probs[:, 0].numel():
-        p_max, argmax = _dense_max(pred_probs, weights)
-        return p_max[n, y, x], argmax[n, y, x]
-    return weighted_max(pred_probs[n, :, y, x], weights)
-
-
-def max_where(
-    pred_probs: Tensor,
-    mask: Tensor,
-    weights: Tensor | None = None,
     cutoff: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """``(N, H, W)`` maps of :func:`weighted_max` where ``mask`` is true
-    (0 and -1 elsewhere)."""
-    if int(mask.count_nonzero()) <= _DENSE_SHARE * mask.numel():
-        p_max = pred_probs.new_zeros(mask.shape)
-        argmax = torch.full(mask.shape, -1, device=mask.device)
-        _max_at_mask(pred_probs, mask, weights, cutoff, p_max, argmax)
-        return p_max, argmax
-    p_max, argmax = _dense_max(pred_probs, weights, cutoff)
-    outside = ~mask
-    return p_max.masked_fill_(outside, 0), argmax.masked_fill_(outside, -1)
-
-
-def _max_at_mask(
-    pred_probs: Tensor,
-    mask: Tensor,
-    weights: Tensor | None,
-    cutoff: Tensor | None,
-    p_max: Tensor,
-    argmax: Tensor,
-) -> None:
-    """Writes :func:`weighted_max` of the pixels where ``mask`` is true
-    into the ``p_max`` and ``argmax`` maps."""
-    n, y, x = mask.nonzero(as_tuple=True)
-    p_max[n, y, x], argmax[n, y, x] = weighted_max(
-        pred_probs[n, :, y, x], weights, cutoff
-    )
+    """:func:`weighted_max` of ``(N, K, H, W)`` probabilities at pixels
+    ``(n, y, x)``: the class and its probability."""
+    if n.numel() > _DENSE_SHARE * pred_probs[:, 0].numel():
+        p_max, argmax = _dense_max(pred_probs, weights, cutoff)
+        return p_max[n, y, x], argmax[n, y, x]
+    return weighted_max(pred_probs[n, :, y, x], weights, cutoff)
 
 
 def _dense_max(
@@ -122,8 +88,10 @@ def _channel_max(
     if cutoff is not None:
         # A winner at or above its cutoff wins among the confident classes
         # too; the few others are searched again.
-        below = p_max < cutoff[argmax]
-        _max_at_mask(pred_probs, below, weights, cutoff, p_max, argmax)
+        n, y, x = (p_max < cutoff[argmax]).nonzero(as_tuple=True)
+        p_max[n, y, x], argmax[n, y, x] = weighted_max(
+            pred_probs[n, :, y, x], weights, cutoff
+        )
     return p_max, argmax
 
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from ._argmax import (
     certain_argmax,
     channel_argmax,
-    max_where,
+    max_at,
     weighted_max,
 )
 from ._checks import (
@@ -37,7 +37,7 @@ from .issues import (
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
 from .repeats import RepeatLinker
-from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift
+from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift, search_step
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
 # Algorithm
@@ -229,6 +229,7 @@ class LabelErrorFinder:
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
+        self._float32: Tensor | None = None
 
     # -- pass 1 -----------------------------------------------------------
 
@@ -350,7 +351,9 @@ class LabelErrorFinder:
             for i in range(n)
         ]
         means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
-        argmax_np = channel_argmax(pred_probs)
+        # the shift search reads the argmax on its grid only
+        step = search_step(labels_np.shape[1:])
+        argmax_np = channel_argmax(pred_probs[:, :, ::step, ::step])
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
@@ -466,7 +469,10 @@ class LabelErrorFinder:
             labels, self.num_classes, self.ignore_index, device=device
         )
         pred_probs = prepare_pred_probs(
-            pred_probs, labels, self.num_classes, logits=self.logits
+            self._as_float32(pred_probs, labels.device),
+            labels,
+            self.num_classes,
+            logits=self.logits,
         )
         ignored = [i for i in self.ignore_index if 0 <= i < self.num_classes]
         if ignored:
@@ -476,6 +482,23 @@ class LabelErrorFinder:
             pred_probs[:, ignored] = 0
             pred_probs /= pred_probs.sum(dim=1, keepdim=True).clamp(min=1e-12)
         return labels, pred_probs
+
+    def _as_float32(
+        self, pred_probs: ArrayLike, device: torch.device
+    ) -> ArrayLike:
+        """float16 probabilities on the CPU as float32, in a buffer reused
+        from batch to batch: a fresh batch-sized tensor costs more to
+        allocate (page faults) than to fill. Nothing of a batch is kept
+        past ``update`` or ``find``."""
+        if not isinstance(pred_probs, np.ndarray | Tensor):
+            return pred_probs  # prepare_pred_probs names the error
+        probs = as_tensor(pred_probs)
+        on_cpu = probs.device.type == device.type == "cpu"
+        if probs.dtype != torch.float16 or not on_cpu:
+            return pred_probs
+        if self._float32 is None or self._float32.shape != probs.shape:
+            self._float32 = torch.empty(probs.shape, dtype=torch.float32)
+        return self._float32.copy_(probs)
 
     def _make_patches(
         self,
@@ -671,14 +694,17 @@ def _pixel_suggestions(
     candidates = (labels >= 0) & (
         p_given < _flaggable_below(thresholds, weights, min_confidence)[given]
     )
-    p_max, argmax = max_where(pred_probs, candidates, weights, cutoff)
-    suggested = argmax.clamp(min=0)
+    n, y, x = candidates.nonzero(as_tuple=True)
+    p_max, argmax = max_at(pred_probs, n, y, x, weights, cutoff)
+    given, p_given = labels[n, y, x], p_given[n, y, x]
     flagged = (
-        (argmax != labels)
-        & (p_max >= cutoff[suggested])
-        & ((p_given < thresholds[given]) | (p_max >= thresholds[suggested]))
+        (argmax != given)
+        & (p_max >= cutoff[argmax])
+        & ((p_given < thresholds[given]) | (p_max >= thresholds[argmax]))
     )
-    return argmax.masked_fill_(~(candidates & flagged), -1)
+    suggested = torch.full_like(labels, -1)
+    suggested[n[flagged], y[flagged], x[flagged]] = argmax[flagged]
+    return suggested
 
 
 def _flaggable_below(

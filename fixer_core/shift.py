@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # The cause of the patches that a moved label explains
@@ -65,6 +66,12 @@ class LabelShift:
         return 1.0 - self.disagreement_shifted / self.disagreement
 
 
+def search_step(shape: tuple[int, ...]) -> int:
+    """The subsampling step of :func:`find_label_shift` for ``(H, W)``
+    maps."""
+    return max(1, min(shape) // SEARCH_SIDE)
+
+
 def find_label_shift(
     label: np.ndarray, argmax: np.ndarray
 ) -> LabelShift | None:
@@ -74,43 +81,58 @@ def find_label_shift(
     of the disagreement and ``MIN_GAIN`` of the pixels. ``None`` otherwise.
 
     Every move up to ``MAX_SHIFT_SHARE`` of the shorter side is tried on
-    maps subsampled to about ``SEARCH_SIDE`` pixels. A label drawn for
-    another frame, or misregistered, disagrees with the model along every
-    boundary; moved back, it agrees.
+    maps subsampled to about ``SEARCH_SIDE`` pixels (every
+    :func:`search_step`-th pixel; ``argmax`` may be given subsampled
+    already). A label drawn for another frame, or misregistered, disagrees
+    with the model along every boundary; moved back, it agrees.
     """
-    step = max(1, min(label.shape) // SEARCH_SIDE)
+    step = search_step(label.shape)
     lab = label[::step, ::step]
-    pred = argmax[::step, ::step]
+    pred = argmax if argmax.shape != label.shape else argmax[::step, ::step]
+    if pred.shape != lab.shape:
+        raise ValueError(
+            f"argmax of shape {argmax.shape} fits neither the label's "
+            f"{label.shape} nor its search grid {lab.shape}"
+        )
     reach = max(1, math.ceil(MAX_SHIFT_SHARE * min(label.shape) / step))
-    h, w = lab.shape
-    best = None
-    for dy in range(-reach, reach + 1):
-        for dx in range(-reach, reach + 1):
-            # label pixel (y, x) moves to (y + dy, x + dx)
-            src = lab[
-                max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
-            ]
-            dst = pred[
-                max(dy, 0) : h - max(-dy, 0), max(dx, 0) : w - max(-dx, 0)
-            ]
-            valid = src >= 0
-            n = int(np.count_nonzero(valid))
-            if n < 0.5 * lab.size:
-                continue
-            wrong = np.count_nonzero((src != dst) & valid) / n
-            if dy == 0 and dx == 0:
-                unmoved = wrong
-            if best is None or wrong < best[0]:
-                best = (wrong, dy, dx)
-    if best is None:
+    scored, agree = _move_counts(lab, pred, reach)
+    # label pixel (y, x) moves to (y + dy, x + dx): entry [dy, dx] + reach
+    moves = scored >= 0.5 * lab.size
+    if not moves.any():
         return None
-    wrong, dy, dx = best
-    shift = LabelShift(dy * step, dx * step, unmoved, wrong)
+    wrong = (scored - agree) / np.maximum(scored, 1)
+    best = np.argmin(np.where(moves, wrong, np.inf))  # the first, row-major
+    dy, dx = (int(v) - reach for v in np.unravel_index(best, wrong.shape))
+    unmoved = float(wrong[reach, reach])
+    shift = LabelShift(dy * step, dx * step, unmoved, float(wrong.flat[best]))
     far_enough = max(abs(dy), abs(dx)) >= 2
     if (
         far_enough
         and shift.explained >= MIN_EXPLAINED
-        and unmoved - wrong >= MIN_GAIN
+        and shift.disagreement - shift.disagreement_shifted >= MIN_GAIN
     ):
         return shift
     return None
+
+
+def _move_counts(
+    lab: np.ndarray, pred: np.ndarray, reach: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(2 * reach + 1,) * 2`` counts, for every move of ``lab`` up to
+    ``reach`` pixels, of its scored pixels that land on ``pred`` and of
+    those that agree with it: one cross-correlation per class (exact:
+    the sums are small integers)."""
+    h, w = lab.shape
+    padded = np.zeros((h + 2 * reach, w + 2 * reach), np.float32)
+    inside = padded[reach : reach + h, reach : reach + w]
+    inside[:] = 1
+    scored = cv2.matchTemplate(
+        padded, (lab >= 0).astype(np.float32), cv2.TM_CCORR
+    )
+    agree = np.zeros_like(scored)
+    for c in np.intersect1d(lab[lab >= 0], pred):
+        inside[:] = pred == c
+        agree += cv2.matchTemplate(
+            padded, (lab == c).astype(np.float32), cv2.TM_CCORR
+        )
+    return np.rint(scored).astype(np.int64), np.rint(agree).astype(np.int64)

@@ -78,7 +78,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -460,7 +460,10 @@ class CrossValidationTrainer:
     # -- public -----------------------------------------------------------
 
     def fit(
-        self, progress: Callable[[TrainProgress], None] | None = None
+        self,
+        progress: Callable[[TrainProgress], None] | None = None,
+        *,
+        folds: Iterable[int] | None = None,
     ) -> None:
         """Trains each fold's model on the samples of the other folds.
 
@@ -472,9 +475,19 @@ class CrossValidationTrainer:
         Args:
             progress: called after every epoch, once its checkpoint is
                 written.
+            folds: train only these folds (default: all). A fold's
+                training depends on its own seed only, so folds trained
+                by separate processes on the same ``checkpoint_dir`` give
+                the models one process would.
         """
+        folds = range(self.config.folds) if folds is None else list(folds)
+        for fold in folds:
+            if not 0 <= fold < self.config.folds:
+                raise ValueError(
+                    f"fold must be in [0, {self.config.folds}), got {fold}"
+                )
         with torch.random.fork_rng(devices=self._rng_devices()):
-            for fold in range(self.config.folds):
+            for fold in folds:
                 self._fit_fold(fold, progress)
 
     def fold_model(self, fold: int) -> nn.Module:

@@ -32,6 +32,7 @@ import fiftyone as fo
 import torch
 import torch.distributed as dist
 
+from ..fixer_core.threads import passive_waits
 from ._samples import LabelErrorInputError
 
 logger = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
         LOCAL_WORLD_SIZE=str(workers),
         FIFTYONE_DATABASE_NAME=fo.config.database_name,
     )
+    passive_waits(env)
     if fo.config.database_uri:
         env["FIFTYONE_DATABASE_URI"] = fo.config.database_uri
     with tempfile.TemporaryDirectory(prefix="fixer-ranks-") as tmp:

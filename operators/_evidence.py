@@ -4,6 +4,7 @@ the probability that the label is wrong (``fo.Heatmap``)."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import cv2
 import fiftyone as fo
@@ -73,11 +74,27 @@ def error_heatmap(
     return fo.Heatmap(map_path=path, range=[0, MAP_SCALE])
 
 
-def explain_run(view, patches_field: str) -> None:
+def confusion_counts(view, patches_field: str) -> Counter:
+    """The patches of ``view`` per (given, suggested) class pair."""
+    prefix = f"{patches_field}.detections"
+    given, suggested = view.values(
+        [f"{prefix}.given_label", f"{prefix}.suggested_label"]
+    )
+    return Counter(
+        pair
+        for g, s in zip(given, suggested, strict=True)
+        for pair in zip(g or [], s or [], strict=True)
+    )
+
+
+def explain_run(
+    view, patches_field: str, pair_counts: Counter | None = None
+) -> None:
     """Sets each patch's ``same_confusion`` (other patches of the run with
     its (given, suggested) pair) and ``reason`` (one sentence, see
     ``fixer_core.reason_text``), once every patch and its issue is
-    written."""
+    written. ``pair_counts`` (see :func:`confusion_counts`) are the whole
+    run's when ``view`` holds only a share of its patches."""
     prefix = f"{patches_field}.detections"
     names = (
         "given_label",
@@ -93,9 +110,11 @@ def explain_run(view, patches_field: str) -> None:
         for sample in zip(*columns, strict=True)
         for values in zip(*(c or [] for c in sample), strict=True)
     ]
-    others = same_confusion(
-        [(r["given_label"], r["suggested_label"]) for r in rows]
-    )
+    pairs = [(r["given_label"], r["suggested_label"]) for r in rows]
+    if pair_counts is None:
+        others = same_confusion(pairs)
+    else:
+        others = [pair_counts[p] - 1 for p in pairs]
     reasons = [_reason(r, n) for r, n in zip(rows, others, strict=True)]
     sizes = [len(c or []) for c in columns[0]]
     view.set_values(f"{prefix}.same_confusion", _nest(others, sizes))

@@ -10,6 +10,7 @@ import re
 import shutil
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
 from ._evidence import (
+    confusion_counts,
     error_heatmap,
     error_maps_dir,
     evidence_attributes,
@@ -60,6 +62,7 @@ from ._sources import (
     StoredProbabilities,
     TrainingSpec,
     build_model_source,
+    fold_trainer,
     save_probabilities,
     tie_to_labels,
     train_fold_models,
@@ -332,14 +335,15 @@ def _find_label_errors(
     # Over several ranks, each rank reads a contiguous shard of the
     # samples in both passes. Pass 1's statistics are summed over the
     # ranks before pass 2; rank 0 registers the pending run (3), each rank
-    # writes its own samples (4), and rank 0 sums the ranks' tallies and
+    # writes its own samples (4), rank 0 sums the ranks' tallies into
+    # the summary, each rank tags a share of the patches with their issues
+    # and reasons (the confusion counts summed over the ranks), and rank 0
     # finishes (5). Each stage ends with the ranks agreeing that none
     # failed (``Ranks.stage``).
     logger.info("Finding label errors...")
     dataset = view._dataset
     with ranks.stage():
         class_names = _validate(view, params)
-        _check_ranks(params, ranks)
         device = resolve_device(params.device)
     ignore = tuple(params.ignore_values)
     start, stop = ranks.shard(len(view))
@@ -351,7 +355,7 @@ def _find_label_errors(
     )
     with ranks.stage():
         source = yield from _build_source(
-            view, params, class_names, device, stages
+            view, params, class_names, device, stages, ranks
         )
     finder = LabelErrorFinder(
         class_names,
@@ -445,27 +449,47 @@ def _find_label_errors(
             yield stages.advance("Finding errors", len(batch.samples))
 
     findings = ranks.gather(finder.findings())
+    summary = None
+    if ranks.is_lead:
+        finder.merge_findings(findings[1:])
+        summary = finder.summary()
+    summary = ranks.from_lead(summary)
+    # Each rank tags and explains its share of the written patches
+    with ranks.stage():
+        targets = _written_share(dataset, fields["patches"], ranks)
+        _tag_issues(targets, fields["patches"], summary, class_names)
+        pairs = None
+        if ranks.world_size > 1:
+            pairs = confusion_counts(targets, fields["patches"])
+    if ranks.world_size > 1:
+        pairs = sum(ranks.gather(pairs), Counter())
+    with ranks.stage():
+        explain_run(targets, fields["patches"], pairs)
     with ranks.stage():
         if ranks.is_lead:
-            finder.merge_findings(findings[1:])
-            _finish(view, params, finder, statistics, fields, class_names)
+            _finish(dataset, params, summary, statistics)
     yield Progress("Done", 1.0)
 
 
+def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):
+    """This rank's share (by position, as ``Ranks.shard`` splits) of the
+    samples the run wrote its pending patches to: the target's samples,
+    with every field (a target view may leave out the outputs; selecting
+    their ids would not scale to millions of samples)."""
+    written = dataset.exists(patches_field)
+    if ranks.world_size == 1:
+        return written
+    start, stop = ranks.shard(len(written))
+    # in id order, so that the ranks' shares neither overlap nor miss one
+    return written.sort_by("id").skip(start).limit(stop - start)
+
+
 def _finish(
-    view, params: FindParams, finder, statistics, fields, class_names
+    dataset: fo.Dataset, params: FindParams, summary, statistics
 ) -> None:
-    """Step 5: tags the issues, swaps the run in, saves views and
-    results."""
-    dataset = view._dataset
-    summary = finder.summary()
+    """Step 5, once the patches are tagged: swaps the run in, saves views
+    and results."""
     with schema_change(dataset):
-        # the target's samples with every field (a target view may leave
-        # out the outputs): those this run wrote its pending patches to
-        # (selecting their ids would not scale to millions of samples)
-        targets = dataset.exists(fields["patches"])
-        _tag_issues(targets, fields["patches"], summary, class_names)
-        explain_run(targets, fields["patches"])
         fields = _swap_in(dataset, params.run_key)
         _save_views(dataset, fields, output_views(params.run_key))
         results = dataset.init_run_results(
@@ -475,16 +499,6 @@ def _finish(
         )
         dataset.save_run_results(params.run_key, results)
     logger.info("Label errors written to '%s'", fields["patches"])
-
-
-def _check_ranks(params: FindParams, ranks: Ranks) -> None:
-    """Refuses what a run over several ranks cannot do."""
-    if ranks.world_size > 1 and params.probs_source == "cross_validation":
-        raise LabelErrorInputError(
-            "Cross-validated probabilities are trained in one process: "
-            "run with one worker, or save the fold models' probabilities "
-            "(save_probs_dir) and run over several workers on them"
-        )
 
 
 def pending_key(run_key: str) -> str:
@@ -570,9 +584,13 @@ class _Stages:
         )
 
 
-def _build_source(view, params: FindParams, class_names, device, stages):
+def _build_source(
+    view, params: FindParams, class_names, device, stages, ranks: Ranks
+):
     """Returns the run's probability source (a generator: training yields
-    progress)."""
+    progress). Over several ranks, fold ``k`` is trained by rank ``k mod
+    ranks``; every rank then predicts its shard with all the fold models
+    (the checkpoint folder must be shared by the ranks' machines)."""
     if params.probs_source == "stored":
         return StoredProbabilities(params.probs_field)
     if params.probs_source == "model":
@@ -581,29 +599,42 @@ def _build_source(view, params: FindParams, class_names, device, stages):
     checkpoint_dir = spec.checkpoint_dir or checkpoints_dir(
         view._dataset, params.run_key
     )
-    tie_to_labels(
-        checkpoint_dir,
-        view,
-        params.gt_field,
-        owned=spec.checkpoint_dir is None,
-    )
-    trainer = train_fold_models(
-        view,
-        params.gt_field,
-        spec,
-        len(class_names),
-        tuple(params.ignore_values),
-        checkpoint_dir,
-        device,
-    )
-    source = None
-    while source is None:
-        try:
-            update = next(trainer)
-        except StopIteration as stop:
-            source = stop.value
-        else:
-            yield stages.training(update)
+
+    def new_trainer():
+        return fold_trainer(
+            view,
+            params.gt_field,
+            spec,
+            len(class_names),
+            tuple(params.ignore_values),
+            checkpoint_dir,
+            device,
+        )
+
+    trainer = None
+    with ranks.stage():  # rank 0 readies the folder, then the others
+        if ranks.is_lead:
+            tie_to_labels(
+                checkpoint_dir,
+                view,
+                params.gt_field,
+                owned=spec.checkpoint_dir is None,
+            )
+            trainer = new_trainer()
+    with ranks.stage():
+        if not ranks.is_lead:
+            trainer = new_trainer()
+    folds = range(ranks.rank, spec.config.folds, ranks.world_size)
+    with ranks.stage():  # every fold is trained before any is used
+        training = train_fold_models(trainer, folds)
+        source = None
+        while source is None:
+            try:
+                update = next(training)
+            except StopIteration as stop:
+                source = stop.value
+            else:
+                yield stages.training(update)
     return source
 
 
@@ -1063,8 +1094,9 @@ class _MaskValues:
 
     def check(self, batch) -> None:
         """Raises, naming the sample, on a value nobody named."""
-        unnamed = ~np.isin(batch.labels, self.allowed)
-        if unnamed.any():
+        values, counts = _value_counts(batch.labels)
+        if not np.isin(values, self.allowed).all():
+            unnamed = ~np.isin(batch.labels, self.allowed)
             i = int(unnamed.any(axis=(1, 2)).argmax())
             found = np.unique(batch.labels[i][unnamed[i]])
             raise LabelErrorInputError(
@@ -1074,14 +1106,12 @@ class _MaskValues:
                 "name them in the mask targets or list them in "
                 "ignore_values"
             )
-        labels = batch.labels
-        self.scored += int(
-            (
-                (labels < self.num_classes)
-                & (labels >= 0)
-                & ~np.isin(labels, self.ignore)
-            ).sum()
+        scored = (
+            (values < self.num_classes)
+            & (values >= 0)
+            & ~np.isin(values, self.ignore)
         )
+        self.scored += int(counts[scored].sum())
 
     def check_scored(self, num_samples: int) -> None:
         """Raises when every pixel was void or ignored."""
@@ -1091,6 +1121,18 @@ class _MaskValues:
                 f"samples' '{self.gt_field}' masks is void or ignored (no "
                 f"value below {self.num_classes} outside ignore_values)"
             )
+
+
+def _value_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of an integer array and their counts: one
+    bincount for the usual mask values (many times faster than
+    ``np.isin`` over every pixel)."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= 1 << 16:
+        return np.unique(labels, return_counts=True)
+    counts = np.bincount(labels.ravel(), minlength=high + 1)
+    values = np.flatnonzero(counts)
+    return values, counts[values]
 
 
 def _check_target(view, params: FindParams) -> None:

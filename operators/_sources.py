@@ -3,13 +3,14 @@ trained on the dataset itself."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,7 +204,7 @@ def build_model_source(
     return ModelProbabilities(predictor, spec.model)
 
 
-def train_fold_models(
+def fold_trainer(
     view,
     gt_field: str,
     spec: TrainingSpec,
@@ -211,9 +212,9 @@ def train_fold_models(
     ignore_index: tuple[int, ...],
     checkpoint_dir: str,
     device: str,
-) -> Generator[TrainProgress, None, OutOfFoldProbabilities]:
-    """Trains (or resumes) the fold models, yielding the trainer's progress
-    as it comes; returns the out-of-fold probability source."""
+) -> CrossValidationTrainer:
+    """The cross-validation trainer of the target samples; writes (or
+    checks) the checkpoint folder's fold assignment."""
     factory: Callable | None = None
     if spec.architecture:
         try:
@@ -222,10 +223,9 @@ def train_fold_models(
             raise LabelErrorInputError(
                 f"Architecture '{spec.architecture}': {e}"
             ) from e
-    data = DatasetSegmentationData(view, gt_field)
     try:
-        trainer = CrossValidationTrainer(
-            data,
+        return CrossValidationTrainer(
+            DatasetSegmentationData(view, gt_field),
             num_classes,
             config=spec.config,
             checkpoint_dir=checkpoint_dir,
@@ -235,8 +235,16 @@ def train_fold_models(
         )
     except ValueError as e:
         raise LabelErrorInputError(str(e)) from e
-    yield from _in_background(trainer.fit)
-    return OutOfFoldProbabilities(trainer, list(data.sample_ids))
+
+
+def train_fold_models(
+    trainer: CrossValidationTrainer, folds: Iterable[int] | None = None
+) -> Generator[TrainProgress, None, OutOfFoldProbabilities]:
+    """Trains (or resumes) the fold models (``folds``, default all),
+    yielding the trainer's progress as it comes; returns the out-of-fold
+    probability source (which needs every fold trained)."""
+    yield from _in_background(functools.partial(trainer.fit, folds=folds))
+    return OutOfFoldProbabilities(trainer, list(trainer.data.sample_ids))
 
 
 def tie_to_labels(

@@ -25,6 +25,9 @@ HOME = Path(os.environ.get("FIXER_HOME", Path.home() / ".fixer"))
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = _parse_args(argv)
+    # idle OpenMP threads sleep (read when torch loads; see
+    # fixer_core.threads.passive_waits)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _use_plugin_from_repo()
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     import fiftyone as fo

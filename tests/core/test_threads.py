@@ -11,6 +11,7 @@ from fixer_core import threads
 from fixer_core.threads import (
     available_cores,
     limited_threads,
+    passive_waits,
     threads_per_rank,
 )
 
@@ -52,3 +53,12 @@ def test_limited_threads_sets_and_restores(monkeypatch):
         assert n == 1
         assert torch.get_num_threads() == 1
     assert (torch.get_num_threads(), cv2.getNumThreads()) == before
+
+
+def test_idle_threads_sleep_unless_the_user_chose():
+    environ = {}
+    passive_waits(environ)
+    assert environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    environ = {"OMP_WAIT_POLICY": "ACTIVE"}
+    passive_waits(environ)
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE"}

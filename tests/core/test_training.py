@@ -430,6 +430,16 @@ def test_fold_model_needs_a_finished_fold(tmp_path):
         trainer.predict([0])
 
 
+def test_fit_trains_the_folds_asked_for(tmp_path):
+    trainer = _trainer(_blobs(4), tmp_path, "cpu")
+    with pytest.raises(ValueError, match=r"fold must be in \[0, 2\)"):
+        trainer.fit(folds=[2])
+    trainer.fit(folds=[1])
+    trainer.fold_model(1)
+    with pytest.raises(RuntimeError, match="fit"):
+        trainer.fold_model(0)
+
+
 class _HalfResolution(nn.Module):
     """A torchvision-style model: a dict of logits at half resolution."""
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fixer_testing import PLUGIN, write_scenes_dataset
 
 from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
@@ -291,3 +292,70 @@ def test_a_killed_rank_leaves_what_an_interrupted_run_leaves(
     scenes_dataset.reload()
     assert scenes_dataset.list_runs() == ["fixer"]
     assert not scenes_dataset.has_sample_field("fixer_pending_patches")
+
+
+def test_two_workers_train_the_folds_one_process_trains(
+    fixer_plugin, dataset_factory, tmp_path
+):
+    """Cross-validation over two ranks: each trains its folds (fold k on
+    rank k mod 2) and both predict with all of them; the fold models and
+    the run equal one process's (one thread each, so that the models'
+    float sums run in the same order)."""
+    dataset = dataset_factory("ranks-cv")
+    write_scenes_dataset(
+        dataset, make_scenes(8, height=48, width=64, seed=1), tmp_path / "d"
+    )
+    training = {
+        "probs_source": "cross_validation",
+        "folds": 3,
+        "epochs": 2,
+        "train_batch_size": 4,
+        "learning_rate": 1e-2,
+        "width": 4,
+        "num_threads": 1,
+    }
+    _find(
+        dataset,
+        "single",
+        checkpoint_dir=str(tmp_path / "one"),
+        **training,
+    )
+    foo.execute_operator(
+        FIND,
+        dict(
+            dataset=dataset,
+            params=_params(
+                "ranks",
+                checkpoint_dir=str(tmp_path / "two"),
+                workers=2,
+                **training,
+            ),
+        ),
+        request_delegation=True,
+    )
+    service = DelegatedOperationService()
+    service.execute_queued_operations(dataset_name=dataset.name)
+    (op,) = service.list_operations(dataset_name=dataset.name)
+    assert op.run_state == "completed", op.result
+    for fold in range(3):
+        one = torch.load(tmp_path / "one" / f"fold_{fold}.pt")["model"]
+        two = torch.load(tmp_path / "two" / f"fold_{fold}.pt")["model"]
+        assert one.keys() == two.keys()
+        for name in one:
+            assert torch.equal(one[name], two[name]), (fold, name)
+    dataset.reload()
+    for a, b in zip(
+        dataset.values("single_patches"),
+        dataset.values("ranks_patches"),
+        strict=True,
+    ):
+        assert len(a.detections) == len(b.detections)
+        for da, db in zip(a.detections, b.detections, strict=True):
+            for name in EXACT:
+                assert da[name] == db[name], name
+            for name in CLOSE:
+                assert da[name] == pytest.approx(db[name], abs=TOLERANCE)
+    one = dataset.load_run_results("single").summary
+    two = dataset.load_run_results("ranks").summary
+    assert one["totals"] == two["totals"]
+    assert one["num_images"] == two["num_images"] == 8

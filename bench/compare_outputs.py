@@ -1,0 +1,129 @@
+"""Checks that two checkouts of FIXER give the same output on cached
+CamVid probabilities: ``find_label_errors``' patches (every field), its
+summary and the class statistics, compared exactly (tolerance 0: every
+float must be equal).
+
+    git archive 18f9226 | tar -x -C /tmp/base
+    python bench/compare_outputs.py --base /tmp/base --images 40 \\
+        --labels ../main/bench/results/rw-a \\
+        --probs ../main/bench/results/realuse/probs/espnet
+
+Each checkout runs in a subprocess with it first on ``PYTHONPATH``; the
+probabilities are passed as stored (float16), in batches of 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.dump:
+        _dump(args)
+        return
+    outputs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, checkout in enumerate((args.base, REPO)):
+            out = Path(tmp) / f"{i}.pkl"
+            env = {**os.environ, "PYTHONPATH": str(checkout)}
+            subprocess.run(
+                [sys.executable, __file__, "--dump", str(out)]
+                + [a for a in sys.argv[1:] if a != "--dump"],
+                env=env,
+                check=True,
+            )
+            outputs.append(pickle.loads(out.read_bytes()))
+    base, new = outputs
+    differences = _differences(base, new, "")
+    print(
+        f"{len(new['patches'])} patches over {args.images} {args.split} "
+        f"images, threads {args.threads}: "
+        + ("identical" if not differences else f"{len(differences)} differ")
+    )
+    for line in differences[:20]:
+        print(" ", line)
+    sys.exit(1 if differences else 0)
+
+
+def _dump(args) -> None:
+    import torch
+
+    import fixer_core
+
+    sys.path.insert(0, str(REPO / "bench" / "camvid"))
+    from inject import VOID, read_png
+
+    torch.set_num_threads(args.threads)
+    probs_dir = args.probs / args.split
+    names = sorted(p.stem for p in probs_dir.glob("*.npy"))[: args.images]
+    labels = np.stack(
+        [
+            read_png(args.labels / "noisy" / args.split / f"{n}.png")
+            for n in names
+        ]
+    )
+    probs = np.stack([np.load(probs_dir / f"{n}.npy") for n in names])
+    patches, summary = fixer_core.find_label_errors(
+        labels, probs, ignore_index=[VOID], batch_size=8
+    )
+    finder = fixer_core.LabelErrorFinder(
+        [str(k) for k in range(probs.shape[1])], ignore_index=[VOID]
+    )
+    for i in range(0, len(names), 8):
+        finder.update(labels[i : i + 8], probs[i : i + 8])
+    stats = finder.statistics
+    result = {
+        "patches": [dataclasses.asdict(p) for p in patches],
+        "summary": summary.to_dict(),
+        "statistics": {
+            f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)
+        },
+    }
+    Path(args.dump).write_bytes(pickle.dumps(result))
+
+
+def _differences(a, b, path: str) -> list[str]:
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return [f"{path}: keys {sorted(a)} vs {sorted(b)}"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list | tuple):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{path}[{i}]")
+        ]
+    if isinstance(a, np.ndarray):
+        same = a.shape == b.shape and a.dtype == b.dtype
+        return [] if same and np.array_equal(a, b) else [f"{path}: arrays"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+def _parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument("--probs", type=Path, required=True)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
