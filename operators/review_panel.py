@@ -94,10 +94,7 @@ class GetReviewPage(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.str("run_key", required=True, label="Run key")
-        inputs.list("ids", types.String(), required=True, label="Patch ids")
-        return types.Property(inputs)
+        return _run_and_ids_input()
 
     def execute(self, ctx):
         run_key, ids = _run_and_ids(ctx)
@@ -118,10 +115,7 @@ class GetReviewExamples(foo.Operator):
         )
 
     def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.str("run_key", required=True, label="Run key")
-        inputs.list("ids", types.String(), required=True, label="Patch ids")
-        return types.Property(inputs)
+        return _run_and_ids_input()
 
     def execute(self, ctx):
         run_key, ids = _run_and_ids(ctx)
@@ -131,6 +125,13 @@ class GetReviewExamples(foo.Operator):
             ids,
             may_run_model=lambda spec: may_call(ctx, spec),
         )
+
+
+def _run_and_ids_input() -> types.Property:
+    inputs = types.Object()
+    inputs.str("run_key", required=True, label="Run key")
+    inputs.list("ids", types.String(), required=True, label="Patch ids")
+    return types.Property(inputs)
 
 
 def _run_and_ids(ctx) -> tuple[str, list[str]]:
