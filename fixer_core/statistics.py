@@ -239,15 +239,14 @@ class ClassStatisticsAccumulator:
         label, on a quarter of the scored pixels (every second row and
         column)."""
         k, size = self.num_classes, self._prob_hist.numel()
-        labels = labels[:, ::2, ::2]
-        bins = (pred_probs[:, :, ::2, ::2] * _CONFIDENCE_BINS).int()
-        bins = bins.clamp_(0, _CONFIDENCE_BINS - 1)
-        classes = torch.arange(k, device=bins.device, dtype=torch.int32)
-        index = (labels.int()[:, None] * k + classes.view(1, k, 1, 1)) * (
-            _CONFIDENCE_BINS
-        ) + bins
-        valid = (labels >= 0)[:, None]
-        self._prob_hist += _bincount(torch.where(valid, index, size), size)
+        labels = labels[:, None, ::2, ::2].to(torch.int32)
+        classes = torch.arange(k, device=labels.device, dtype=torch.int32)
+        index = self._hist_index(
+            labels, classes.view(1, k, 1, 1), pred_probs[:, :, ::2, ::2]
+        )
+        self._prob_hist += _bincount(
+            torch.where(labels >= 0, index, size), size
+        )
 
     def reduce(self, all_reduce: Callable[[Tensor], object]) -> None:
         """Sums, in place, the counters of the accumulators of every shard

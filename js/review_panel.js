@@ -342,7 +342,18 @@
       : Number(value).toFixed(digits === undefined ? 2 : digits);
   }
 
-  function Evidence(props) {
+  // A class name in a card: its title above, a note below
+  function labelCard(cy, title, name, note) {
+    return h(
+      "div",
+      { style: styles.card, "data-cy": cy },
+      h("div", { style: styles.muted }, title),
+      h("div", { style: styles.big }, name),
+      h("div", { style: styles.muted }, note)
+    );
+  }
+
+    function Evidence(props) {
     var p = props.patch;
     var tops = (p.top_classes || []).map(function (name, i) {
       var prob = p.top_probs[i];
@@ -363,31 +374,21 @@
       h(
         "div",
         { style: styles.row },
-        h(
-          "div",
-          { style: styles.card, "data-cy": "fixer-review-given" },
-          h("div", { style: styles.muted }, "Given label"),
-          h("div", { style: styles.big }, p.given_label),
-          h(
-            "div",
-            { style: styles.muted },
-            "model: " +
-              num(p.given_prob) +
-              " (usually " +
-              num(p.given_threshold) +
-              " on its pixels)"
-          )
+        labelCard(
+          "fixer-review-given",
+          "Given label",
+          p.given_label,
+          "model: " +
+            num(p.given_prob) +
+            " (usually " +
+            num(p.given_threshold) +
+            " on its pixels)"
         ),
-        h(
-          "div",
-          { style: styles.card, "data-cy": "fixer-review-suggested" },
-          h("div", { style: styles.muted }, "Suggestion"),
-          h("div", { style: styles.big }, p.suggested_label),
-          h(
-            "div",
-            { style: styles.muted },
-            "P(label wrong) " + num(p.error_probability)
-          )
+        labelCard(
+          "fixer-review-suggested",
+          "Suggestion",
+          p.suggested_label,
+          "P(label wrong) " + num(p.error_probability)
         )
       ),
       h("div", { style: styles.reason, "data-cy": "fixer-review-reason" }, p.reason),

@@ -9,6 +9,7 @@ and prints their paths.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -219,11 +220,33 @@ def camvid_missing_probs(fo_env, tmp_path_factory):
     dataset.delete()
 
 
+def execute(fixer_plugin, name: str, dataset, **params) -> dict:
+    """An operator's result, run from Python in a thread of its own: no
+    asyncio loop runs there (see ``browser``)."""
+    import fiftyone.operators as foo
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(
+            foo.execute_operator,
+            fixer_plugin.uri(name),
+            dataset=dataset,
+            params=params,
+        ).result()
+    result.raise_exceptions()
+    return result.result
+
+
+@pytest.fixture(scope="session")
+def run_operator(fixer_plugin):
+    """:func:`execute` with the plugin bound: ``run_operator(name,
+    dataset, **params)``."""
+    return functools.partial(execute, fixer_plugin)
+
+
 @pytest.fixture(scope="module")
 def camvid_run(fixer_plugin, tmp_path_factory):
     """Another CamVid subset, with a FIXER run (key ``fixer``) made from
     Python."""
-    import fiftyone.operators as foo
 
     dataset, info = _camvid("e2e-camvid-run", tmp_path_factory)
     params = dict(
@@ -232,14 +255,7 @@ def camvid_run(fixer_plugin, tmp_path_factory):
         device="cpu",
         prior_strength=0.0,  # simulated probabilities carry no prior
     )
-    # In a thread of its own: no asyncio loop running there (see browser)
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(
-            foo.execute_operator,
-            fixer_plugin.uri("find_label_errors"),
-            dataset=dataset,
-            params=params,
-        ).result()
+    execute(fixer_plugin, "find_label_errors", dataset, **params)
     dataset.reload()
     assert "fixer" in dataset.list_runs()
     yield info

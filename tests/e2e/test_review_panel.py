@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -27,20 +26,19 @@ LOADED_MS = 60_000  # longest wait for an answer of the server
 
 
 @pytest.fixture(scope="module")
-def review_sample(camvid_run, fixer_plugin):
+def review_sample(camvid_run, run_operator):
     """The run's review sample, drawn from Python (up to 5 per class)."""
     import fiftyone as fo
-    import fiftyone.operators as foo
 
     dataset = fo.load_dataset(camvid_run.name)
-    params = dict(run_key="fixer", per_class=5, stratify_by="given", seed=0)
-    with ThreadPoolExecutor(1) as pool:  # no asyncio loop there
-        pool.submit(
-            foo.execute_operator,
-            fixer_plugin.uri("draw_review_sample"),
-            dataset=dataset,
-            params=params,
-        ).result()
+    run_operator(
+        "draw_review_sample",
+        dataset,
+        run_key="fixer",
+        per_class=5,
+        stratify_by="given",
+        seed=0,
+    )
     dataset.reload()
     return dataset
 
@@ -50,22 +48,6 @@ def _stored(dataset) -> str:
     dataset.reload()  # the server process wrote it
     precision = dataset.load_run_results("fixer", cache=False).precision
     return f"{precision['overall']['precision_patches'][0]:.2f}"
-
-
-def _run(fixer_plugin, name: str, dataset, **params) -> dict:
-    """An operator's result, run from Python (in a thread: no asyncio loop
-    there, see ``conftest.browser``)."""
-    import fiftyone.operators as foo
-
-    with ThreadPoolExecutor(1) as pool:
-        result = pool.submit(
-            foo.execute_operator,
-            fixer_plugin.uri(name),
-            dataset=dataset,
-            params=params,
-        ).result()
-    result.raise_exceptions()
-    return result.result
 
 
 def _open_panel(app):
@@ -92,7 +74,7 @@ def _wait_drawn(page, crop, patch_id: str, timeout_s: float = 30.0) -> None:
 
 
 def test_review_five_patches_by_keys(
-    app, review_sample, fixer_plugin, record_property
+    app, review_sample, run_operator, record_property
 ):
     dataset = review_sample
     sampled = dataset.count_label_tags("fixer_patches")["fixer:review"]
@@ -145,8 +127,7 @@ def test_review_five_patches_by_keys(
     # the nearest examples of the suggested class are drawn, and what they
     # are nearest by (the run's probabilities are stored: model features)
     shown = crop.get_attribute("data-patch-id")
-    answer = _run(
-        fixer_plugin,
+    answer = run_operator(
         "get_review_examples",
         dataset,
         run_key="fixer",
