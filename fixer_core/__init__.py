@@ -32,6 +32,7 @@ from .quality import (
     stratified_sample,
     wilson_interval,
 )
+from .repeats import discount_runs
 from .statistics import ClassStatistics
 
 __version__ = "0.1.0"
@@ -51,6 +52,7 @@ __all__ = [
     "StratumReview",
     "__version__",
     "apply_patches",
+    "discount_runs",
     "error_map",
     "estimate_precision",
     "explain_patches",

@@ -117,6 +117,7 @@ def reason_text(
     others: int = 0,
     issue: str | None = None,
     repeat: bool = False,
+    run_length: int = 1,
 ) -> str:
     """One sentence in plain words on why a patch was flagged.
 
@@ -136,6 +137,8 @@ def reason_text(
         issue: the specific issue the patch belongs to, if any.
         repeat: whether the patch repeats one of the previous image
             (``Patch.repeat_of``).
+        run_length: the images its run of repeats spans
+            (``Patch.run_length``).
 
     Example:
         >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
@@ -164,6 +167,16 @@ def reason_text(
         parts.append(
             "the previous image shows the same disagreement here, with "
             "the same label"
+        )
+    elif run_length > 1:
+        frames = (
+            "image shows"
+            if run_length == 2
+            else f"{run_length - 1} images show"
+        )
+        parts.append(
+            f"the next {frames} the same disagreement here, each labelled "
+            "on its own: more likely the model's habit"
         )
     return "; ".join(parts) + "."
 
@@ -226,6 +239,7 @@ def explain_patches(
                 others=n,
                 issue=p.issue,
                 repeat=p.repeat_of is not None,
+                run_length=p.run_length,
             )
         )
     return out

@@ -7,6 +7,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -28,17 +29,26 @@ from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
 from .evidence import evidence_from_means
 from .issues import (
+    NEIGHBOURS,
     SHIFTED,
     IssueTally,
     SpecificIssue,
     issue_key,
     issue_lookup,
 )
+from .neighbours import NEIGHBOURS_CAUSE, odd_one_out
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
-from .repeats import RepeatLinker
+from .repeats import RepeatLinker, discount_runs
 from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift, search_step
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
+
+# The score's weight on the label's doubt: the geometric share of
+# ``ClassStatistics.label_doubt`` in a patch's score, ``(1 - p_g) x size x
+# doubt^DOUBT_IN_SCORE``. A weak model's doubt in a whole class it barely
+# sees then ranks under a sharp disagreement (BENCHMARKS.md, "The label's
+# doubt in the score").
+DOUBT_IN_SCORE = 0.25
 
 # Algorithm
 # ---------
@@ -58,7 +68,8 @@ from .statistics import ClassStatistics, ClassStatisticsAccumulator
 # far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``; its spatial thresholds grow with the model's
 # blur), each scored by the model's doubt in the label, mean 1 - p_g, times
-# a size factor. Its error_probability is the size factor times the share
+# a size factor and the fourth root of the label's doubt (below). Its
+# error_probability is the size factor times the share
 # of label errors the data shows for its confusion at its confidence
 # (``ClassStatistics.error_rates``) and times the doubt the given class's
 # probability casts on its label, compared with what the model gives that
@@ -229,6 +240,8 @@ class LabelErrorFinder:
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
+        # (image index, labels) of the last image scored, for its next
+        self._previous_label: tuple[int, np.ndarray] | None = None
         self._float32: Tensor | None = None
 
     # -- pass 1 -----------------------------------------------------------
@@ -287,14 +300,23 @@ class LabelErrorFinder:
         pred_probs: ArrayLike,
         *,
         image_indices: Sequence[int] | None = None,
+        following: ArrayLike | None = None,
     ) -> list[list[Patch]]:
         """Pass 2: returns the typed patches of each image of a batch.
+
+        A patch's run of repeats is known once every image is scored:
+        ``fixer_core.discount_runs`` over all the patches then gives them
+        their final scores (as ``find_label_errors`` does).
 
         Args:
             labels: ``(N, H, W)`` integer labels.
             pred_probs: ``(N, K, H, W)`` probabilities (or logits).
             image_indices: the images' indices, stored in each patch
                 (default: a running count over all batches).
+            following: ``(H, W)`` labels of the image after the batch, if
+                any: with the previous batch's last image, the batch's
+                first and last images get neighbours too (see
+                ``fixer_core.neighbours``).
         """
         stats = self.statistics
         labels, pred_probs = self._prepare(labels, pred_probs)
@@ -354,6 +376,7 @@ class LabelErrorFinder:
         # the shift search reads the argmax on its grid only
         step = search_step(labels_np.shape[1:])
         argmax_np = channel_argmax(pred_probs[:, :, ::step, ::step])
+        neighbours = self._neighbours(labels_np, image_indices, following)
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
@@ -368,6 +391,19 @@ class LabelErrorFinder:
                 weights,
                 config,
             )
+            odd = odd_one_out(*neighbours[i]) if neighbours[i] else None
+            if odd is not None:
+                patches += self._odd_patches(
+                    int(image_indices[i]),
+                    odd,
+                    patches,
+                    labels_np[i],
+                    regions[i],
+                    pred_probs[i : i + 1],
+                    stats,
+                    weights,
+                    config,
+                )
             shift = find_label_shift(labels_np[i], argmax_np[i])
             if shift is not None:
                 self._shifts[int(image_indices[i])] = shift
@@ -459,6 +495,83 @@ class LabelErrorFinder:
 
     # -- helpers ----------------------------------------------------------
 
+    def _neighbours(
+        self,
+        labels_np: np.ndarray,
+        image_indices: Sequence[int],
+        following: ArrayLike | None,
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple] | None]:
+        """``odd_one_out``'s arguments for each image of the batch (``None``
+        where a neighbour is missing): the images before and after it in
+        input order, across batches."""
+        frames = list(labels_np)
+        indices = [int(i) for i in image_indices]
+        previous = self._previous_label
+        if previous is not None and previous[0] == indices[0] - 1:
+            frames.insert(0, previous[1])
+        else:
+            frames.insert(0, None)
+        if following is not None:
+            following = prepare_labels(
+                as_tensor(following)[None],
+                self.num_classes,
+                self.ignore_index,
+            )[0]
+            frames.append(following.to(torch.int32).numpy())
+        else:
+            frames.append(None)
+        self._previous_label = (indices[-1], labels_np[-1])
+        return [
+            None
+            if frames[k] is None or frames[k + 2] is None
+            else (frames[k], frames[k + 1], frames[k + 2], (-1,))
+            for k in range(len(indices))
+        ]
+
+    def _odd_patches(
+        self,
+        image_index: int,
+        odd: np.ndarray,
+        patches: list[Patch],
+        label: np.ndarray,
+        regions: LabelRegions,
+        pred_probs: Tensor,
+        stats: ClassStatistics,
+        weights: Tensor | None,
+        config: FinderConfig,
+    ) -> list[Patch]:
+        """Patches of the regions the neighbouring frames contradict,
+        beyond those the model's patches hold: a region at least half
+        inside them is theirs already."""
+        held = np.zeros(label.shape, dtype=bool)
+        for p in patches:
+            x, y, w, h = p.box
+            held[y : y + h, x : x + w] |= p.mask
+        n, comp = cv2.connectedComponents(
+            (odd >= 0).view(np.uint8), connectivity=8
+        )
+        size = np.bincount(comp.ravel(), minlength=n)
+        inside = np.bincount(comp[held], minlength=n)
+        taken = 2 * inside >= size
+        taken[0] = True
+        odd = np.where(taken[comp] | held, -1, odd)
+        ids, shapes = find_patch_geometry(
+            label, odd, odd >= 0, regions, config
+        )
+        if not shapes:
+            return []
+        return self._make_patches(
+            image_index,
+            label.shape,
+            shapes,
+            _mean_probs(pred_probs, [ids]),
+            odd >= 0,
+            stats,
+            weights,
+            config,
+            cause=NEIGHBOURS_CAUSE,
+        )
+
     def _prepare(
         self, labels: ArrayLike, pred_probs: ArrayLike
     ) -> tuple[Tensor, Tensor]:
@@ -510,6 +623,7 @@ class LabelErrorFinder:
         stats: ClassStatistics,
         weights: Tensor | None,
         config: FinderConfig,
+        cause: str | None = None,
     ) -> list[Patch]:
         patches = []
         for shape, mean in zip(shapes, means, strict=True):
@@ -526,18 +640,23 @@ class LabelErrorFinder:
             if _absorbed(shape, stats.pixel_counts, config):
                 continue
             size = shape.area / (shape.area + config.score_area_scale)
-            score = (1.0 - given_prob) * size
             # The label's doubt is the model's 1 - p_given made a
-            # probability by the data, so it replaces it here.
-            probability = (
-                size
-                * stats.error_rate(
+            # probability by the data, so it replaces it in the probability;
+            # the score ranks by the model's doubt, tempered by the data's.
+            doubt = stats.label_doubt(
+                shape.given_label, shape.suggested_label, given_prob
+            )
+            score = (1.0 - given_prob) * size * doubt**DOUBT_IN_SCORE
+            # The neighbouring frames, not the model's confusion rates,
+            # name the class of a region they contradict.
+            pair_share = (
+                1.0
+                if cause == NEIGHBOURS_CAUSE
+                else stats.error_rate(
                     shape.given_label, shape.suggested_label, suggested_prob
                 )
-                * stats.label_doubt(
-                    shape.given_label, shape.suggested_label, given_prob
-                )
             )
+            probability = size * pair_share * doubt
             if (
                 score < config.min_score
                 or probability < config.min_error_probability
@@ -569,6 +688,7 @@ class LabelErrorFinder:
                     suggested_prob=suggested_prob,
                     error_type=error_type,
                     error_probability=probability,
+                    cause=cause,
                     evidence=evidence_from_means(
                         mean,
                         _flagged_share(region_flagged, shape),
@@ -589,9 +709,12 @@ def _issue_pair(
     given: int, suggested: int, cause: str | None
 ) -> tuple[int, int]:
     """The (given, suggested) labels a patch is grouped by: a shifted
-    label's patches form one issue (``SHIFTED``) whatever their classes."""
+    label's patches form one issue (``SHIFTED``) whatever their classes,
+    and so do the labels their neighbouring frames contradict."""
     if cause == SHIFTED_CAUSE:
         return SHIFTED, SHIFTED
+    if cause == NEIGHBOURS_CAUSE:
+        return NEIGHBOURS, NEIGHBOURS
     return given, suggested
 
 
@@ -912,13 +1035,22 @@ def find_label_errors(
         config=config,
         device=device,
     )
-    batches = [
-        (labels[i : i + batch_size], pred_probs[i : i + batch_size])
-        for i in range(0, len(labels), batch_size)
-    ]
-    for batch in batches:
-        finder.update(*batch)
-    found = [p for batch in batches for ps in finder.find(*batch) for p in ps]
+    starts = range(0, len(labels), batch_size)
+    for start in starts:
+        finder.update(
+            labels[start : start + batch_size],
+            pred_probs[start : start + batch_size],
+        )
+    found = []
+    for start in starts:
+        stop = start + batch_size
+        for image in finder.find(
+            labels[start:stop],
+            pred_probs[start:stop],
+            following=labels[stop] if stop < len(labels) else None,
+        ):
+            found += image
+    found = discount_runs(found)
     summary = finder.summary()
     patches = [
         dataclasses.replace(p, issue=summary.issue_of(p)) for p in found

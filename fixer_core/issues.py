@@ -14,6 +14,10 @@ IssueKey = tuple[int, int, str]
 # images, not of a class pair, so its given and suggested labels are this
 SHIFTED = -1
 SHIFTED_ISSUE = "labels shifted against their images"
+# ... and that of the labels their neighbouring frames contradict
+# (``fixer_core.neighbours``), whatever their classes
+NEIGHBOURS = -2
+NEIGHBOURS_ISSUE = "labels their neighbouring frames contradict"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ def issue_name(
     """Returns a readable name, e.g. ``"cushion missed in couch"``."""
     if given == SHIFTED:
         return SHIFTED_ISSUE
+    if given == NEIGHBOURS:
+        kind = "" if error_type == "general" else f" ({error_type})"
+        return NEIGHBOURS_ISSUE + kind.replace("_", " ")
     g, s = class_names[given], class_names[suggested]
     if error_type == "false_negative":
         return f"{s} missed in {g}"

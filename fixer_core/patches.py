@@ -27,7 +27,10 @@ class Patch:
         score: in [0, 1], the patches' ranking: the model's mean
             probability that a pixel's label is wrong (``1 - p_given``),
             discounted for small patches (see
-            ``FinderConfig.score_area_scale``).
+            ``FinderConfig.score_area_scale``), weighted by the fourth root
+            of the label's doubt (``finder.DOUBT_IN_SCORE``) and, once runs
+            are known, divided by the square root of the run's length
+            (``fixer_core.repeats.discount_runs``).
         area: pixels in the patch.
         coverage: share of the given-class region(s) the patch covers (1
             means a whole region is mislabelled).
@@ -50,6 +53,10 @@ class Patch:
             repeats began: the same disagreement at the same place in the
             previous image(s) (see ``fixer_core.repeats``); ``None`` for a
             run's first patch.
+        run: ``(image index, position)`` of its run's first patch, ``None``
+            where repeats are not linked.
+        run_length: the images the run spans, once known (see
+            ``fixer_core.repeats.discount_runs``).
         issue: name of the specific issue the patch belongs to, if any.
         evidence: what the finder saw on the patch (top classes, the
             given class's threshold, the rule that flagged it).
@@ -71,6 +78,8 @@ class Patch:
     error_probability: float = 0.0
     cause: str | None = None
     repeat_of: int | None = None
+    run: tuple[int, int] | None = None
+    run_length: int = 1
     issue: str | None = None
     evidence: PatchEvidence | None = None
 

@@ -12,16 +12,20 @@ A patch *repeats* when the previous ``window`` images, in input order, hold
 a patch with the same (given, suggested) classes whose box overlaps its own
 (intersection over union at least ``MIN_BOX_IOU``). It links to the run's
 first patch, so a run that moves slowly across the frames stays one run.
-Repeats keep their scores and corrections; the finder reports how many
-there are, and FIXER's views show them after the first patches of their
-runs. On datasets that are not ordered in time nothing links, by the same
-rule.
+Repeats keep their corrections; the finder reports how many there are,
+and FIXER's views show them after the first patches of their runs. Once
+every image is scored, each patch of a run of ``L`` frames has its score
+divided by ``sqrt(L)`` (``discount_runs``): a long run is mostly the
+model's habit, so its first patch ranks under a one-off disagreement.
+On datasets that are not ordered in time nothing links, by the same rule.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
+import math
+from collections import Counter, deque
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,7 +40,9 @@ MIN_BOX_IOU = 0.3
 class RepeatLinker:
     """Streams each image's patches, in input order, and marks repeats.
 
-    Memory holds the patches' boxes of the last ``window`` images only.
+    Every patch gets its run (``Patch.run``: the image index and position
+    of the run's first patch); repeats also get ``repeat_of``. Memory holds
+    the patches' boxes of the last ``window`` images only.
 
     Args:
         window: how many previous images a patch is compared with (0 links
@@ -45,46 +51,74 @@ class RepeatLinker:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        # (image index, boxes (n, 4), pairs (n, 2), run's first image)
-        self._recent: deque[tuple[int, np.ndarray, np.ndarray, list[int]]]
+        # (image index, boxes (n, 4), pairs (n, 2), each patch's run)
+        self._recent: deque[
+            tuple[int, np.ndarray, np.ndarray, list[tuple[int, int]]]
+        ]
         self._recent = deque(maxlen=max(window, 1))
 
     def link(self, image_index: int, patches: list[Patch]) -> list[Patch]:
-        """Returns the image's patches, repeats with ``repeat_of`` set to
-        the image index where their run began."""
+        """Returns the image's patches with their runs, repeats with
+        ``repeat_of`` set to the image index where their run began."""
         if not self.window:
             return patches
         recent = [r for r in self._recent if r[0] >= image_index - self.window]
         boxes = np.array([p.box for p in patches], dtype=np.float64)
         pairs = np.array([(p.given_label, p.suggested_label) for p in patches])
-        out, first = [], []
+        out, runs = [], []
         for j, patch in enumerate(patches):
-            start = _run_start(boxes[j], pairs[j], recent)
-            first.append(image_index if start is None else start)
-            out.append(
-                patch
-                if start is None
-                else dataclasses.replace(patch, repeat_of=start)
-            )
-        self._recent.append((image_index, boxes, pairs, first))
+            run = _run_of(boxes[j], pairs[j], recent)
+            if run is None:
+                run = (image_index, j)
+                out.append(dataclasses.replace(patch, run=run))
+            else:
+                out.append(
+                    dataclasses.replace(patch, run=run, repeat_of=run[0])
+                )
+            runs.append(run)
+        self._recent.append((image_index, boxes, pairs, runs))
         return out
 
 
-def _run_start(
+def discount_runs(patches: Sequence[Patch]) -> list[Patch]:
+    """Returns the patches with their runs' lengths, each score divided by
+    the square root of its run's length (once: a second call changes
+    nothing).
+
+    A disagreement that one object shows in ``L`` consecutive frames, each
+    labelled on its own, is mostly the model's habit: a label error would
+    have to recur in every frame. On CamVid's val sequence, the first
+    patches of runs of 1, 2, 3-5 and 6+ frames were label errors 19-26%,
+    10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "Runs of frames").
+    """
+    lengths = Counter(p.run for p in patches if p.run is not None)
+    return [
+        p
+        if p.run is None or lengths[p.run] == p.run_length
+        else dataclasses.replace(
+            p,
+            score=p.score * math.sqrt(p.run_length / lengths[p.run]),
+            run_length=lengths[p.run],
+        )
+        for p in patches
+    ]
+
+
+def _run_of(
     box: np.ndarray,
     pair: np.ndarray,
-    recent: list[tuple[int, np.ndarray, np.ndarray, list[int]]],
-) -> int | None:
-    """The first image of the run ``box`` continues, if any (the nearest
-    previous image's overlapping patch wins)."""
-    for _, boxes, pairs, first in reversed(recent):
+    recent: list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, int]]]],
+) -> tuple[int, int] | None:
+    """The run ``box`` continues, if any (the nearest previous image's
+    overlapping patch wins)."""
+    for _, boxes, pairs, runs in reversed(recent):
         if not len(boxes):
             continue
         same = (pairs == pair).all(axis=1)
         overlap = box_iou(box, boxes) >= MIN_BOX_IOU
         match = np.flatnonzero(same & overlap)
         if match.size:
-            return first[int(match[0])]
+            return runs[int(match[0])]
     return None
 
 

@@ -102,6 +102,7 @@ def explain_run(
         *EVIDENCE_ATTRIBUTES,
         "cause",
         "repeat",
+        "run_length",
         "issue",
     )
     columns = view.values([f"{prefix}.{n}" for n in names])
@@ -143,4 +144,5 @@ def _reason(row: dict, others: int) -> str:
         others=others,
         issue=row["issue"],
         repeat=bool(row["repeat"]),
+        run_length=row["run_length"] or 1,
     )

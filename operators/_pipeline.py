@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -457,6 +458,7 @@ def _find_label_errors(
     # Each rank tags and explains its share of the written patches
     with ranks.stage():
         targets = _written_share(dataset, fields["patches"], ranks)
+        _discount_runs(dataset, targets, fields["patches"])
         _tag_issues(targets, fields["patches"], summary, class_names)
         pairs = None
         if ranks.world_size > 1:
@@ -923,6 +925,8 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
         error_probability=patch.error_probability,
         cause=patch.cause,
         repeat=patch.repeat_of is not None,
+        run=None if patch.run is None else "{}:{}".format(*patch.run),
+        run_length=patch.run_length,
         given_label=class_names[patch.given_label],
         suggested_label=class_names[patch.suggested_label],
         error_type=patch.error_type,
@@ -931,6 +935,36 @@ def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
         coverage=patch.coverage,
         **evidence_attributes(patch, class_names),
     )
+
+
+def _discount_runs(dataset: fo.Dataset, view, patches_field: str) -> None:
+    """Gives the patches of ``view`` that belong to runs of repeats their
+    runs' lengths and final scores (``fixer_core.discount_runs``), counting
+    the runs over every written patch."""
+    prefix = f"{patches_field}.detections"
+    lengths = Counter(
+        dataset.exists(patches_field).values(f"{prefix}.run", unwind=True)
+    )
+    lengths.pop(None, None)
+    if not any(n > 1 for n in lengths.values()):
+        return
+    scores, lengths_of = [], []
+    for sample_id, ids, runs, confidences in zip(
+        *view.values(
+            ["id", f"{prefix}.id", f"{prefix}.run", f"{prefix}.confidence"]
+        ),
+        strict=True,
+    ):
+        for label_id, run, confidence in zip(
+            ids or [], runs or [], confidences or [], strict=True
+        ):
+            n = lengths.get(run, 1)
+            if n > 1:
+                key = {"sample_id": sample_id, "label_id": label_id}
+                scores.append({**key, "value": confidence / math.sqrt(n)})
+                lengths_of.append({**key, "value": n})
+    dataset.set_label_values(f"{prefix}.confidence", scores)
+    dataset.set_label_values(f"{prefix}.run_length", lengths_of)
 
 
 def _tag_issues(view, patches_field: str, summary, class_names) -> None:

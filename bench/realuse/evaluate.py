@@ -47,6 +47,7 @@ from inject import NUM_CLASSES, VOID, Layout, read_png  # noqa: E402
 
 from fixer_core import FinderConfig, LabelErrorFinder  # noqa: E402
 from fixer_core.corrections import apply_patches  # noqa: E402
+from fixer_core.repeats import discount_runs  # noqa: E402
 
 REVIEWED = (100, 500, 1000, 2000)
 BATCH = 8
@@ -143,9 +144,12 @@ def run_fixer(cell: Cell, config: FinderConfig | None = None):
         finder.update(*batch(b))
     patches = []
     for b in batches:
-        for image in finder.find(*batch(b), image_indices=list(b)):
+        following = cell.labels[b.stop] if b.stop < n else None
+        for image in finder.find(
+            *batch(b), image_indices=list(b), following=following
+        ):
             patches += image
-    return patches, finder
+    return discount_runs(patches), finder
 
 
 def run_cleanlab(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +313,30 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         repeats=sum(p.repeat_of is not None for p in patches),
         miou_labels=mean_iou(cell.clean[idx], cell.labels[idx]),
         miou_corrected=mean_iou(cell.clean[idx], corrected),
+        hits_by_run_length=_hits_by_run_length(cell, patches, split),
     )
+    return out
+
+
+RUN_LENGTHS = {"1": (1, 1), "2": (2, 2), "3-5": (3, 5), "6+": (6, 10**9)}
+
+
+def _hits_by_run_length(cell: Cell, patches, split: str) -> dict:
+    """``[injected errors, patches]`` among the runs' first patches, by
+    the length of their run of repeats."""
+    keep = set(cell.images(split).tolist())
+    out = {name: [0, 0] for name in RUN_LENGTHS}
+    for p in patches:
+        if p.image_index not in keep or p.repeat_of is not None:
+            continue
+        x, y, w, h = p.box
+        on, _ = _overlap(
+            cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
+        )
+        for name, (lo, hi) in RUN_LENGTHS.items():
+            if lo <= p.run_length <= hi:
+                out[name][0] += int(on >= 0.5 * max(p.area, 1))
+                out[name][1] += 1
     return out
 
 

@@ -1,8 +1,15 @@
 """A disagreement repeated in consecutive frames is one run, met once."""
 
+import dataclasses
+
 import numpy as np
 
-from fixer_core import FinderConfig, apply_patches, find_label_errors
+from fixer_core import (
+    FinderConfig,
+    apply_patches,
+    discount_runs,
+    find_label_errors,
+)
 from fixer_core.evidence import explain_patches
 from fixer_core.repeats import RepeatLinker, box_iou
 
@@ -40,16 +47,43 @@ def test_a_run_of_frames_links_to_its_first_patch():
     assert summary.to_dict()["repeats"] == 2
 
 
-def test_repeats_keep_their_scores_and_the_window_can_be_off():
+def test_a_run_shares_its_score_and_the_window_can_be_off():
     labels, probs = _frames([(5, 5), (5, 5), (5, 5)])
     linked, _ = find_label_errors(labels, probs)
     alone, summary = find_label_errors(
         labels, probs, config=FinderConfig(repeat_window=0)
     )
     assert [p.repeat_of for p in linked] == [None, 0, 0]
+    assert [p.run for p in linked] == [(0, 0)] * 3
+    assert [p.run_length for p in linked] == [3, 3, 3]
     assert [p.repeat_of for p in alone] == [None, None, None]
+    assert [p.run_length for p in alone] == [1, 1, 1]
     assert summary.repeats == 0
-    assert [p.score for p in linked] == [p.score for p in alone]
+    np.testing.assert_allclose(
+        [p.score for p in linked], [p.score / np.sqrt(3) for p in alone]
+    )
+    # the probabilities and corrections do not wait for the run's end
+    assert [p.error_probability for p in linked] == [
+        p.error_probability for p in alone
+    ]
+
+
+def test_a_long_run_ranks_under_a_one_off_disagreement():
+    # frames 0-3: one object in every frame; frame 5: a one-off elsewhere
+    labels, probs = _frames([(5, 5), (5, 5), (5, 5), (5, 5), None, (5, 50)])
+    patches, _ = find_label_errors(labels, probs)
+    first = {p.image_index: p for p in patches if p.repeat_of is None}
+    assert sorted(first) == [0, 5]
+    assert first[0].run_length == 4 and first[5].run_length == 1
+    assert first[5].score > first[0].score
+    assert discount_runs(patches) == patches
+    undiscounted = [
+        dataclasses.replace(
+            p, score=p.score * np.sqrt(p.run_length), run_length=1
+        )
+        for p in patches
+    ]
+    assert discount_runs(undiscounted) == patches
 
 
 def test_other_classes_at_the_same_place_are_not_a_repeat():
@@ -95,4 +129,5 @@ def test_the_reason_of_a_repeat_says_so():
     patches, _ = find_label_errors(labels, probs)
     first, repeat = explain_patches(patches, ["a", "b", "c", "d"])
     assert "previous image" not in first
+    assert "the next image shows the same disagreement" in first
     assert "previous image shows the same disagreement" in repeat

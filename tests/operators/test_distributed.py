@@ -48,6 +48,8 @@ EXACT = (
     "issue",
     "cause",
     "repeat",
+    "run",
+    "run_length",
     "area",
     "rule",
     "top_classes",

@@ -17,8 +17,12 @@ import numpy as np
 import pytest
 from fixer_testing import PLUGIN, write_scenes_dataset
 
-from fixer_core import FinderConfig
-from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
+from fixer_core import FinderConfig, find_label_errors
+from fixer_core.synthetic import (
+    SIMULATED_MODEL,
+    SyntheticScenes,
+    make_scenes,
+)
 
 fo = pytest.importorskip("fiftyone")
 foo = pytest.importorskip("fiftyone.operators")
@@ -317,3 +321,54 @@ def test_core_import_loads_no_fiftyone():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_run_of_frames_is_scored_as_the_core_scores_it(
+    api, dataset_factory, tmp_path
+):
+    # four frames of one object the model calls "c", then a one-off
+    size, corners = (64, 80), [(5, 5), (5, 5), (5, 5), (5, 5), None, (5, 50)]
+    labels = np.zeros((len(corners), *size), np.uint8)
+    truth = labels.copy()
+    for i, corner in enumerate(corners):
+        if corner is not None:
+            y, x = corner
+            labels[i, y : y + 12, x : x + 12] = 1
+            truth[i, y : y + 12, x : x + 12] = 2
+    probs = np.where(
+        truth[:, None] == np.arange(4)[None, :, None, None], 0.94, 0.02
+    ).astype(np.float32)
+    scenes = SyntheticScenes(
+        images=np.zeros((*labels.shape, 3), np.uint8),
+        clean_labels=truth,
+        labels=labels,
+        pred_probs=probs,
+        planted=[],
+        class_names=("a", "b", "c", "d"),
+    )
+    ds = dataset_factory("frames")
+    write_scenes_dataset(ds, scenes, tmp_path / "frames")
+    expected, _ = find_label_errors(labels, probs)
+
+    results = _find(api, ds, config=FinderConfig())
+
+    prefix = f"{results.patches_field}.detections"
+    written = [
+        (c, n, r)
+        for c, n, r in zip(
+            *(
+                ds.values(f"{prefix}.{a}", unwind=True)
+                for a in ("confidence", "run_length", "reason")
+            ),
+            strict=True,
+        )
+    ]
+    assert [n for _, n, _ in written] == [p.run_length for p in expected]
+    assert [n for _, n, _ in written] == [4, 4, 4, 4, 1]
+    np.testing.assert_allclose(
+        [c for c, _, _ in written], [p.score for p in expected], rtol=1e-6
+    )
+    assert "the next 3 images show the same disagreement" in written[0][2]
+    # the one-off comes first in the view of every patch
+    best = results.load_view("all").first()[results.patches_field]
+    assert best.run_length == 1

@@ -1,0 +1,74 @@
+"""Labels that their neighbouring frames contradict.
+
+Datasets cut from video (CamVid, Cityscapes sequences, driving fleets) hold
+consecutive frames, each labelled on its own. Where the previous and the
+next frame's labels agree with each other on a region and this frame's
+label does not, this frame's label is the odd one out: a slip made once.
+Steady motion does not produce that pattern: an object moving steadily
+sits, in the middle frame, between its two other places, so each of its
+pixels agrees with at least one neighbour. The frames' own boundary
+jitter is removed by an opening.
+
+Neighbours count only where they are views of one scene: their labels
+agree on at least ``MIN_AGREEMENT`` of the pixels both label. Images that
+are not consecutive frames (a shuffled or photo dataset) never pass, so
+nothing is found there. The finder flags these regions with the
+neighbours' class and scores them with the model like every other patch
+(see ``LabelErrorFinder.find``); it is the model's doubt in the label, not
+the neighbours alone, that ranks them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Why a patch was flagged, beyond the model's disagreement
+NEIGHBOURS_CAUSE = "the previous and next images label it otherwise"
+# The neighbours are views of one scene when their labels agree on at
+# least this share of the pixels both label: frames 2 apart in CamVid's val
+# sequence agree on 0.80-0.93 (5th percentile to median, with injected
+# errors) and 0.88-0.93 as labelled; unrelated CamVid frames (shuffled)
+# on at most 0.81, FIXER's synthetic scenes on at most 0.8 (BENCHMARKS.md,
+# "Neighbouring frames").
+MIN_AGREEMENT = 0.85
+# Regions narrower than this square are the frames' boundary jitter
+OPENING = 5
+
+
+def odd_one_out(
+    previous: np.ndarray,
+    label: np.ndarray,
+    following: np.ndarray,
+    ignore_index: tuple[int, ...] = (),
+) -> np.ndarray | None:
+    """The neighbours' class where they agree with each other and not with
+    ``label``.
+
+    Args:
+        previous, label, following: ``(H, W)`` integer labels of three
+            consecutive images.
+        ignore_index: mask values that are never scored.
+
+    Returns:
+        ``(H, W)`` int array: the neighbours' common class on regions at
+        least ``OPENING`` pixels wide, -1 elsewhere; ``None`` where the
+        neighbours are not views of one scene (or differ in shape).
+    """
+    if not previous.shape == label.shape == following.shape:
+        return None
+    scored = np.ones(label.shape, dtype=bool)
+    for value in ignore_index:
+        scored &= (previous != value) & (following != value)
+        scored &= label != value
+    agree = scored & (previous == following)
+    if agree.sum() < MIN_AGREEMENT * max(int(scored.sum()), 1):
+        return None
+    odd = agree & (label != previous)
+    if not odd.any():
+        return None
+    kernel = np.ones((OPENING, OPENING), np.uint8)
+    odd = cv2.morphologyEx(odd.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    out = np.full(label.shape, -1, dtype=np.int32)
+    out[odd.astype(bool)] = previous[odd.astype(bool)]
+    return out
