@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -51,6 +51,7 @@ from ._locks import (
     shared,
 )
 from ._samples import (
+    Batch,
     LabelErrorInputError,
     batches,
     describe,
@@ -422,13 +423,16 @@ def _find_label_errors(
         ranks.stage(),
         samples.save_context(batch_size=params.batch_size) as context,
     ):
-        for batch in batches(
-            samples, params.gt_field, source, params.batch_size, start
+        for batch, following in _with_following(
+            batches(samples, params.gt_field, source, params.batch_size, start)
         ):
             check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(
-                    batch.labels, batch.pred_probs, image_indices=batch.indices
+                    batch.labels,
+                    batch.pred_probs,
+                    image_indices=batch.indices,
+                    following=following,
                 )
             saved = _save_probs(batch, params)
             for i, (sample, mask, patches) in enumerate(
@@ -471,6 +475,21 @@ def _find_label_errors(
         if ranks.is_lead:
             _finish(dataset, params, summary, statistics)
     yield Progress("Done", 1.0)
+
+
+def _with_following(
+    stream: Iterable[Batch],
+) -> Iterator[tuple[Batch, np.ndarray | None]]:
+    """Each batch with the labels of the image after it (``None`` after
+    the last): its last image's next frame, for ``LabelErrorFinder.find``.
+    One batch is read ahead."""
+    held = None
+    for batch in stream:
+        if held is not None:
+            yield held, batch.labels[0]
+        held = batch
+    if held is not None:
+        yield held, None
 
 
 def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):

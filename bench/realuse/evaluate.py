@@ -314,7 +314,25 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         miou_labels=mean_iou(cell.clean[idx], cell.labels[idx]),
         miou_corrected=mean_iou(cell.clean[idx], corrected),
         hits_by_run_length=_hits_by_run_length(cell, patches, split),
+        hits_by_cause=_hits_by_cause(cell, patches, split),
     )
+    return out
+
+
+def _hits_by_cause(cell: Cell, patches, split: str) -> dict:
+    """``[injected errors, patches]`` among the patches of each cause."""
+    keep = set(cell.images(split).tolist())
+    out: dict[str, list[int]] = {}
+    for p in patches:
+        if p.image_index not in keep or p.cause is None:
+            continue
+        x, y, w, h = p.box
+        on, _ = _overlap(
+            cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
+        )
+        entry = out.setdefault(p.cause, [0, 0])
+        entry[0] += int(on >= 0.5 * max(p.area, 1))
+        entry[1] += 1
     return out
 
 

@@ -18,6 +18,7 @@ import pytest
 from fixer_testing import PLUGIN, write_scenes_dataset
 
 from fixer_core import FinderConfig, find_label_errors
+from fixer_core.neighbours import NEIGHBOURS_CAUSE
 from fixer_core.synthetic import (
     SIMULATED_MODEL,
     SyntheticScenes,
@@ -323,6 +324,21 @@ def test_core_import_loads_no_fiftyone():
     assert proc.stdout.strip() == "[]"
 
 
+def _frames_dataset(dataset_factory, root, labels, truth, probs):
+    """A dataset of consecutive frames, in order, from arrays."""
+    scenes = SyntheticScenes(
+        images=np.zeros((*labels.shape, 3), np.uint8),
+        clean_labels=truth,
+        labels=labels,
+        pred_probs=probs,
+        planted=[],
+        class_names=tuple("abcd"[: probs.shape[1]]),
+    )
+    ds = dataset_factory(root.name)
+    write_scenes_dataset(ds, scenes, root)
+    return ds
+
+
 def test_a_run_of_frames_is_scored_as_the_core_scores_it(
     api, dataset_factory, tmp_path
 ):
@@ -338,16 +354,9 @@ def test_a_run_of_frames_is_scored_as_the_core_scores_it(
     probs = np.where(
         truth[:, None] == np.arange(4)[None, :, None, None], 0.94, 0.02
     ).astype(np.float32)
-    scenes = SyntheticScenes(
-        images=np.zeros((*labels.shape, 3), np.uint8),
-        clean_labels=truth,
-        labels=labels,
-        pred_probs=probs,
-        planted=[],
-        class_names=("a", "b", "c", "d"),
+    ds = _frames_dataset(
+        dataset_factory, tmp_path / "frames", labels, truth, probs
     )
-    ds = dataset_factory("frames")
-    write_scenes_dataset(ds, scenes, tmp_path / "frames")
     expected, _ = find_label_errors(labels, probs)
 
     results = _find(api, ds, config=FinderConfig())
@@ -372,3 +381,42 @@ def test_a_run_of_frames_is_scored_as_the_core_scores_it(
     # the one-off comes first in the view of every patch
     best = results.load_view("all").first()[results.patches_field]
     assert best.run_length == 1
+
+
+def test_a_label_its_neighbouring_frames_contradict_is_flagged(
+    api, dataset_factory, tmp_path
+):
+    # an object moving 2 px per frame, painted over in frame 1: the last
+    # image of the first batch, whose next frame is in the second batch
+    size = (60, 80)
+    truth = np.zeros((5, *size), np.uint8)
+    truth[:, 45:, :] = 2
+    for i in range(5):
+        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
+    labels = truth.copy()
+    labels[1, 10:24, 12:26] = 0
+    probs = np.where(
+        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
+    ).astype(np.float32)
+    # the model doubts the label (0.7, not its usual 0.9) but sees the
+    # object too faintly to suggest it
+    probs[1, :, 10:24, 12:26] = np.array([0.7, 0.2, 0.1])[:, None, None]
+    ds = _frames_dataset(
+        dataset_factory, tmp_path / "painted", labels, truth, probs
+    )
+    expected, _ = find_label_errors(labels, probs, batch_size=2)
+    assert [p.cause for p in expected] == [NEIGHBOURS_CAUSE]
+
+    results = _find(api, ds, config=FinderConfig(), batch_size=2)
+
+    field = results.patches_field
+    found = [s[field].detections for s in ds.select_fields(field)]
+    assert [len(d) for d in found] == [0, 1, 0, 0, 0]
+    patch = found[1][0]
+    assert (patch.cause, patch.given_label, patch.label) == (
+        NEIGHBOURS_CAUSE,
+        "a",
+        "b",
+    )
+    assert patch.reason.startswith(f"Labelled a; {NEIGHBOURS_CAUSE}")
+    assert patch.confidence == pytest.approx(expected[0].score, rel=1e-6)
