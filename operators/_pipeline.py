@@ -34,11 +34,15 @@ from ..fixer_core.shift import LabelShift
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
+from ._documents import (
+    detections_document,
+    label_document,
+    write_sample_fields,
+)
 from ._evidence import (
     confusion_counts,
     error_heatmap,
     error_maps_dir,
-    evidence_attributes,
     explain_run,
 )
 from ._keys import check_key
@@ -417,10 +421,7 @@ def _find_label_errors(
         if not ranks.is_lead:
             dataset.reload()  # the fields rank 0 declared
 
-    with (
-        ranks.stage(),
-        samples.save_context(batch_size=params.batch_size) as context,
-    ):
+    with ranks.stage():
         for batch in batches(
             samples, params.gt_field, source, params.batch_size, start
         ):
@@ -429,23 +430,30 @@ def _find_label_errors(
                 found = finder.find(
                     batch.labels, batch.pred_probs, image_indices=batch.indices
                 )
-            saved = _save_probs(batch, params)
-            for i, (sample, mask, patches) in enumerate(
-                zip(batch.samples, batch.masks, found, strict=True)
-            ):
-                _write_sample(
-                    sample,
+            values = [
+                _sample_values(
+                    sample.id,
                     mask,
                     patches,
                     class_names,
                     fields,
                     corrected_dir,
                     params.config.correct_min_probability,
-                    finder.shift_of(batch.indices[i]),
+                    finder.shift_of(index),
                 )
-                if saved:
-                    sample[params.save_probs_field] = saved[i]
-                context.save(sample)
+                for sample, index, mask, patches in zip(
+                    batch.samples,
+                    batch.indices,
+                    batch.masks,
+                    found,
+                    strict=True,
+                )
+            ]
+            saved = _save_probs(batch, params)
+            if saved:
+                for sample_values, path in zip(values, saved, strict=True):
+                    sample_values[params.save_probs_field] = path
+            write_sample_fields(dataset, [s.id for s in batch.samples], values)
             yield stages.advance("Finding errors", len(batch.samples))
 
     findings = ranks.gather(finder.findings())
@@ -881,8 +889,8 @@ def _declare_fields(
     )
 
 
-def _write_sample(
-    sample,
+def _sample_values(
+    sample_id: str,
     mask: np.ndarray,
     patches: list[Patch],
     class_names: list[str],
@@ -890,14 +898,11 @@ def _write_sample(
     corrected_dir: str | None,
     correct_min_probability: float,
     shift: LabelShift | None,
-) -> None:
-    sample[fields["patches"]] = fo.Detections(
-        detections=[_to_detection(p, class_names) for p in patches]
-    )
-    sample[fields["score"]] = image_error_score(patches)
-    sample[fields["error_map"]] = error_heatmap(
-        sample.id, mask.shape, patches, corrected_dir
-    )
+) -> dict:
+    """A sample's pass-2 fields as stored documents: its patches, error
+    score, error map and corrected mask (written to ``corrected_dir``
+    when the run keeps masks on disk)."""
+    heatmap = error_heatmap(sample_id, mask.shape, patches, corrected_dir)
     corrected = apply_patches(
         mask,
         patches,
@@ -906,31 +911,18 @@ def _write_sample(
         shift=shift,
     )
     if corrected_dir is None:
-        sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
-        return
-    path = os.path.join(corrected_dir, f"{sample.id}.png")
-    if not cv2.imwrite(path, corrected):
-        raise OSError(f"Could not write corrected mask {path}")
-    sample[fields["corrected"]] = fo.Segmentation(mask_path=path)
-
-
-def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
-    return fo.Detection(
-        label=class_names[patch.suggested_label],
-        bounding_box=patch.bounding_box,
-        mask=patch.mask,
-        confidence=patch.score,
-        error_probability=patch.error_probability,
-        cause=patch.cause,
-        repeat=patch.repeat_of is not None,
-        given_label=class_names[patch.given_label],
-        suggested_label=class_names[patch.suggested_label],
-        error_type=patch.error_type,
-        issue=None,
-        area=patch.area,
-        coverage=patch.coverage,
-        **evidence_attributes(patch, class_names),
-    )
+        segmentation = fo.Segmentation(mask=corrected)
+    else:
+        path = os.path.join(corrected_dir, f"{sample_id}.png")
+        if not cv2.imwrite(path, corrected):
+            raise OSError(f"Could not write corrected mask {path}")
+        segmentation = fo.Segmentation(mask_path=path)
+    return {
+        fields["patches"]: detections_document(patches, class_names),
+        fields["score"]: image_error_score(patches),
+        fields["error_map"]: label_document(heatmap),
+        fields["corrected"]: label_document(segmentation),
+    }
 
 
 def _tag_issues(view, patches_field: str, summary, class_names) -> None:
