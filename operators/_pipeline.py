@@ -45,6 +45,7 @@ from ._evidence import (
     error_maps_dir,
     explain_run,
 )
+from ._kept import KeptBatches, keep_budget
 from ._keys import check_key
 from ._locks import (
     exclusive,
@@ -101,7 +102,9 @@ class FindParams:
     files named by ``probs_field``, the user's ``model``, or fold models
     trained on the target samples (``training``). With a model or fold
     models, ``save_probs_dir`` and ``save_probs_field`` keep the computed
-    probabilities as files for later runs.
+    probabilities as files for later runs. ``keep_bytes`` bounds the
+    memory that keeps pass 1's batches for pass 2 (None: the rule of
+    ``_kept.keep_budget``; 0 reads every file in both passes).
     """
 
     gt_field: str
@@ -117,6 +120,7 @@ class FindParams:
     logits: bool = False
     batch_size: int = 8
     num_threads: int | None = None
+    keep_bytes: int | None = None
     config: FinderConfig = field(default_factory=FinderConfig)
 
 
@@ -330,8 +334,10 @@ def _find_label_errors(
     # 3. The new run is registered under a pending key (``<key>_pending``)
     #    with every field it will write, so it can be deleted even if
     #    interrupted; the previous run with this key is kept meanwhile.
-    # 4. Pass 2 streams the batches again; each sample gets its patches,
-    #    error score and corrected mask as soon as its batch is scored.
+    # 4. Pass 2 streams the batches again (kept in memory from pass 1
+    #    when they fit ``_kept``'s budget, else read again); each sample
+    #    gets its patches, error score and corrected mask as soon as its
+    #    batch is scored (one bulk write per batch).
     # 5. Patches are tagged with their specific issue; the previous run is
     #    deleted and the pending fields and run renamed to the key; the
     #    issue views are saved and the summary stored as the run results.
@@ -373,6 +379,11 @@ def _find_label_errors(
     )
 
     values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
+    kept = KeptBatches(
+        keep_budget(ranks.local_ranks)
+        if params.keep_bytes is None
+        else params.keep_bytes
+    )
     with ranks.stage():
         for batch in batches(
             samples, params.gt_field, source, params.batch_size, start
@@ -381,6 +392,7 @@ def _find_label_errors(
             values.check(batch)
             with naming_sample(batch, source.where):
                 finder.update(batch.labels, batch.pred_probs)
+            kept.add(batch)
             yield stages.advance(
                 "Estimating class statistics", len(batch.samples)
             )
@@ -421,10 +433,14 @@ def _find_label_errors(
         if not ranks.is_lead:
             dataset.reload()  # the fields rank 0 declared
 
-    with ranks.stage():
-        for batch in batches(
+    if kept.complete:
+        second = kept.replay()
+    else:
+        second = batches(
             samples, params.gt_field, source, params.batch_size, start
-        ):
+        )
+    with ranks.stage():
+        for batch in second:
             check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(

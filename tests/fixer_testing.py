@@ -173,3 +173,21 @@ def write_documents(
             for i in batch
         ]
         documents.write_sample_fields(dataset, [ids[i] for i in batch], values)
+
+
+def stored_form(value, replace: dict[str, str] | None = None):
+    """A value read from the database, for ``==``: types and key order
+    kept, ObjectIds (label ids) hidden, and in strings each ``replace``
+    key replaced by its value (folders that differ between runs)."""
+    from bson import ObjectId
+
+    if isinstance(value, dict):
+        return [(k, stored_form(v, replace)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [stored_form(v, replace) for v in value]
+    if isinstance(value, ObjectId):
+        return "<id>"
+    if isinstance(value, str):
+        for old, new in (replace or {}).items():
+            value = value.replace(old, new)
+    return (type(value).__name__, value)

@@ -10,6 +10,7 @@ import importlib
 import numpy as np
 import pytest
 from fixer_testing import (
+    stored_form,
     write_documents,
     write_scenes_dataset,
     write_with_label_objects,
@@ -18,7 +19,6 @@ from fixer_testing import (
 from fixer_core.synthetic import IGNORE_VALUE, SIMULATED_MODEL, make_scenes
 
 fo = pytest.importorskip("fiftyone")
-from bson import ObjectId  # noqa: E402
 from fiftyone import ViewField as F  # noqa: E402
 
 NUM_IMAGES = 6
@@ -70,21 +70,6 @@ def _varied_patches(core, scenes) -> list[list]:
     for (i, j), change in zip(where, changes, strict=False):
         found[i][j] = dataclasses.replace(found[i][j], **change)
     return found
-
-
-def _normalized(value, replace: dict[str, str]):
-    """A stored value with its types and key order kept and its label ids
-    and folders replaced, for ``==``."""
-    if isinstance(value, dict):
-        return [(k, _normalized(v, replace)) for k, v in value.items()]
-    if isinstance(value, list):
-        return [_normalized(v, replace) for v in value]
-    if isinstance(value, ObjectId):
-        return "<id>"
-    if isinstance(value, str):
-        for old, new in replace.items():
-            value = value.replace(old, new)
-    return (type(value).__name__, value)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +125,7 @@ def test_documents_equal_what_label_objects_store(
     assert len(docs) == NUM_IMAGES
     for doc in docs:
         for kind in KINDS:
-            assert _normalized(doc[new[kind]], replace) == _normalized(
+            assert stored_form(doc[new[kind]], replace) == stored_form(
                 doc[ref[kind]], replace
             ), kind
         assert doc["last_modified_at"] >= modified[str(doc["_id"])]
