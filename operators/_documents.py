@@ -77,9 +77,10 @@ def label_document(label: fo.Label) -> dict:
 def write_sample_fields(
     dataset: fo.Dataset, ids: list[str], values: list[dict]
 ) -> None:
-    """Sets stored field values (``{field: document}``) on the samples
-    with these ids, in one bulk write, as saving the samples would: each
-    sample's ``last_modified_at`` is updated, and in-memory samples are
+    """Sets values as stored (``{path: value}``: a field and its
+    document, or a path into one) on the samples with these ids, in one
+    bulk write, as saving the samples would: each sample's
+    ``last_modified_at`` is updated, and in-memory samples are
     reloaded."""
     now = datetime.datetime.utcnow()
     ops = [

@@ -40,10 +40,11 @@ from ._documents import (
     write_sample_fields,
 )
 from ._evidence import (
-    confusion_counts,
+    WrittenPatches,
     error_heatmap,
     error_maps_dir,
-    explain_run,
+    explain_patches,
+    read_patches,
 )
 from ._kept import KeptBatches, keep_budget
 from ._keys import check_key
@@ -481,14 +482,14 @@ def _find_label_errors(
     # Each rank tags and explains its share of the written patches
     with ranks.stage():
         targets = _written_share(dataset, fields["patches"], ranks)
-        _tag_issues(targets, fields["patches"], summary, class_names)
-        pairs = None
-        if ranks.world_size > 1:
-            pairs = confusion_counts(targets, fields["patches"])
+        written = read_patches(targets, fields["patches"])
+    pairs = None
     if ranks.world_size > 1:
-        pairs = sum(ranks.gather(pairs), Counter())
+        pairs = sum(ranks.gather(written.pair_counts()), Counter())
     with ranks.stage():
-        explain_run(targets, fields["patches"], pairs)
+        _explain(
+            dataset, fields["patches"], written, summary, class_names, pairs
+        )
     with ranks.stage():
         if ranks.is_lead:
             _finish(dataset, params, summary, statistics)
@@ -941,28 +942,44 @@ def _sample_values(
     }
 
 
-def _tag_issues(view, patches_field: str, summary, class_names) -> None:
-    """Sets each patch's ``issue`` attribute from the run's issues."""
+def _explain(
+    dataset: fo.Dataset,
+    patches_field: str,
+    written: WrittenPatches,
+    summary,
+    class_names: list[str],
+    pair_counts: Counter | None,
+) -> None:
+    """Sets each written patch's ``issue`` (from the run's issues),
+    ``same_confusion`` and ``reason`` (see ``explain_patches``), by
+    position in two bulk writes: ``issue`` and ``same_confusion``, then
+    ``reason`` (MongoDB adds one update's new fields in name order; this
+    keeps them in the order they always had)."""
     index = {name: k for k, name in enumerate(class_names)}
+
+    def issue_of(row: dict) -> str | None:
+        return summary.issue_named(
+            index[row["given_label"]],
+            index[row["suggested_label"]],
+            row["error_type"],
+            row["cause"],
+        )
+
+    explained = explain_patches(written, issue_of, pair_counts)
+    ids = [i for i, e in zip(written.ids, explained, strict=True) if e]
+    explained = [e for e in explained if e]
     prefix = f"{patches_field}.detections"
-    columns = view.values(
-        [
-            f"{prefix}.given_label",
-            f"{prefix}.suggested_label",
-            f"{prefix}.error_type",
-            f"{prefix}.cause",
-        ]
-    )
-    issues = [
-        [
-            summary.issue_named(index[g], index[s], error_type, cause)
-            for g, s, error_type, cause in zip(
-                *(c or [] for c in sample), strict=True
-            )
-        ]
-        for sample in zip(*columns, strict=True)
-    ]
-    view.set_values(f"{prefix}.issue", issues)
+    first, second = [], []
+    for patches in explained:
+        values, reasons = {}, {}
+        for j, (issue, others, reason) in enumerate(patches):
+            values[f"{prefix}.{j}.issue"] = issue
+            values[f"{prefix}.{j}.same_confusion"] = others
+            reasons[f"{prefix}.{j}.reason"] = reason
+        first.append(values)
+        second.append(reasons)
+    write_sample_fields(dataset, ids, first)
+    write_sample_fields(dataset, ids, second)
 
 
 def _save_views(
