@@ -13,7 +13,9 @@ is the cumulative time of its functions:
 - pass 1: ``LabelErrorFinder.update``; pass 2: ``LabelErrorFinder.find``;
 - writes: pass 2's documents, PNGs and bulk writes (``_sample_values``,
   ``write_sample_fields``);
-- the rest: setup, checks, tagging and explaining, the swap, views.
+- tag and explain: each patch's issue, same_confusion and reason
+  (``read_patches``, ``_explain``);
+- the rest: setup, checks, the swap, views.
 
     python bench/bench_stages.py --images 96 --repeats 2 \\
         --labels ../main/bench/results/rw-a \\
@@ -44,7 +46,11 @@ STAGES = {
     "pass 2": [("finder.py", "find")],
     "writes": [
         ("_pipeline.py", "_sample_values"),
-        ("_documents.py", "write_sample_fields"),
+        ("_documents.py", "write_sample_fields", "_find_label_errors"),
+    ],
+    "tag and explain": [
+        ("_evidence.py", "read_patches"),
+        ("_pipeline.py", "_explain"),
     ],
 }
 
@@ -104,16 +110,27 @@ def main() -> None:
 
 def _stages(stats: pstats.Stats, seconds: float, images: int) -> dict:
     """Milliseconds per image of each stage (cumulative time of its
-    functions), the rest and the total."""
+    functions; with a third name, of their calls from that function),
+    the rest and the total."""
     out = {}
     for stage, functions in STAGES.items():
-        total = sum(
-            cumulative
-            for (path, _, name), (_, _, _, cumulative, _) in (
-                stats.stats.items()
-            )
-            if (Path(path).name, name) in functions
-        )
+        total = 0.0
+        for (path, _, name), (
+            _,
+            _,
+            _,
+            cumulative,
+            callers,
+        ) in stats.stats.items():
+            for function in functions:
+                if function[:2] != (Path(path).name, name):
+                    continue
+                if len(function) == 2:
+                    total += cumulative
+                else:
+                    total += sum(
+                        c[3] for f, c in callers.items() if f[2] == function[2]
+                    )
         out[stage] = round(1000 * total / images, 1)
     out["rest"] = round(1000 * seconds / images - sum(out.values()), 1)
     out["total"] = round(1000 * seconds / images, 1)

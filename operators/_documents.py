@@ -8,7 +8,8 @@ written here as the plain documents ``fo.Detection(...).to_mongo()``
 gives, field for field and in its key order; the few labels of one per
 sample (corrected mask, error map) are serialized by FiftyOne itself.
 ``tests/operators/test_documents.py`` checks that both paths store the
-same documents.
+same documents. The patches' issues and reasons, known once pass 2 is
+done, are set by position with the same bulk writes.
 """
 
 from __future__ import annotations
