@@ -190,3 +190,60 @@ def test_documents_read_back_through_fiftyone(
     )
     assert view.count(f"{fields['patches']}.detections") == general
     assert dataset.bounds(fields["score"])[1] > 0
+
+
+def test_a_run_stores_each_patch_with_the_attributes_in_order(
+    fixer_plugin, dataset_factory, tmp_path, scenes
+):
+    """Issues and reasons are set by position after pass 2; the stored
+    detections keep the key order label objects and ``set_values`` gave
+    them."""
+    pipeline = _module(fixer_plugin, "operators._pipeline")
+    dataset = dataset_factory("documents-run")
+    write_scenes_dataset(dataset, scenes, tmp_path / "scenes")
+    params = pipeline.FindParams(
+        gt_field="ground_truth",
+        probs_field="probs_path",
+        ignore_values=(IGNORE_VALUE,),
+        config=pipeline.FinderConfig(**SIMULATED_MODEL),
+    )
+    for _ in pipeline.run_find_label_errors(dataset, params):
+        pass
+    keys = [
+        list(d)
+        for doc in dataset._sample_collection.find({})
+        for d in doc["fixer_patches"]["detections"]
+    ]
+    assert keys
+    assert all(
+        k
+        == [
+            "_id",
+            "_cls",
+            "attributes",
+            "tags",
+            "label",
+            "bounding_box",
+            "mask",
+            "confidence",
+            "error_probability",
+            "cause",
+            "repeat",
+            "given_label",
+            "suggested_label",
+            "error_type",
+            "issue",
+            "area",
+            "coverage",
+            "top_classes",
+            "top_probs",
+            "given_prob",
+            "given_threshold",
+            "rule",
+            "same_confusion",
+            "reason",
+        ]
+        for k in keys
+    )
+    reasons = dataset.values("fixer_patches.detections.reason", unwind=True)
+    assert all(isinstance(r, str) and r for r in reasons)
