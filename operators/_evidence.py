@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import fiftyone as fo
@@ -74,52 +76,88 @@ def error_heatmap(
     return fo.Heatmap(map_path=path, range=[0, MAP_SCALE])
 
 
-def confusion_counts(view, patches_field: str) -> Counter:
-    """The patches of ``view`` per (given, suggested) class pair."""
-    prefix = f"{patches_field}.detections"
-    given, suggested = view.values(
-        [f"{prefix}.given_label", f"{prefix}.suggested_label"]
-    )
-    return Counter(
-        pair
-        for g, s in zip(given, suggested, strict=True)
-        for pair in zip(g or [], s or [], strict=True)
-    )
+# Detection attributes a patch's issue and reason are made of
+EXPLAINED_ATTRIBUTES = (
+    "given_label",
+    "suggested_label",
+    "error_type",
+    *EVIDENCE_ATTRIBUTES,
+    "cause",
+    "repeat",
+    "run",
+    "confidence",
+)
 
 
-def explain_run(
-    view, patches_field: str, pair_counts: Counter | None = None
-) -> None:
-    """Sets each patch's ``same_confusion`` (other patches of the run with
-    its (given, suggested) pair) and ``reason`` (one sentence, see
-    ``fixer_core.reason_text``), once every patch and its issue is
-    written. ``pair_counts`` (see :func:`confusion_counts`) are the whole
-    run's when ``view`` holds only a share of its patches."""
+@dataclass(frozen=True)
+class WrittenPatches:
+    """Patches a run wrote, as read back: the samples' ids and, per
+    sample, each patch's :data:`EXPLAINED_ATTRIBUTES` (a dict)."""
+
+    ids: list[str]
+    rows: list[list[dict]]
+
+    def pair_counts(self) -> Counter:
+        """The patches per (given, suggested) class pair."""
+        return Counter(
+            (r["given_label"], r["suggested_label"])
+            for sample in self.rows
+            for r in sample
+        )
+
+    def run_counts(self) -> Counter:
+        """The patches per run of repeats (``Patch.run``)."""
+        return Counter(
+            r["run"] for sample in self.rows for r in sample if r["run"]
+        )
+
+
+def read_patches(view, patches_field: str) -> WrittenPatches:
+    """Reads the patches of ``view`` in one pass over its samples."""
     prefix = f"{patches_field}.detections"
-    names = (
-        "given_label",
-        "suggested_label",
-        *EVIDENCE_ATTRIBUTES,
-        "cause",
-        "repeat",
-        "run_length",
-        "issue",
+    ids, *columns = view.values(
+        ["id", *(f"{prefix}.{n}" for n in EXPLAINED_ATTRIBUTES)]
     )
-    columns = view.values([f"{prefix}.{n}" for n in names])
     rows = [
-        dict(zip(names, values, strict=True))
+        [
+            dict(zip(EXPLAINED_ATTRIBUTES, values, strict=True))
+            for values in zip(*(c or [] for c in sample), strict=True)
+        ]
         for sample in zip(*columns, strict=True)
-        for values in zip(*(c or [] for c in sample), strict=True)
     ]
-    pairs = [(r["given_label"], r["suggested_label"]) for r in rows]
+    return WrittenPatches(ids, rows)
+
+
+def explain_patches(
+    patches: WrittenPatches,
+    issue_of: Callable[[dict], str | None],
+    pair_counts: Counter | None = None,
+    run_counts: Counter | None = None,
+) -> list[list[tuple[str | None, int, str, int]]]:
+    """Per sample, each patch's ``(issue, same_confusion, reason,
+    run_length)``: its specific issue (``issue_of`` its attributes), the
+    other patches of the run with its (given, suggested) pair, one
+    sentence (see ``fixer_core.reason_text``) and the images its run of
+    repeats spans. ``pair_counts`` and ``run_counts`` (see
+    :class:`WrittenPatches`) are the whole run's when ``patches`` are only
+    a share of its patches."""
+    flat = [r for sample in patches.rows for r in sample]
+    pairs = [(r["given_label"], r["suggested_label"]) for r in flat]
     if pair_counts is None:
         others = same_confusion(pairs)
     else:
         others = [pair_counts[p] - 1 for p in pairs]
-    reasons = [_reason(r, n) for r, n in zip(rows, others, strict=True)]
-    sizes = [len(c or []) for c in columns[0]]
-    view.set_values(f"{prefix}.same_confusion", _nest(others, sizes))
-    view.set_values(f"{prefix}.reason", _nest(reasons, sizes))
+    if run_counts is None:
+        run_counts = patches.run_counts()
+    lengths = [run_counts.get(r["run"], 1) for r in flat]
+    issues = [issue_of(r) for r in flat]
+    explained = [
+        (issue, n, _reason({**r, "issue": issue}, n, length), length)
+        for r, issue, n, length in zip(
+            flat, issues, others, lengths, strict=True
+        )
+    ]
+    return _nest(explained, [len(sample) for sample in patches.rows])
 
 
 def _nest(flat: list, sizes: list[int]) -> list[list]:
@@ -131,7 +169,7 @@ def _nest(flat: list, sizes: list[int]) -> list[list]:
     return out
 
 
-def _reason(row: dict, others: int) -> str:
+def _reason(row: dict, others: int, run_length: int) -> str:
     top = zip(row["top_classes"] or [], row["top_probs"] or [], strict=True)
     return reason_text(
         row["given_label"],
@@ -144,5 +182,5 @@ def _reason(row: dict, others: int) -> str:
         others=others,
         issue=row["issue"],
         repeat=bool(row["repeat"]),
-        run_length=row["run_length"] or 1,
+        run_length=run_length,
     )

@@ -35,13 +35,19 @@ from ..fixer_core.shift import LabelShift
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
+from ._documents import (
+    detections_document,
+    label_document,
+    write_sample_fields,
+)
 from ._evidence import (
-    confusion_counts,
+    WrittenPatches,
     error_heatmap,
     error_maps_dir,
-    evidence_attributes,
-    explain_run,
+    explain_patches,
+    read_patches,
 )
+from ._kept import KeptBatches, keep_budget
 from ._keys import check_key
 from ._locks import (
     exclusive,
@@ -99,7 +105,9 @@ class FindParams:
     files named by ``probs_field``, the user's ``model``, or fold models
     trained on the target samples (``training``). With a model or fold
     models, ``save_probs_dir`` and ``save_probs_field`` keep the computed
-    probabilities as files for later runs.
+    probabilities as files for later runs. ``keep_bytes`` bounds the
+    memory that keeps pass 1's batches for pass 2 (None: the rule of
+    ``_kept.keep_budget``; 0 reads every file in both passes).
     """
 
     gt_field: str
@@ -115,6 +123,7 @@ class FindParams:
     logits: bool = False
     batch_size: int = 8
     num_threads: int | None = None
+    keep_bytes: int | None = None
     config: FinderConfig = field(default_factory=FinderConfig)
 
 
@@ -328,8 +337,10 @@ def _find_label_errors(
     # 3. The new run is registered under a pending key (``<key>_pending``)
     #    with every field it will write, so it can be deleted even if
     #    interrupted; the previous run with this key is kept meanwhile.
-    # 4. Pass 2 streams the batches again; each sample gets its patches,
-    #    error score and corrected mask as soon as its batch is scored.
+    # 4. Pass 2 streams the batches again (kept in memory from pass 1
+    #    when they fit ``_kept``'s budget, else read again); each sample
+    #    gets its patches, error score and corrected mask as soon as its
+    #    batch is scored (one bulk write per batch).
     # 5. Patches are tagged with their specific issue; the previous run is
     #    deleted and the pending fields and run renamed to the key; the
     #    issue views are saved and the summary stored as the run results.
@@ -371,6 +382,11 @@ def _find_label_errors(
     )
 
     values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
+    kept = KeptBatches(
+        keep_budget(ranks.local_ranks)
+        if params.keep_bytes is None
+        else params.keep_bytes
+    )
     with ranks.stage():
         for batch in batches(
             samples, params.gt_field, source, params.batch_size, start
@@ -379,6 +395,7 @@ def _find_label_errors(
             values.check(batch)
             with naming_sample(batch, source.where):
                 finder.update(batch.labels, batch.pred_probs)
+            kept.add(batch)
             yield stages.advance(
                 "Estimating class statistics", len(batch.samples)
             )
@@ -419,13 +436,14 @@ def _find_label_errors(
         if not ranks.is_lead:
             dataset.reload()  # the fields rank 0 declared
 
-    with (
-        ranks.stage(),
-        samples.save_context(batch_size=params.batch_size) as context,
-    ):
-        for batch, following in _with_following(
-            batches(samples, params.gt_field, source, params.batch_size, start)
-        ):
+    if kept.complete:
+        second = kept.replay()
+    else:
+        second = batches(
+            samples, params.gt_field, source, params.batch_size, start
+        )
+    with ranks.stage():
+        for batch, following in _with_following(second):
             check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(
@@ -434,23 +452,30 @@ def _find_label_errors(
                     image_indices=batch.indices,
                     following=following,
                 )
-            saved = _save_probs(batch, params)
-            for i, (sample, mask, patches) in enumerate(
-                zip(batch.samples, batch.masks, found, strict=True)
-            ):
-                _write_sample(
-                    sample,
+            values = [
+                _sample_values(
+                    sample.id,
                     mask,
                     patches,
                     class_names,
                     fields,
                     corrected_dir,
                     params.config.correct_min_probability,
-                    finder.shift_of(batch.indices[i]),
+                    finder.shift_of(index),
                 )
-                if saved:
-                    sample[params.save_probs_field] = saved[i]
-                context.save(sample)
+                for sample, index, mask, patches in zip(
+                    batch.samples,
+                    batch.indices,
+                    batch.masks,
+                    found,
+                    strict=True,
+                )
+            ]
+            saved = _save_probs(batch, params)
+            if saved:
+                for sample_values, path in zip(values, saved, strict=True):
+                    sample_values[params.save_probs_field] = path
+            write_sample_fields(dataset, [s.id for s in batch.samples], values)
             yield stages.advance("Finding errors", len(batch.samples))
 
     findings = ranks.gather(finder.findings())
@@ -462,15 +487,21 @@ def _find_label_errors(
     # Each rank tags and explains its share of the written patches
     with ranks.stage():
         targets = _written_share(dataset, fields["patches"], ranks)
-        _discount_runs(dataset, targets, fields["patches"])
-        _tag_issues(targets, fields["patches"], summary, class_names)
-        pairs = None
-        if ranks.world_size > 1:
-            pairs = confusion_counts(targets, fields["patches"])
+        written = read_patches(targets, fields["patches"])
+    pairs, runs = None, written.run_counts()
     if ranks.world_size > 1:
-        pairs = sum(ranks.gather(pairs), Counter())
+        pairs = sum(ranks.gather(written.pair_counts()), Counter())
+        runs = sum(ranks.gather(runs), Counter())
     with ranks.stage():
-        explain_run(targets, fields["patches"], pairs)
+        _explain(
+            dataset,
+            fields["patches"],
+            written,
+            summary,
+            class_names,
+            pairs,
+            runs,
+        )
     with ranks.stage():
         if ranks.is_lead:
             _finish(dataset, params, summary, statistics)
@@ -902,8 +933,8 @@ def _declare_fields(
     )
 
 
-def _write_sample(
-    sample,
+def _sample_values(
+    sample_id: str,
     mask: np.ndarray,
     patches: list[Patch],
     class_names: list[str],
@@ -911,14 +942,11 @@ def _write_sample(
     corrected_dir: str | None,
     correct_min_probability: float,
     shift: LabelShift | None,
-) -> None:
-    sample[fields["patches"]] = fo.Detections(
-        detections=[_to_detection(p, class_names) for p in patches]
-    )
-    sample[fields["score"]] = image_error_score(patches)
-    sample[fields["error_map"]] = error_heatmap(
-        sample.id, mask.shape, patches, corrected_dir
-    )
+) -> dict:
+    """A sample's pass-2 fields as stored documents: its patches, error
+    score, error map and corrected mask (written to ``corrected_dir``
+    when the run keeps masks on disk)."""
+    heatmap = error_heatmap(sample_id, mask.shape, patches, corrected_dir)
     corrected = apply_patches(
         mask,
         patches,
@@ -927,87 +955,68 @@ def _write_sample(
         shift=shift,
     )
     if corrected_dir is None:
-        sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
-        return
-    path = os.path.join(corrected_dir, f"{sample.id}.png")
-    if not cv2.imwrite(path, corrected):
-        raise OSError(f"Could not write corrected mask {path}")
-    sample[fields["corrected"]] = fo.Segmentation(mask_path=path)
+        segmentation = fo.Segmentation(mask=corrected)
+    else:
+        path = os.path.join(corrected_dir, f"{sample_id}.png")
+        if not cv2.imwrite(path, corrected):
+            raise OSError(f"Could not write corrected mask {path}")
+        segmentation = fo.Segmentation(mask_path=path)
+    return {
+        fields["patches"]: detections_document(patches, class_names),
+        fields["score"]: image_error_score(patches),
+        fields["error_map"]: label_document(heatmap),
+        fields["corrected"]: label_document(segmentation),
+    }
 
 
-def _to_detection(patch: Patch, class_names: list[str]) -> fo.Detection:
-    return fo.Detection(
-        label=class_names[patch.suggested_label],
-        bounding_box=patch.bounding_box,
-        mask=patch.mask,
-        confidence=patch.score,
-        error_probability=patch.error_probability,
-        cause=patch.cause,
-        repeat=patch.repeat_of is not None,
-        run=None if patch.run is None else "{}:{}".format(*patch.run),
-        run_length=patch.run_length,
-        given_label=class_names[patch.given_label],
-        suggested_label=class_names[patch.suggested_label],
-        error_type=patch.error_type,
-        issue=None,
-        area=patch.area,
-        coverage=patch.coverage,
-        **evidence_attributes(patch, class_names),
-    )
-
-
-def _discount_runs(dataset: fo.Dataset, view, patches_field: str) -> None:
-    """Gives the patches of ``view`` that belong to runs of repeats their
-    runs' lengths and final scores (``fixer_core.discount_runs``), counting
-    the runs over every written patch."""
-    prefix = f"{patches_field}.detections"
-    lengths = Counter(
-        dataset.exists(patches_field).values(f"{prefix}.run", unwind=True)
-    )
-    lengths.pop(None, None)
-    if not any(n > 1 for n in lengths.values()):
-        return
-    scores, lengths_of = [], []
-    for sample_id, ids, runs, confidences in zip(
-        *view.values(
-            ["id", f"{prefix}.id", f"{prefix}.run", f"{prefix}.confidence"]
-        ),
-        strict=True,
-    ):
-        for label_id, run, confidence in zip(
-            ids or [], runs or [], confidences or [], strict=True
-        ):
-            n = lengths.get(run, 1)
-            if n > 1:
-                key = {"sample_id": sample_id, "label_id": label_id}
-                scores.append({**key, "value": confidence / math.sqrt(n)})
-                lengths_of.append({**key, "value": n})
-    dataset.set_label_values(f"{prefix}.confidence", scores)
-    dataset.set_label_values(f"{prefix}.run_length", lengths_of)
-
-
-def _tag_issues(view, patches_field: str, summary, class_names) -> None:
-    """Sets each patch's ``issue`` attribute from the run's issues."""
+def _explain(
+    dataset: fo.Dataset,
+    patches_field: str,
+    written: WrittenPatches,
+    summary,
+    class_names: list[str],
+    pair_counts: Counter | None,
+    run_counts: Counter,
+) -> None:
+    """Sets each written patch's ``issue`` (from the run's issues),
+    ``same_confusion`` and ``reason`` (see ``explain_patches``), and the
+    final ``confidence`` and ``run_length`` of the patches of runs of
+    repeats (``fixer_core.discount_runs``; ``run_counts``: the whole
+    run's patches per run of repeats), by position in two bulk writes:
+    ``issue`` and ``same_confusion`` (with the runs' fields, which exist
+    already), then ``reason`` (MongoDB adds one update's new fields in
+    name order; this keeps them in the order they always had)."""
     index = {name: k for k, name in enumerate(class_names)}
+
+    def issue_of(row: dict) -> str | None:
+        return summary.issue_named(
+            index[row["given_label"]],
+            index[row["suggested_label"]],
+            row["error_type"],
+            row["cause"],
+        )
+
+    explained = explain_patches(written, issue_of, pair_counts, run_counts)
+    kept = [k for k, e in enumerate(explained) if e]
+    ids = [written.ids[k] for k in kept]
     prefix = f"{patches_field}.detections"
-    columns = view.values(
-        [
-            f"{prefix}.given_label",
-            f"{prefix}.suggested_label",
-            f"{prefix}.error_type",
-            f"{prefix}.cause",
-        ]
-    )
-    issues = [
-        [
-            summary.issue_named(index[g], index[s], error_type, cause)
-            for g, s, error_type, cause in zip(
-                *(c or [] for c in sample), strict=True
-            )
-        ]
-        for sample in zip(*columns, strict=True)
-    ]
-    view.set_values(f"{prefix}.issue", issues)
+    first, second = [], []
+    for k in kept:
+        values, reasons = {}, {}
+        for j, (issue, others, reason, run_length) in enumerate(explained[k]):
+            values[f"{prefix}.{j}.issue"] = issue
+            values[f"{prefix}.{j}.same_confusion"] = others
+            reasons[f"{prefix}.{j}.reason"] = reason
+            if run_length > 1:
+                confidence = written.rows[k][j]["confidence"]
+                values[f"{prefix}.{j}.confidence"] = confidence / math.sqrt(
+                    run_length
+                )
+                values[f"{prefix}.{j}.run_length"] = run_length
+        first.append(values)
+        second.append(reasons)
+    write_sample_fields(dataset, ids, first)
+    write_sample_fields(dataset, ids, second)
 
 
 def _save_views(

@@ -60,9 +60,14 @@ def _make_batch(pending, probabilities) -> Batch:
         samples=samples,
         indices=indices,
         masks=masks,
-        labels=np.stack(masks).astype(np.int64),
+        labels=stack_labels(masks),
         pred_probs=probabilities(samples, masks),
     )
+
+
+def stack_labels(masks: list[np.ndarray]) -> np.ndarray:
+    """A batch's masks as one ``(N, H, W)`` int64 array."""
+    return np.stack(masks).astype(np.int64)
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
 
 import cv2
@@ -70,3 +72,124 @@ def detection_mask(detection, shape: tuple[int, int]) -> np.ndarray:
     out = np.zeros(shape, dtype=bool)
     out[y0 : y0 + h, x0 : x0 + w] = detection.mask
     return out
+
+
+def write_with_label_objects(
+    package: str,
+    dataset,
+    labels: list[np.ndarray],
+    found: list[list],
+    class_names: list[str],
+    fields: dict[str, str],
+    corrected_dir: str | None,
+    batch_size: int = 8,
+) -> None:
+    """Pass 2's writes as the pipeline did them before it wrote documents
+    directly: an ``fo.Detection`` per patch, each sample's fields set and
+    saved through ``save_context``. The reference for its documents.
+
+    Args:
+        package: the plugin package, as FiftyOne loaded it.
+        dataset: samples in the order of ``labels`` and ``found``.
+        labels: each sample's ``(H, W)`` mask.
+        found: each sample's patches.
+        class_names: the run's classes.
+        fields: the run's output fields (``output_fields``).
+        corrected_dir: where corrected masks go; None keeps them inline.
+        batch_size: samples per bulk write.
+    """
+    import fiftyone as fo
+
+    core = importlib.import_module(f"{package}.fixer_core")
+    evidence = importlib.import_module(f"{package}.operators._evidence")
+    with dataset.save_context(batch_size=batch_size) as context:
+        samples = dataset.iter_samples()
+        for sample, mask, patches in zip(samples, labels, found, strict=True):
+            sample[fields["patches"]] = fo.Detections(
+                detections=[
+                    fo.Detection(
+                        label=class_names[p.suggested_label],
+                        bounding_box=p.bounding_box,
+                        mask=p.mask,
+                        confidence=p.score,
+                        error_probability=p.error_probability,
+                        cause=p.cause,
+                        repeat=p.repeat_of is not None,
+                        run=None if p.run is None else "{}:{}".format(*p.run),
+                        run_length=p.run_length,
+                        given_label=class_names[p.given_label],
+                        suggested_label=class_names[p.suggested_label],
+                        error_type=p.error_type,
+                        issue=None,
+                        area=p.area,
+                        coverage=p.coverage,
+                        **evidence.evidence_attributes(p, class_names),
+                    )
+                    for p in patches
+                ]
+            )
+            sample[fields["score"]] = core.image_error_score(patches)
+            sample[fields["error_map"]] = evidence.error_heatmap(
+                sample.id, mask.shape, patches, corrected_dir
+            )
+            corrected = core.apply_patches(
+                mask, patches, min_probability=0.0, skip_repeats=True
+            )
+            if corrected_dir is None:
+                sample[fields["corrected"]] = fo.Segmentation(mask=corrected)
+            else:
+                path = os.path.join(corrected_dir, f"{sample.id}.png")
+                cv2.imwrite(path, corrected)
+                sample[fields["corrected"]] = fo.Segmentation(mask_path=path)
+            context.save(sample)
+
+
+def write_documents(
+    package: str,
+    dataset,
+    labels: list[np.ndarray],
+    found: list[list],
+    class_names: list[str],
+    fields: dict[str, str],
+    corrected_dir: str | None,
+    batch_size: int = 8,
+) -> None:
+    """Pass 2's writes as the pipeline does them (same arguments as
+    :func:`write_with_label_objects`)."""
+    pipeline = importlib.import_module(f"{package}.operators._pipeline")
+    documents = importlib.import_module(f"{package}.operators._documents")
+    ids = dataset.values("id")
+    for start in range(0, len(ids), batch_size):
+        batch = range(start, min(start + batch_size, len(ids)))
+        values = [
+            pipeline._sample_values(
+                ids[i],
+                labels[i],
+                found[i],
+                class_names,
+                fields,
+                corrected_dir,
+                0.0,
+                None,
+            )
+            for i in batch
+        ]
+        documents.write_sample_fields(dataset, [ids[i] for i in batch], values)
+
+
+def stored_form(value, replace: dict[str, str] | None = None):
+    """A value read from the database, for ``==``: types and key order
+    kept, ObjectIds (label ids) hidden, and in strings each ``replace``
+    key replaced by its value (folders that differ between runs)."""
+    from bson import ObjectId
+
+    if isinstance(value, dict):
+        return [(k, stored_form(v, replace)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [stored_form(v, replace) for v in value]
+    if isinstance(value, ObjectId):
+        return "<id>"
+    if isinstance(value, str):
+        for old, new in (replace or {}).items():
+            value = value.replace(old, new)
+    return (type(value).__name__, value)

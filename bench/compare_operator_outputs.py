@@ -1,0 +1,150 @@
+"""Checks that two checkouts of FIXER store the same ``find_label_errors``
+run on CamVid inputs: every stored field of every sample (patches,
+error score, error map, corrected mask: the documents as MongoDB holds
+them, types and key order included, and the PNG files they name) and
+the run's summary and statistics, compared exactly.
+
+    git archive d25e352 | tar -x -C /tmp/base
+    python bench/compare_operator_outputs.py --base /tmp/base --images 40 \\
+        --labels ../main/bench/results/rw-a \\
+        --probs ../main/bench/results/realuse/probs/espnet
+
+Each checkout runs the operator in a subprocess on a private mongod,
+with its own plugin (its ``tests/conftest.py`` isolation). Label ids,
+sample ids and the run's folders differ between the two datasets and
+are hidden; everything else must be equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIND = "@fixer/fixer/find_label_errors"
+KEY = "cmp"
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.dump:
+        _dump(args)
+        return
+    outputs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, checkout in enumerate((args.base, REPO)):
+            out = Path(tmp) / f"{i}.pkl"
+            env = {**os.environ, "PYTHONPATH": str(checkout)}
+            subprocess.run(
+                [sys.executable, __file__, "--dump", str(out)]
+                + [a for a in sys.argv[1:] if a != "--dump"],
+                env=env,
+                check=True,
+            )
+            outputs.append(pickle.loads(out.read_bytes()))
+    base, new = outputs
+    differ = [k for k in base if base[k] != new[k]]
+    differ += [k for k in new if k not in base]
+    print(
+        f"{new['patches']} patches over {args.images} images "
+        f"({', '.join(args.splits)}): "
+        + ("identical" if not differ else f"differ in {differ[:10]}")
+    )
+    sys.exit(1 if differ else 0)
+
+
+def _dump(args) -> None:
+    checkout = Path(os.environ["PYTHONPATH"])
+    sys.path[:0] = [str(checkout / "tests")]
+    import conftest
+
+    conftest._setup_fiftyone_env()  # this checkout's plugin
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_operator import VOID, _dataset
+
+    stored_form = _load(REPO / "tests" / "fixer_testing.py").stored_form
+
+    names = [
+        f"{split}/{p.stem}"
+        for split in args.splits
+        for p in sorted((args.probs / split).glob("*.npy"))
+    ][: args.images]
+    dataset = _dataset(fo, args, names)
+    foo.execute_operator(
+        FIND,
+        dict(
+            dataset=dataset,
+            params={
+                "gt_field": "ground_truth",
+                "probs_field": "probs_path",
+                "ignore_values": str(VOID),
+                "run_key": KEY,
+                "num_threads": 1,
+            },
+        ),
+    ).raise_exceptions()
+    dataset.reload()
+    config = dataset.get_run_info(KEY).config
+    folder = os.path.dirname(config.corrected_dir)
+    run_folder = os.path.basename(config.corrected_dir).split("-", 1)[1]
+    out = {}
+    for doc in dataset._sample_collection.find({}).sort("filepath", 1):
+        replace = {
+            folder: "<dir>",
+            run_folder: "<run>",
+            str(doc["_id"]): "<sample>",
+        }
+        for name in config.fields:
+            value = doc.get(name)
+            out[(doc["filepath"], name)] = stored_form(value, replace)
+            label = value if isinstance(value, dict) else {}
+            path = label.get("mask_path") or label.get("map_path")
+            if path:  # the PNG's pixels, as written
+                digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                out[(doc["filepath"], name, "file")] = digest
+    results = dataset.load_run_results(KEY)
+    out["summary"] = json.dumps(results.summary, sort_keys=True)
+    out["statistics"] = json.dumps(results.statistics, sort_keys=True)
+    out["schema"] = sorted(
+        (k, type(v).__name__)
+        for k, v in dataset.get_field_schema(flat=True).items()
+    )
+    out["patches"] = sum(
+        len(d.detections) for d in dataset.values(f"{KEY}_patches")
+    )
+    Path(args.dump).write_bytes(pickle.dumps(out))
+
+
+def _load(path: Path):
+    """A module of this checkout by its file (the other checkout's
+    ``tests`` folder comes first on the path)."""
+    spec = importlib.util.spec_from_file_location(f"_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--splits", nargs="+", default=["train"])
+    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument("--probs", type=Path, required=True)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
