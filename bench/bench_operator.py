@@ -47,12 +47,8 @@ def main() -> None:
     import fiftyone as fo
     import fiftyone.operators as foo
 
-    names = [
-        f"{split}/{p.stem}"
-        for split in args.splits
-        for p in sorted((args.probs / split).glob("*.npy"))
-    ][: args.images]
-    dataset = _dataset(fo, args, names)
+    names = camvid_names(args)
+    dataset = camvid_dataset(fo, args, names)
     runs = ["cleanlab"] + [f"workers={w}" for w in args.workers]
     if args.one_thread:
         runs.append("workers=1,threads=1")
@@ -95,7 +91,19 @@ def main() -> None:
     )
 
 
-def _dataset(fo, args, names: list[str]):
+def camvid_names(args) -> list[str]:
+    """``split/name`` of the first ``args.images`` images with
+    probabilities in ``args.probs``, split by split."""
+    return [
+        f"{split}/{p.stem}"
+        for split in args.splits
+        for p in sorted((args.probs / split).glob("*.npy"))
+    ][: args.images]
+
+
+def camvid_dataset(fo, args, names: list[str]):
+    """A new dataset of those CamVid images with ``args.labels``' noisy
+    masks and the probability files."""
     dataset = fo.Dataset()
     dataset.add_samples(
         [

@@ -60,17 +60,13 @@ def main() -> None:
     conftest._setup_fiftyone_env()  # private mongod, before fiftyone
     import fiftyone as fo
     import fiftyone.operators as foo
-    from bench_operator import VOID, _dataset
+    from bench_operator import VOID, camvid_dataset, camvid_names
 
     operator = foo.get_operator(FIND)
     package = type(operator).__module__.rsplit(".", 2)[0]
     pipeline = importlib.import_module(f"{package}.operators._pipeline")
-    names = [
-        f"{split}/{p.stem}"
-        for split in args.splits
-        for p in sorted((args.probs / split).glob("*.npy"))
-    ][: args.images]
-    dataset = _dataset(fo, args, names)
+    names = camvid_names(args)
+    dataset = camvid_dataset(fo, args, names)
     ways = {"read once": None, "read twice": 0}
     for rep in range(args.repeats):
         order = list(ways) if rep % 2 == 0 else list(ways)[::-1]

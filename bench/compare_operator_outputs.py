@@ -23,10 +23,10 @@ import importlib.util
 import json
 import os
 import pickle
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from compare_outputs import dumps_of_checkouts
 
 REPO = Path(__file__).resolve().parent.parent
 FIND = "@fixer/fixer/find_label_errors"
@@ -38,19 +38,7 @@ def main() -> None:
     if args.dump:
         _dump(args)
         return
-    outputs = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, checkout in enumerate((args.base, REPO)):
-            out = Path(tmp) / f"{i}.pkl"
-            env = {**os.environ, "PYTHONPATH": str(checkout)}
-            subprocess.run(
-                [sys.executable, __file__, "--dump", str(out)]
-                + [a for a in sys.argv[1:] if a != "--dump"],
-                env=env,
-                check=True,
-            )
-            outputs.append(pickle.loads(out.read_bytes()))
-    base, new = outputs
+    base, new = dumps_of_checkouts(__file__, args.base)
     differ = [k for k in base if base[k] != new[k]]
     differ += [k for k in new if k not in base]
     print(
@@ -71,16 +59,12 @@ def _dump(args) -> None:
     import fiftyone.operators as foo
 
     sys.path.insert(0, str(REPO / "bench"))
-    from bench_operator import VOID, _dataset
+    from bench_operator import VOID, camvid_dataset, camvid_names
 
     stored_form = _load(REPO / "tests" / "fixer_testing.py").stored_form
 
-    names = [
-        f"{split}/{p.stem}"
-        for split in args.splits
-        for p in sorted((args.probs / split).glob("*.npy"))
-    ][: args.images]
-    dataset = _dataset(fo, args, names)
+    names = camvid_names(args)
+    dataset = camvid_dataset(fo, args, names)
     foo.execute_operator(
         FIND,
         dict(

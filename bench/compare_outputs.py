@@ -28,24 +28,31 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
-    args = _parse_args()
-    if args.dump:
-        _dump(args)
-        return
+def dumps_of_checkouts(script: str, base: Path) -> tuple:
+    """Runs ``script --dump FILE`` (with this process's arguments) once
+    with ``base`` and once with this checkout on ``PYTHONPATH``; returns
+    the two pickled dumps, base first."""
     outputs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, checkout in enumerate((args.base, REPO)):
+        for i, checkout in enumerate((base, REPO)):
             out = Path(tmp) / f"{i}.pkl"
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             subprocess.run(
-                [sys.executable, __file__, "--dump", str(out)]
+                [sys.executable, script, "--dump", str(out)]
                 + [a for a in sys.argv[1:] if a != "--dump"],
                 env=env,
                 check=True,
             )
             outputs.append(pickle.loads(out.read_bytes()))
-    base, new = outputs
+    return tuple(outputs)
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.dump:
+        _dump(args)
+        return
+    base, new = dumps_of_checkouts(__file__, args.base)
     differences = _differences(base, new, "")
     print(
         f"{len(new['patches'])} patches over {args.images} {args.split} "
