@@ -391,7 +391,10 @@ class LabelErrorFinder:
                 weights,
                 config,
             )
-            odd = odd_one_out(*neighbours[i]) if neighbours[i] else None
+            before, after = neighbours[i], neighbours[i + 2]
+            odd = None
+            if before is not None and after is not None:
+                odd = odd_one_out(before, labels_np[i], after, (-1,))
             if odd is not None:
                 patches += self._odd_patches(
                     int(image_indices[i]),
@@ -500,33 +503,24 @@ class LabelErrorFinder:
         labels_np: np.ndarray,
         image_indices: Sequence[int],
         following: ArrayLike | None,
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple] | None]:
-        """``odd_one_out``'s arguments for each image of the batch (``None``
-        where a neighbour is missing): the images before and after it in
-        input order, across batches."""
-        frames = list(labels_np)
-        indices = [int(i) for i in image_indices]
+    ) -> list[np.ndarray | None]:
+        """The batch's labels with the image before it (the previous
+        batch's last, if consecutive) and after it (``following``) around
+        them, ``None`` where unknown: image ``k``'s neighbours are items
+        ``k`` and ``k + 2``."""
         previous = self._previous_label
-        if previous is not None and previous[0] == indices[0] - 1:
-            frames.insert(0, previous[1])
-        else:
-            frames.insert(0, None)
+        before = None
+        if previous is not None and previous[0] == int(image_indices[0]) - 1:
+            before = previous[1]
+        after = None
         if following is not None:
-            following = prepare_labels(
+            after = prepare_labels(
                 as_tensor(following)[None],
                 self.num_classes,
                 self.ignore_index,
-            )[0]
-            frames.append(following.to(torch.int32).numpy())
-        else:
-            frames.append(None)
-        self._previous_label = (indices[-1], labels_np[-1])
-        return [
-            None
-            if frames[k] is None or frames[k + 2] is None
-            else (frames[k], frames[k + 1], frames[k + 2], (-1,))
-            for k in range(len(indices))
-        ]
+            )[0].numpy()
+        self._previous_label = (int(image_indices[-1]), labels_np[-1])
+        return [before, *labels_np, after]
 
     def _odd_patches(
         self,

@@ -68,7 +68,5 @@ def odd_one_out(
     if not odd.any():
         return None
     kernel = np.ones((OPENING, OPENING), np.uint8)
-    odd = cv2.morphologyEx(odd.astype(np.uint8), cv2.MORPH_OPEN, kernel)
-    out = np.full(label.shape, -1, dtype=np.int32)
-    out[odd.astype(bool)] = previous[odd.astype(bool)]
-    return out
+    odd = cv2.morphologyEx(odd.view(np.uint8), cv2.MORPH_OPEN, kernel)
+    return np.where(odd.view(bool), previous, -1).astype(np.int32)

@@ -80,16 +80,23 @@ class RepeatLinker:
         return out
 
 
+def run_score(score: float, run_length: int, scored_as: int = 1) -> float:
+    """The score of a patch of a run of ``run_length`` images, from its
+    score as a patch of a run of ``scored_as`` (1: the finder's score):
+    the run's evidence is shared, ``1 / sqrt(run_length)``."""
+    return score * math.sqrt(scored_as / run_length)
+
+
 def discount_runs(patches: Sequence[Patch]) -> list[Patch]:
-    """Returns the patches with their runs' lengths, each score divided by
-    the square root of its run's length (once: a second call changes
-    nothing).
+    """Returns the patches with their runs' lengths and scores (see
+    :func:`run_score`; once: a second call changes nothing).
 
     A disagreement that one object shows in ``L`` consecutive frames, each
     labelled on its own, is mostly the model's habit: a label error would
     have to recur in every frame. On CamVid's val sequence, the first
     patches of runs of 1, 2, 3-5 and 6+ frames were label errors 19-26%,
-    10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "Runs of frames").
+    10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "The label's doubt
+    in the score, and runs of frames").
     """
     lengths = Counter(p.run for p in patches if p.run is not None)
     return [
@@ -97,7 +104,7 @@ def discount_runs(patches: Sequence[Patch]) -> list[Patch]:
         if p.run is None or lengths[p.run] == p.run_length
         else dataclasses.replace(
             p,
-            score=p.score * math.sqrt(p.run_length / lengths[p.run]),
+            score=run_score(p.score, lengths[p.run], p.run_length),
             run_length=lengths[p.run],
         )
         for p in patches

@@ -60,7 +60,7 @@ def _patch_attributes(patch: Patch, class_names: list[str]) -> dict:
         "error_probability": patch.error_probability,
         "cause": patch.cause,
         "repeat": patch.repeat_of is not None,
-        "run": None if patch.run is None else "{}:{}".format(*patch.run),
+        "run": run_attribute(patch),
         "run_length": patch.run_length,
         "given_label": class_names[patch.given_label],
         "suggested_label": class_names[patch.suggested_label],
@@ -70,6 +70,12 @@ def _patch_attributes(patch: Patch, class_names: list[str]) -> dict:
         "coverage": patch.coverage,
         **evidence_attributes(patch, class_names),
     }
+
+
+def run_attribute(patch: Patch) -> str | None:
+    """A patch's run of repeats as stored: ``"<image>:<position>"`` of
+    the run's first patch."""
+    return None if patch.run is None else "{}:{}".format(*patch.run)
 
 
 def label_document(label: fo.Label) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
+from ..fixer_core.repeats import run_score
 from ..fixer_core.shift import LabelShift
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
@@ -1008,9 +1008,8 @@ def _explain(
             values[f"{prefix}.{j}.same_confusion"] = others
             reasons[f"{prefix}.{j}.reason"] = reason
             if run_length > 1:
-                confidence = written.rows[k][j]["confidence"]
-                values[f"{prefix}.{j}.confidence"] = confidence / math.sqrt(
-                    run_length
+                values[f"{prefix}.{j}.confidence"] = run_score(
+                    written.rows[k][j]["confidence"], run_length
                 )
                 values[f"{prefix}.{j}.run_length"] = run_length
         first.append(values)

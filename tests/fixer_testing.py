@@ -102,6 +102,7 @@ def write_with_label_objects(
 
     core = importlib.import_module(f"{package}.fixer_core")
     evidence = importlib.import_module(f"{package}.operators._evidence")
+    documents = importlib.import_module(f"{package}.operators._documents")
     with dataset.save_context(batch_size=batch_size) as context:
         samples = dataset.iter_samples()
         for sample, mask, patches in zip(samples, labels, found, strict=True):
@@ -115,7 +116,7 @@ def write_with_label_objects(
                         error_probability=p.error_probability,
                         cause=p.cause,
                         repeat=p.repeat_of is not None,
-                        run=None if p.run is None else "{}:{}".format(*p.run),
+                        run=documents.run_attribute(p),
                         run_length=p.run_length,
                         given_label=class_names[p.given_label],
                         suggested_label=class_names[p.suggested_label],
