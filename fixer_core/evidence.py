@@ -30,12 +30,16 @@ class PatchEvidence:
         rule: ``"region"`` when most of the patch was flagged as part of
             a whole label region whose mean probabilities name another
             class, else ``"pixel"`` (flagged pixel by pixel).
+        vouched: share of the patch's pixels that the previous and next
+            images label as this one does (see ``fixer_core.neighbours``);
+            ``None`` where the image has no such neighbours.
     """
 
     top_labels: tuple[int, ...]
     top_probs: tuple[float, ...]
     given_threshold: float
     rule: str
+    vouched: float | None = None
 
 
 def patch_evidence(
@@ -80,6 +84,7 @@ def evidence_from_means(
     given_threshold: float,
     *,
     top: int = TOP_CLASSES,
+    vouched: float | None = None,
 ) -> PatchEvidence:
     """The evidence of a patch from its ``(K,)`` mean probabilities and
     the share of its pixels flagged by the whole-region rule (see
@@ -90,6 +95,7 @@ def evidence_from_means(
         top_probs=tuple(round(float(means[k]), 4) for k in labels),
         given_threshold=round(float(given_threshold), 4),
         rule=REGION_RULE if region_share > 0.5 else PIXEL_RULE,
+        vouched=None if vouched is None else round(float(vouched), 4),
     )
 
 
@@ -118,6 +124,7 @@ def reason_text(
     issue: str | None = None,
     repeat: bool = False,
     run_length: int = 1,
+    vouched: float | None = None,
 ) -> str:
     """One sentence in plain words on why a patch was flagged.
 
@@ -139,6 +146,8 @@ def reason_text(
             (``Patch.repeat_of``).
         run_length: the images its run of repeats spans
             (``Patch.run_length``).
+        vouched: share of the patch that the previous and next images
+            label as this one does (``PatchEvidence.vouched``).
 
     Example:
         >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
@@ -163,6 +172,11 @@ def reason_text(
             )
         parts.append(where)
     parts.append(_others(others, issue))
+    if vouched is not None and round(vouched, 2) > 0:
+        parts.append(
+            f"the previous and next images label {vouched:.0%} of it "
+            f"{given} too"
+        )
     if repeat:
         parts.append(
             "the previous image shows the same disagreement here, with "
@@ -240,6 +254,7 @@ def explain_patches(
                 issue=p.issue,
                 repeat=p.repeat_of is not None,
                 run_length=p.run_length,
+                vouched=e.vouched if e else None,
             )
         )
     return out

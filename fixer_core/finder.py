@@ -36,7 +36,13 @@ from .issues import (
     issue_key,
     issue_lookup,
 )
-from .neighbours import NEIGHBOURS_CAUSE, odd_one_out
+from .neighbours import (
+    MAX_VOUCHED,
+    NEIGHBOURS_CAUSE,
+    neighbour_labels,
+    odd_one_out,
+    vouched_for,
+)
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
 from .repeats import RepeatLinker, discount_runs
@@ -75,7 +81,11 @@ DOUBT_IN_SCORE = 0.25
 # probability casts on its label, compared with what the model gives that
 # class on its own labels and on the suggested class's
 # (``ClassStatistics.label_doubts``: a class the model barely tells from
-# the suggested one keeps its labels). Patches are typed (see
+# the suggested one keeps its labels). In a sequence of frames, the pixels
+# whose label both neighbouring frames repeat are vouched for: score and
+# probability are scaled by the share of a patch that is not, and a patch
+# mostly vouched for is dropped (``fixer_core.neighbours``); regions the
+# neighbours contradict become patches of their own. Patches are typed (see
 # ``classify_error``), and a label that agrees with the model far better
 # when moved is reported as shifted against its image (``find_label_shift``).
 #
@@ -301,12 +311,14 @@ class LabelErrorFinder:
         *,
         image_indices: Sequence[int] | None = None,
         following: ArrayLike | None = None,
+        preceding: ArrayLike | None = None,
     ) -> list[list[Patch]]:
         """Pass 2: returns the typed patches of each image of a batch.
 
         A patch's run of repeats is known once every image is scored:
-        ``fixer_core.discount_runs`` over all the patches then gives them
-        their final scores (as ``find_label_errors`` does).
+        ``fixer_core.discount_runs`` over all the patches, with
+        :attr:`run_lengths`, then gives them their final scores (as
+        ``find_label_errors`` does).
 
         Args:
             labels: ``(N, H, W)`` integer labels.
@@ -317,6 +329,9 @@ class LabelErrorFinder:
                 any: with the previous batch's last image, the batch's
                 first and last images get neighbours too (see
                 ``fixer_core.neighbours``).
+            preceding: ``(H, W)`` labels of the image before the batch,
+                where this finder did not score it (the first image of a
+                rank's shard).
         """
         stats = self.statistics
         labels, pred_probs = self._prepare(labels, pred_probs)
@@ -376,12 +391,22 @@ class LabelErrorFinder:
         # the shift search reads the argmax on its grid only
         step = search_step(labels_np.shape[1:])
         argmax_np = channel_argmax(pred_probs[:, :, ::step, ::step])
-        neighbours = self._neighbours(labels_np, image_indices, following)
+        neighbours = self._neighbours(
+            labels_np, image_indices, following, preceding
+        )
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
             image_means = means[offset : offset + len(shapes)]
             offset += len(shapes)
-            patches = self._make_patches(
+            before, after = neighbours[i], neighbours[i + 2]
+            common = None
+            if before is not None and after is not None:
+                common = neighbour_labels(before, labels_np[i], after, (-1,))
+            vouched = None
+            if common is not None:
+                flagged = suggested_np[i] >= 0
+                vouched = vouched_for(common, labels_np[i], flagged)
+            patches, unreported = self._make_patches(
                 int(image_indices[i]),
                 tuple(labels_np.shape[1:]),
                 shapes,
@@ -390,11 +415,9 @@ class LabelErrorFinder:
                 stats,
                 weights,
                 config,
+                vouched=vouched,
             )
-            before, after = neighbours[i], neighbours[i + 2]
-            odd = None
-            if before is not None and after is not None:
-                odd = odd_one_out(before, labels_np[i], after, (-1,))
+            odd = None if common is None else odd_one_out(common, labels_np[i])
             if odd is not None:
                 patches += self._odd_patches(
                     int(image_indices[i]),
@@ -411,7 +434,9 @@ class LabelErrorFinder:
             if shift is not None:
                 self._shifts[int(image_indices[i])] = shift
                 patches = _with_shift_cause(patches, shift, labels_np[i])
-            patches = self._repeats.link(int(image_indices[i]), patches)
+            patches = self._repeats.link(
+                int(image_indices[i]), patches, unreported
+            )
             for p in patches:
                 self._tally.add(
                     p.image_index,
@@ -436,6 +461,7 @@ class LabelErrorFinder:
             "variance": self._variance,
             "shifts": self._shifts,
             "repeats": self._num_repeats,
+            "run_lengths": self._repeats.run_lengths,
         }
 
     def shift_of(self, image_index: int) -> LabelShift | None:
@@ -454,6 +480,7 @@ class LabelErrorFinder:
             self._variance += other["variance"]
             self._shifts.update(other["shifts"])
             self._num_repeats += other["repeats"]
+            self._repeats.run_lengths.update(other["run_lengths"])
 
     def summary(self) -> FinderSummary:
         """Groups the patches found so far into specific issues."""
@@ -477,6 +504,14 @@ class LabelErrorFinder:
             shifted_labels=dict(sorted(self._shifts.items())),
             repeats=self._num_repeats,
         )
+
+    @property
+    def run_lengths(self) -> dict[tuple[int, int], int]:
+        """The images each run of repeats spans (``Patch.run`` -> length;
+        runs of one image are left out), its unreported patches included:
+        ``fixer_core.discount_runs`` gives the runs' patches their final
+        scores with it."""
+        return self._repeats.run_lengths
 
     @property
     def spatial_config(self) -> FinderConfig:
@@ -503,24 +538,32 @@ class LabelErrorFinder:
         labels_np: np.ndarray,
         image_indices: Sequence[int],
         following: ArrayLike | None,
+        preceding: ArrayLike | None,
     ) -> list[np.ndarray | None]:
-        """The batch's labels with the image before it (the previous
-        batch's last, if consecutive) and after it (``following``) around
-        them, ``None`` where unknown: image ``k``'s neighbours are items
-        ``k`` and ``k + 2``."""
+        """The batch's labels with the image before it (``preceding``, or
+        the previous batch's last if consecutive) and after it
+        (``following``) around them, ``None`` where unknown: image ``k``'s
+        neighbours are items ``k`` and ``k + 2``."""
         previous = self._previous_label
-        before = None
+        before = self._prepared_label(preceding)
         if previous is not None and previous[0] == int(image_indices[0]) - 1:
             before = previous[1]
-        after = None
-        if following is not None:
-            after = prepare_labels(
-                as_tensor(following)[None],
-                self.num_classes,
-                self.ignore_index,
-            )[0].numpy()
+        after = self._prepared_label(following)
         self._previous_label = (int(image_indices[-1]), labels_np[-1])
         return [before, *labels_np, after]
+
+    def _prepared_label(self, label: ArrayLike | None) -> np.ndarray | None:
+        """One ``(H, W)`` label as the finder scores it (ignored values
+        -1), on the CPU."""
+        if label is None:
+            return None
+        return (
+            prepare_labels(
+                as_tensor(label)[None], self.num_classes, self.ignore_index
+            )[0]
+            .cpu()
+            .numpy()
+        )
 
     def _odd_patches(
         self,
@@ -554,7 +597,7 @@ class LabelErrorFinder:
         )
         if not shapes:
             return []
-        return self._make_patches(
+        patches, _ = self._make_patches(
             image_index,
             label.shape,
             shapes,
@@ -565,6 +608,7 @@ class LabelErrorFinder:
             config,
             cause=NEIGHBOURS_CAUSE,
         )
+        return patches
 
     def _prepare(
         self, labels: ArrayLike, pred_probs: ArrayLike
@@ -618,8 +662,14 @@ class LabelErrorFinder:
         weights: Tensor | None,
         config: FinderConfig,
         cause: str | None = None,
-    ) -> list[Patch]:
-        patches = []
+        vouched: np.ndarray | None = None,
+    ) -> tuple[list[Patch], list[Patch]]:
+        """The patches of one image's shapes, scored and typed: those
+        reported, and those that only the neighbouring frames keep from
+        being reported. ``vouched`` is the ``(H, W)`` mask of the pixels
+        whose label the neighbouring frames repeat, if known: only the
+        rest of a patch is in doubt (see ``fixer_core.neighbours``)."""
+        patches, unreported = [], []
         for shape, mean in zip(shapes, means, strict=True):
             given_prob = float(mean[shape.given_label])
             suggested_prob = float(mean[shape.suggested_label])
@@ -656,6 +706,16 @@ class LabelErrorFinder:
                 or probability < config.min_error_probability
             ):
                 continue
+            share_vouched = (
+                None if vouched is None else _masked_share(vouched, shape)
+            )
+            unvouched = 1.0 if share_vouched is None else 1.0 - share_vouched
+            score *= unvouched
+            probability *= unvouched
+            reported = unvouched >= 1.0 - MAX_VOUCHED and (
+                score >= config.min_score
+                and probability >= config.min_error_probability
+            )
             error_type = classify_error(
                 shape.given_label,
                 shape.suggested_label,
@@ -664,9 +724,10 @@ class LabelErrorFinder:
                 statistics=stats,
                 config=config,
             )
-            self._expected += probability
-            self._variance += probability * (1.0 - probability)
-            patches.append(
+            if reported:
+                self._expected += probability
+                self._variance += probability * (1.0 - probability)
+            (patches if reported else unreported).append(
                 Patch(
                     image_index=image_index,
                     box=shape.box,
@@ -685,18 +746,19 @@ class LabelErrorFinder:
                     cause=cause,
                     evidence=evidence_from_means(
                         mean,
-                        _flagged_share(region_flagged, shape),
+                        _masked_share(region_flagged, shape),
                         stats.thresholds[shape.given_label],
+                        vouched=share_vouched,
                     ),
                 )
             )
-        return patches
+        return patches, unreported
 
 
-def _flagged_share(flagged: np.ndarray, shape: PatchGeometry) -> float:
+def _masked_share(flags: np.ndarray, shape: PatchGeometry) -> float:
     """Share of a patch's pixels set in the image's ``(H, W)`` flags."""
     x, y, w, h = shape.box
-    return float(flagged[y : y + h, x : x + w][shape.mask].mean())
+    return float(flags[y : y + h, x : x + w][shape.mask].mean())
 
 
 def _issue_pair(
@@ -1044,7 +1106,7 @@ def find_label_errors(
             following=labels[stop] if stop < len(labels) else None,
         ):
             found += image
-    found = discount_runs(found)
+    found = discount_runs(found, finder.run_lengths)
     summary = finder.summary()
     patches = [
         dataclasses.replace(p, issue=summary.issue_of(p)) for p in found

@@ -1,4 +1,4 @@
-"""Labels that their neighbouring frames contradict.
+"""Labels that their neighbouring frames contradict, or vouch for.
 
 Datasets cut from video (CamVid, Cityscapes sequences, driving fleets) hold
 consecutive frames, each labelled on its own. Where the previous and the
@@ -16,6 +16,12 @@ nothing is found there. The finder flags these regions with the
 neighbours' class and scores them with the model like every other patch
 (see ``LabelErrorFinder.find``); it is the model's doubt in the label, not
 the neighbours alone, that ranks them.
+
+The other way round, where both neighbours label a pixel as this frame
+does, three labellings made one by one agree: the label is *vouched for*,
+and a model that disagrees there shows its own habit (or a policy the
+labellers follow throughout), not a slip of this frame. Only the rest of
+a patch is in doubt (see :func:`vouched_for`).
 """
 
 from __future__ import annotations
@@ -34,16 +40,21 @@ NEIGHBOURS_CAUSE = "the previous and next images label it otherwise"
 MIN_AGREEMENT = 0.85
 # Regions narrower than this square are the frames' boundary jitter
 OPENING = 5
+# A patch whose neighbours label more than this share of its pixels as it
+# does is not reported: most of its label is vouched for, and what remains
+# in doubt is a strip along its edge (BENCHMARKS.md, "Labels the
+# neighbouring frames vouch for").
+MAX_VOUCHED = 0.5
 
 
-def odd_one_out(
+def neighbour_labels(
     previous: np.ndarray,
     label: np.ndarray,
     following: np.ndarray,
     ignore_index: tuple[int, ...] = (),
 ) -> np.ndarray | None:
-    """The neighbours' class where they agree with each other and not with
-    ``label``.
+    """What the previous and next frames' labels say of ``label``'s
+    pixels: their common class where they agree.
 
     Args:
         previous, label, following: ``(H, W)`` integer labels of three
@@ -51,11 +62,15 @@ def odd_one_out(
         ignore_index: mask values that are never scored.
 
     Returns:
-        ``(H, W)`` int array: the neighbours' common class on regions at
-        least ``OPENING`` pixels wide, -1 elsewhere; ``None`` where the
-        neighbours are not views of one scene (or differ in shape).
+        ``(H, W)`` int array: the neighbours' common class where they agree
+        and all three images are scored, -1 elsewhere; ``None`` where the
+        neighbours are not views of one scene (or differ in shape), or
+        where one is a copy of ``label``: a copied label was not made on
+        its own, so it testifies to nothing.
     """
     if not previous.shape == label.shape == following.shape:
+        return None
+    if np.array_equal(previous, label) or np.array_equal(following, label):
         return None
     scored = np.ones(label.shape, dtype=bool)
     for value in ignore_index:
@@ -64,9 +79,51 @@ def odd_one_out(
     agree = scored & (previous == following)
     if agree.sum() < MIN_AGREEMENT * max(int(scored.sum()), 1):
         return None
-    odd = agree & (label != previous)
+    return np.where(agree, previous, -1).astype(np.int32)
+
+
+def odd_one_out(common: np.ndarray, label: np.ndarray) -> np.ndarray | None:
+    """The neighbours' class where they agree with each other and not with
+    ``label``.
+
+    Args:
+        common: the neighbours' common class (see :func:`neighbour_labels`).
+        label: ``(H, W)`` integer label of the image between them.
+
+    Returns:
+        ``(H, W)`` int array: the neighbours' common class on regions at
+        least ``OPENING`` pixels wide, -1 elsewhere; ``None`` where there
+        are none.
+    """
+    odd = (common >= 0) & (common != label)
     if not odd.any():
         return None
+    return np.where(_opened(odd), common, -1).astype(np.int32)
+
+
+def vouched_for(
+    common: np.ndarray, label: np.ndarray, flagged: np.ndarray
+) -> np.ndarray:
+    """The flagged pixels whose label the neighbours repeat: three
+    labellings made one by one agree there, so a disagreement of the model
+    is its own habit (or a policy the labellers follow throughout), not a
+    slip of this image.
+
+    Args:
+        common: the neighbours' common class (see :func:`neighbour_labels`).
+        label: ``(H, W)`` integer label of the image between them.
+        flagged: ``(H, W)`` bool, the pixels in doubt.
+
+    Returns:
+        ``(H, W)`` bool, on regions at least ``OPENING`` pixels wide: a
+        narrower strip along a flagged object's edge is the frames'
+        motion.
+    """
+    return _opened((common == label) & flagged)
+
+
+def _opened(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without the parts narrower than ``OPENING``."""
     kernel = np.ones((OPENING, OPENING), np.uint8)
-    odd = cv2.morphologyEx(odd.view(np.uint8), cv2.MORPH_OPEN, kernel)
-    return np.where(odd.view(bool), previous, -1).astype(np.int32)
+    opened = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, kernel)
+    return opened.view(bool)

@@ -28,8 +28,10 @@ class Patch:
             probability that a pixel's label is wrong (``1 - p_given``),
             discounted for small patches (see
             ``FinderConfig.score_area_scale``), weighted by the fourth root
-            of the label's doubt (``finder.DOUBT_IN_SCORE``) and, once runs
-            are known, divided by the square root of the run's length
+            of the label's doubt (``finder.DOUBT_IN_SCORE``), times the
+            share of it whose label the neighbouring frames do not repeat
+            (``fixer_core.neighbours``) and, once runs are known, divided
+            by the square root of the run's length
             (``fixer_core.repeats.discount_runs``).
         area: pixels in the patch.
         coverage: share of the given-class region(s) the patch covers (1
@@ -45,8 +47,9 @@ class Patch:
             (given, suggested) confusion at its confidence
             (``ClassStatistics.error_rates``) and the doubt its given
             class's probability casts on the label
-            (``ClassStatistics.label_doubts``). Summed over patches, it
-            estimates the number of label errors.
+            (``ClassStatistics.label_doubts``), times the share not
+            vouched for by the neighbouring frames. Summed over patches,
+            it estimates the number of label errors.
         cause: what the finder found behind the patch beyond the model's
             disagreement, e.g. ``"label shifted against its image"``.
         repeat_of: the index of the image where the run this patch

@@ -12,6 +12,9 @@ A patch *repeats* when the previous ``window`` images, in input order, hold
 a patch with the same (given, suggested) classes whose box overlaps its own
 (intersection over union at least ``MIN_BOX_IOU``). It links to the run's
 first patch, so a run that moves slowly across the frames stays one run.
+Disagreements left unreported because the neighbouring frames vouch for
+their labels (``fixer_core.neighbours``) still belong to their runs: they
+link the frames around them and count in the run's length.
 Repeats keep their corrections; the finder reports how many there are,
 and FIXER's views show them after the first patches of their runs. Once
 every image is scored, each patch of a run of ``L`` frames has its score
@@ -25,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -42,7 +45,8 @@ class RepeatLinker:
 
     Every patch gets its run (``Patch.run``: the image index and position
     of the run's first patch); repeats also get ``repeat_of``. Memory holds
-    the patches' boxes of the last ``window`` images only.
+    the patches' boxes of the last ``window`` images, and the length of
+    each run of more than one image (:attr:`run_lengths`).
 
     Args:
         window: how many previous images a patch is compared with (0 links
@@ -56,24 +60,37 @@ class RepeatLinker:
             tuple[int, np.ndarray, np.ndarray, list[tuple[int, int]]]
         ]
         self._recent = deque(maxlen=max(window, 1))
+        self.run_lengths: Counter[tuple[int, int]] = Counter()
+        """The images each run of more than one image spans, so far."""
 
-    def link(self, image_index: int, patches: list[Patch]) -> list[Patch]:
+    def link(
+        self,
+        image_index: int,
+        patches: list[Patch],
+        unreported: Sequence[Patch] = (),
+    ) -> list[Patch]:
         """Returns the image's patches with their runs, repeats with
-        ``repeat_of`` set to the image index where their run began."""
+        ``repeat_of`` set to the image index where their run began.
+        ``unreported`` patches join runs (and may begin one) but are not
+        returned."""
         if not self.window:
             return patches
         recent = [r for r in self._recent if r[0] >= image_index - self.window]
-        boxes = np.array([p.box for p in patches], dtype=np.float64)
-        pairs = np.array([(p.given_label, p.suggested_label) for p in patches])
+        both = [*patches, *unreported]
+        boxes = np.array([p.box for p in both], dtype=np.float64)
+        pairs = np.array([(p.given_label, p.suggested_label) for p in both])
         out, runs = [], []
-        for j, patch in enumerate(patches):
+        for j, patch in enumerate(both):
             run = _run_of(boxes[j], pairs[j], recent)
             if run is None:
                 run = (image_index, j)
-                out.append(dataclasses.replace(patch, run=run))
+                repeat_of = None
             else:
+                self.run_lengths[run] = self.run_lengths.get(run, 1) + 1
+                repeat_of = run[0]
+            if j < len(patches):
                 out.append(
-                    dataclasses.replace(patch, run=run, repeat_of=run[0])
+                    dataclasses.replace(patch, run=run, repeat_of=repeat_of)
                 )
             runs.append(run)
         self._recent.append((image_index, boxes, pairs, runs))
@@ -87,9 +104,17 @@ def run_score(score: float, run_length: int, scored_as: int = 1) -> float:
     return score * math.sqrt(scored_as / run_length)
 
 
-def discount_runs(patches: Sequence[Patch]) -> list[Patch]:
+def discount_runs(
+    patches: Sequence[Patch],
+    run_lengths: Mapping[tuple[int, int], int] | None = None,
+) -> list[Patch]:
     """Returns the patches with their runs' lengths and scores (see
     :func:`run_score`; once: a second call changes nothing).
+
+    ``run_lengths`` (e.g. ``LabelErrorFinder.run_lengths``) gives the
+    images each run spans, its unreported patches included (runs not
+    listed span one image); by default, the patches of each run are
+    counted.
 
     A disagreement that one object shows in ``L`` consecutive frames, each
     labelled on its own, is mostly the model's habit: a label error would
@@ -98,14 +123,16 @@ def discount_runs(patches: Sequence[Patch]) -> list[Patch]:
     10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "The label's doubt
     in the score, and runs of frames").
     """
-    lengths = Counter(p.run for p in patches if p.run is not None)
+    lengths = run_lengths
+    if lengths is None:
+        lengths = Counter(p.run for p in patches if p.run is not None)
     return [
         p
-        if p.run is None or lengths[p.run] == p.run_length
+        if p.run is None or lengths.get(p.run, 1) == p.run_length
         else dataclasses.replace(
             p,
-            score=run_score(p.score, lengths[p.run], p.run_length),
-            run_length=lengths[p.run],
+            score=run_score(p.score, lengths.get(p.run, 1), p.run_length),
+            run_length=lengths.get(p.run, 1),
         )
         for p in patches
     ]

@@ -73,9 +73,14 @@ def _patch_attributes(patch: Patch, class_names: list[str]) -> dict:
 
 
 def run_attribute(patch: Patch) -> str | None:
-    """A patch's run of repeats as stored: ``"<image>:<position>"`` of
-    the run's first patch."""
-    return None if patch.run is None else "{}:{}".format(*patch.run)
+    """A patch's run of repeats as stored (see :func:`run_key`)."""
+    return None if patch.run is None else run_key(patch.run)
+
+
+def run_key(run: tuple[int, int]) -> str:
+    """A run of repeats (``Patch.run``) as stored:
+    ``"<image>:<position>"`` of the run's first patch."""
+    return "{}:{}".format(*run)
 
 
 def label_document(label: fo.Label) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -21,6 +21,7 @@ EVIDENCE_ATTRIBUTES = (
     "given_prob",
     "given_threshold",
     "rule",
+    "vouched",
 )
 RUN_ATTRIBUTES = ("same_confusion", "reason")
 # Error maps stored as files hold the probability times this
@@ -39,6 +40,7 @@ def evidence_attributes(patch: Patch, class_names: list[str]) -> dict:
         "given_prob": round(patch.given_prob, 4),
         "given_threshold": e.given_threshold,
         "rule": e.rule,
+        "vouched": e.vouched,
     }
 
 
@@ -105,12 +107,6 @@ class WrittenPatches:
             for r in sample
         )
 
-    def run_counts(self) -> Counter:
-        """The patches per run of repeats (``Patch.run``)."""
-        return Counter(
-            r["run"] for sample in self.rows for r in sample if r["run"]
-        )
-
 
 def read_patches(view, patches_field: str) -> WrittenPatches:
     """Reads the patches of ``view`` in one pass over its samples."""
@@ -131,25 +127,24 @@ def read_patches(view, patches_field: str) -> WrittenPatches:
 def explain_patches(
     patches: WrittenPatches,
     issue_of: Callable[[dict], str | None],
+    run_lengths: Mapping[str, int],
     pair_counts: Counter | None = None,
-    run_counts: Counter | None = None,
 ) -> list[list[tuple[str | None, int, str, int]]]:
     """Per sample, each patch's ``(issue, same_confusion, reason,
     run_length)``: its specific issue (``issue_of`` its attributes), the
     other patches of the run with its (given, suggested) pair, one
     sentence (see ``fixer_core.reason_text``) and the images its run of
-    repeats spans. ``pair_counts`` and ``run_counts`` (see
-    :class:`WrittenPatches`) are the whole run's when ``patches`` are only
-    a share of its patches."""
+    repeats spans (``run_lengths``: stored run -> images, for the runs
+    of more than one; see ``LabelErrorFinder.run_lengths``).
+    ``pair_counts`` (see :class:`WrittenPatches`) is the whole run's when
+    ``patches`` are only a share of its patches."""
     flat = [r for sample in patches.rows for r in sample]
     pairs = [(r["given_label"], r["suggested_label"]) for r in flat]
     if pair_counts is None:
         others = same_confusion(pairs)
     else:
         others = [pair_counts[p] - 1 for p in pairs]
-    if run_counts is None:
-        run_counts = patches.run_counts()
-    lengths = [run_counts.get(r["run"], 1) for r in flat]
+    lengths = [run_lengths.get(r["run"], 1) for r in flat]
     issues = [issue_of(r) for r in flat]
     explained = [
         (issue, n, _reason({**r, "issue": issue}, n, length), length)
@@ -183,4 +178,5 @@ def _reason(row: dict, others: int, run_length: int) -> str:
         issue=row["issue"],
         repeat=bool(row["repeat"]),
         run_length=run_length,
+        vouched=row["vouched"],
     )

@@ -38,6 +38,7 @@ from ._distributed import Ranks
 from ._documents import (
     detections_document,
     label_document,
+    run_key,
     write_sample_fields,
 )
 from ._evidence import (
@@ -61,8 +62,10 @@ from ._samples import (
     LabelErrorInputError,
     batches,
     describe,
+    load_mask,
     load_probs,
     naming_sample,
+    stack_labels,
 )
 from ._sources import (
     SOURCES,
@@ -443,7 +446,8 @@ def _find_label_errors(
             samples, params.gt_field, source, params.batch_size, start
         )
     with ranks.stage():
-        for batch, following in _with_following(second):
+        preceding, after = _around_shard(view, params.gt_field, start, stop)
+        for batch, following in _with_following(second, after):
             check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(
@@ -451,7 +455,9 @@ def _find_label_errors(
                     batch.pred_probs,
                     image_indices=batch.indices,
                     following=following,
+                    preceding=preceding,
                 )
+            preceding = None
             values = [
                 _sample_values(
                     sample.id,
@@ -488,10 +494,14 @@ def _find_label_errors(
     with ranks.stage():
         targets = _written_share(dataset, fields["patches"], ranks)
         written = read_patches(targets, fields["patches"])
-    pairs, runs = None, written.run_counts()
+    runs = {
+        run_key(run): n
+        for other in findings
+        for run, n in other["run_lengths"].items()
+    }
+    pairs = None
     if ranks.world_size > 1:
         pairs = sum(ranks.gather(written.pair_counts()), Counter())
-        runs = sum(ranks.gather(runs), Counter())
     with ranks.stage():
         _explain(
             dataset,
@@ -509,9 +519,9 @@ def _find_label_errors(
 
 
 def _with_following(
-    stream: Iterable[Batch],
+    stream: Iterable[Batch], after: np.ndarray | None = None
 ) -> Iterator[tuple[Batch, np.ndarray | None]]:
-    """Each batch with the labels of the image after it (``None`` after
+    """Each batch with the labels of the image after it (``after`` after
     the last): its last image's next frame, for ``LabelErrorFinder.find``.
     One batch is read ahead."""
     held = None
@@ -520,7 +530,24 @@ def _with_following(
             yield held, batch.labels[0]
         held = batch
     if held is not None:
-        yield held, None
+        yield held, after
+
+
+def _around_shard(
+    view, gt_field: str, start: int, stop: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The labels of the images just before and after a rank's shard
+    ``[start, stop)`` of ``view`` (``None`` at its ends): its first and
+    last images' neighbouring frames, as a single process sees them."""
+    size = len(view)
+
+    def label(index: int) -> np.ndarray | None:
+        if not 0 <= index < size:
+            return None
+        sample = view.skip(index).limit(1).select_fields(gt_field).first()
+        return stack_labels([load_mask(sample, gt_field)])[0]
+
+    return label(start - 1), label(stop)
 
 
 def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):
@@ -976,13 +1003,13 @@ def _explain(
     summary,
     class_names: list[str],
     pair_counts: Counter | None,
-    run_counts: Counter,
+    run_lengths: dict[str, int],
 ) -> None:
     """Sets each written patch's ``issue`` (from the run's issues),
     ``same_confusion`` and ``reason`` (see ``explain_patches``), and the
     final ``confidence`` and ``run_length`` of the patches of runs of
-    repeats (``fixer_core.discount_runs``; ``run_counts``: the whole
-    run's patches per run of repeats), by position in two bulk writes:
+    repeats (``fixer_core.discount_runs``; ``run_lengths``: the images
+    each run spans, over all ranks), by position in two bulk writes:
     ``issue`` and ``same_confusion`` (with the runs' fields, which exist
     already), then ``reason`` (MongoDB adds one update's new fields in
     name order; this keeps them in the order they always had)."""
@@ -996,7 +1023,7 @@ def _explain(
             row["cause"],
         )
 
-    explained = explain_patches(written, issue_of, pair_counts, run_counts)
+    explained = explain_patches(written, issue_of, run_lengths, pair_counts)
     kept = [k for k, e in enumerate(explained) if e]
     ids = [written.ids[k] for k in kept]
     prefix = f"{patches_field}.detections"

@@ -63,6 +63,26 @@ def write_scenes_dataset(
     return dataset.add_samples(samples)
 
 
+def write_frames_dataset(
+    dataset,
+    root: Path,
+    labels: np.ndarray,
+    truth: np.ndarray,
+    probs: np.ndarray,
+) -> list[str]:
+    """Fills ``dataset`` with consecutive frames, in order, from arrays
+    (black images; see :func:`write_scenes_dataset`)."""
+    scenes = SyntheticScenes(
+        images=np.zeros((*labels.shape, 3), np.uint8),
+        clean_labels=truth,
+        labels=labels,
+        pred_probs=probs,
+        planted=[],
+        class_names=tuple("abcd"[: probs.shape[1]]),
+    )
+    return write_scenes_dataset(dataset, scenes, root)
+
+
 def detection_mask(detection, shape: tuple[int, int]) -> np.ndarray:
     """Places a detection's box-sized mask in an ``(H, W)`` image."""
     height, width = shape

@@ -149,7 +149,7 @@ def run_fixer(cell: Cell, config: FinderConfig | None = None):
             *batch(b), image_indices=list(b), following=following
         ):
             patches += image
-    return discount_runs(patches), finder
+    return discount_runs(patches, finder.run_lengths), finder
 
 
 def run_cleanlab(cell: Cell) -> tuple[np.ndarray, np.ndarray]:

@@ -3,10 +3,15 @@ say-so, scored by the model, and nothing found where frames are not
 views of one scene."""
 
 import numpy as np
+import pytest
 
-from fixer_core import find_label_errors
+from fixer_core import explain_patches, find_label_errors
 from fixer_core.issues import NEIGHBOURS_ISSUE
-from fixer_core.neighbours import NEIGHBOURS_CAUSE, odd_one_out
+from fixer_core.neighbours import (
+    NEIGHBOURS_CAUSE,
+    neighbour_labels,
+    odd_one_out,
+)
 
 SIZE = (60, 80)
 
@@ -29,10 +34,15 @@ def _probs(truth, sure=0.9):
     return probs
 
 
+def _odd(previous, label, following):
+    common = neighbour_labels(previous, label, following)
+    return None if common is None else odd_one_out(common, label)
+
+
 def test_a_slip_in_one_frame_is_the_odd_one_out():
     labels = _sequence()
     labels[2, 10:24, 14:28] = 0  # the object painted over in frame 2
-    odd = odd_one_out(labels[1], labels[2], labels[3])
+    odd = _odd(labels[1], labels[2], labels[3])
     assert odd is not None
     # the pixels of the object that both neighbours label 1
     assert (odd[10:24, 16:26] == 1).all()
@@ -41,15 +51,15 @@ def test_a_slip_in_one_frame_is_the_odd_one_out():
 
 def test_steady_motion_is_not_a_slip():
     labels = _sequence(step=3)
-    assert odd_one_out(labels[1], labels[2], labels[3]) is None
+    assert _odd(labels[1], labels[2], labels[3]) is None
 
 
 def test_frames_of_other_scenes_are_not_neighbours():
     labels = _sequence()
     # the frames before and after are of two other scenes
     before, after = np.full(SIZE, 2, np.int64), np.full(SIZE, 0, np.int64)
-    assert odd_one_out(before, labels[2], after) is None
-    assert odd_one_out(labels[1], labels[2], labels[3][:, :-1]) is None
+    assert _odd(before, labels[2], after) is None
+    assert _odd(labels[1], labels[2], labels[3][:, :-1]) is None
 
 
 def test_the_finder_flags_a_slip_the_model_doubts_but_does_not_name():
@@ -85,3 +95,65 @@ def test_a_contradicted_label_the_model_backs_is_not_flagged():
     probs = _probs(labels)
     patches, _ = find_label_errors(labels, probs, batch_size=2)
     assert all(p.cause != NEIGHBOURS_CAUSE for p in patches)
+
+
+def _one_frame_mistake(step=2):
+    """Correct labels; the model calls frame 2's object background. A
+    thin post of class 2 passes 3 px a frame (no frame is a copy)."""
+    labels = _sequence(step=step)
+    for i in range(len(labels)):
+        labels[i, 30:44, 50 + 3 * i : 53 + 3 * i] = 2
+    seen = labels.copy()
+    seen[2][seen[2] == 1] = 0
+    return labels, _probs(seen)
+
+
+def test_a_models_mistake_on_a_label_its_neighbours_repeat_is_not_flagged():
+    labels, probs = _one_frame_mistake(step=0)  # a parked car
+    patches, _ = find_label_errors(labels, probs, batch_size=2)
+    assert patches == []
+    # the same image without its neighbours is flagged
+    order = [2, 0, 4, 1, 3]
+    alone, _ = find_label_errors(labels[order], probs[order], batch_size=2)
+    assert [
+        (p.image_index, p.given_label, p.suggested_label) for p in alone
+    ] == [(0, 1, 0)]
+    assert alone[0].evidence.vouched is None
+
+
+def test_only_the_part_the_neighbours_do_not_repeat_is_in_doubt():
+    labels, probs = _one_frame_mistake()
+    # frame 2's object is also drawn 10 px too wide (a slip): one patch,
+    # whose object part the neighbours (2 px either side) label 1 too
+    labels[2, 10:24, 28:38] = 1
+    (patch,) = find_label_errors(labels, probs, batch_size=2)[0]
+    assert (patch.image_index, patch.given_label, patch.suggested_label) == (
+        2,
+        1,
+        0,
+    )
+    vouched = 14 * 10 / (14 * 24)  # x 16-26 of the patch's x 14-38
+    assert patch.evidence.vouched == pytest.approx(vouched, abs=0.02)
+    # scored as alone, times the share in doubt
+    order = [2, 0, 4, 1, 3]
+    (alone,) = find_label_errors(labels[order], probs[order])[0]
+    assert alone.evidence.vouched is None
+    assert patch.score == pytest.approx(alone.score * (1 - vouched), abs=0.01)
+    assert patch.error_probability < alone.error_probability
+    (reason,) = explain_patches([patch], ["a", "b", "c"])
+    assert "the previous and next images label 42% of it b too" in reason
+
+
+def test_a_run_counts_the_frames_whose_labels_are_vouched_for():
+    # the model calls the parked object background in every frame: the
+    # middle frames' labels are vouched for, the run spans all five
+    labels, probs = _one_frame_mistake(step=0)
+    seen = labels.copy()
+    seen[seen == 1] = 0
+    probs = _probs(seen)
+    patches, summary = find_label_errors(labels, probs, batch_size=2)
+    assert [p.image_index for p in patches] == [0, 4]
+    assert [p.run for p in patches] == [(0, 0), (0, 0)]
+    assert [p.run_length for p in patches] == [5, 5]
+    assert patches[1].repeat_of == 0
+    assert summary.repeats == 1

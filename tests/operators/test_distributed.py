@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixer_testing import PLUGIN, write_scenes_dataset
+from fixer_testing import PLUGIN, write_frames_dataset, write_scenes_dataset
 
+from fixer_core.neighbours import NEIGHBOURS_CAUSE
 from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
 
 fo = pytest.importorskip("fiftyone")
@@ -52,6 +53,7 @@ EXACT = (
     "run_length",
     "area",
     "rule",
+    "vouched",
     "top_classes",
     "same_confusion",
 )
@@ -193,6 +195,48 @@ def test_two_torchrun_ranks_write_what_one_process_writes(
     assert proc.returncode == 0, proc.stderr[-3000:]
     scenes_dataset.reload()
     _assert_same_run(scenes_dataset, "single", "ranks")
+
+
+def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
+    fixer_plugin, dataset_factory, tmp_path
+):
+    """Two workers on 10 frames (shards 0-4 and 5-9): frames 4 and 5, on
+    the shards' edges, get their neighbours from the other shard."""
+    size = (60, 80)
+    truth = np.zeros((NUM_IMAGES, *size), np.uint8)
+    truth[:, 45:, :] = 2
+    for i in range(NUM_IMAGES):
+        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
+    probs = np.where(
+        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
+    ).astype(np.float32)
+    labels = truth.copy()
+    # frame 4's object painted over: a slip the model doubts but does not
+    # name, which frames 3 and 5 contradict; in frame 5 the model calls a
+    # block of ground background: a label frames 4 and 6 vouch for
+    labels[4, 10:24, 18:32] = 0
+    probs[4, :, 10:24, 18:32] = np.array([0.7, 0.2, 0.1])[:, None, None]
+    probs[5, :, 46:60, 40:54] = np.array([0.9, 0.05, 0.05])[:, None, None]
+    dataset = dataset_factory("frames")
+    write_frames_dataset(dataset, tmp_path / "frames", labels, truth, probs)
+
+    _find(dataset, "single", batch_size=2)
+    op = _find_delegated(dataset, "ranks", workers=2)
+    assert op.run_state == "completed", op.result
+
+    for run in ("single", "ranks"):
+        found = [d.detections for d in dataset.values(f"{run}_patches")]
+        causes = [[p.cause for p in patches] for patches in found]
+        assert causes[4] == [NEIGHBOURS_CAUSE], run
+        assert found[5] == [], run
+    for a, b in zip(
+        dataset.values("single_patches.detections"),
+        dataset.values("ranks_patches.detections"),
+        strict=True,
+    ):
+        assert [p.confidence for p in a] == pytest.approx(
+            [p.confidence for p in b], abs=TOLERANCE
+        )
 
 
 def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(

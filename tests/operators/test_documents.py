@@ -242,6 +242,7 @@ def test_a_run_stores_each_patch_with_the_attributes_in_order(
             "given_prob",
             "given_threshold",
             "rule",
+            "vouched",
             "same_confusion",
             "reason",
         ]
