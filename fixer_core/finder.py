@@ -128,6 +128,11 @@ class FinderSummary:
         repeats: reported patches that repeat a disagreement of the
             previous image(s) (``Patch.repeat_of``): runs of video frames
             meet the reviewer once.
+        vouched: disagreements left unreported because both neighbouring
+            frames label most of them as their image does
+            (``fixer_core.neighbours``): the model's habits, or errors
+            repeated frame after frame (those are met where their
+            sequence starts, ends or changes).
     """
 
     issues: list[SpecificIssue]
@@ -144,6 +149,7 @@ class FinderSummary:
         default_factory=dict
     )
     repeats: int = 0
+    vouched: int = 0
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
@@ -193,6 +199,7 @@ class FinderSummary:
                 str(i): s.to_dict() for i, s in self.shifted_labels.items()
             },
             "repeats": self.repeats,
+            "vouched": self.vouched,
         }
 
 
@@ -250,6 +257,7 @@ class LabelErrorFinder:
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
+        self._num_vouched = 0
         # (image index, labels) of the last image scored, for its next
         self._previous_label: tuple[int, np.ndarray] | None = None
         self._float32: Tensor | None = None
@@ -445,6 +453,7 @@ class LabelErrorFinder:
                     p.area,
                 )
             self._num_repeats += sum(p.repeat_of is not None for p in patches)
+            self._num_vouched += len(unreported)
             out.append(patches)
         self._num_scored += n
         self._num_pixels += int((labels >= 0).sum())
@@ -461,6 +470,7 @@ class LabelErrorFinder:
             "variance": self._variance,
             "shifts": self._shifts,
             "repeats": self._num_repeats,
+            "vouched": self._num_vouched,
             "run_lengths": self._repeats.run_lengths,
         }
 
@@ -480,6 +490,7 @@ class LabelErrorFinder:
             self._variance += other["variance"]
             self._shifts.update(other["shifts"])
             self._num_repeats += other["repeats"]
+            self._num_vouched += other["vouched"]
             self._repeats.run_lengths.update(other["run_lengths"])
 
     def summary(self) -> FinderSummary:
@@ -503,6 +514,7 @@ class LabelErrorFinder:
             expected_errors_interval=_interval(self._expected, self._variance),
             shifted_labels=dict(sorted(self._shifts.items())),
             repeats=self._num_repeats,
+            vouched=self._num_vouched,
         )
 
     @property

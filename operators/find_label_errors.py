@@ -456,5 +456,11 @@ def _summary_message(results: LabelErrorResults) -> str:
             f"; {repeats} patches repeat one of the previous image "
             "(listed last)"
         )
+    vouched = summary.get("vouched", 0)
+    if vouched:
+        message += (
+            f"; {vouched} disagreements not reported: the neighbouring "
+            "frames label them the same way"
+        )
     note = weakly_predicted_note(summary["weakly_predicted"])
     return f"{message}. {note}" if note else message

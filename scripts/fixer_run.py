@@ -547,6 +547,12 @@ def _print_summary(results, demo: Demo | None) -> None:
             f"  patches repeating one of the previous image: {repeats} "
             "(listed after the others)"
         )
+    vouched = summary.get("vouched", 0)
+    if vouched:
+        print(
+            f"  disagreements not reported, their labels repeated by the "
+            f"previous and next images: {vouched}"
+        )
     note = weakly_predicted_note(summary["weakly_predicted"])
     if note:
         print(f"  {note}")

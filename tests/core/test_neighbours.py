@@ -157,3 +157,5 @@ def test_a_run_counts_the_frames_whose_labels_are_vouched_for():
     assert [p.run_length for p in patches] == [5, 5]
     assert patches[1].repeat_of == 0
     assert summary.repeats == 1
+    assert summary.vouched == 3
+    assert summary.to_dict()["vouched"] == 3

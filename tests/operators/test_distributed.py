@@ -229,6 +229,7 @@ def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
         causes = [[p.cause for p in patches] for patches in found]
         assert causes[4] == [NEIGHBOURS_CAUSE], run
         assert found[5] == [], run
+        assert dataset.load_run_results(run).summary["vouched"] == 1, run
     for a, b in zip(
         dataset.values("single_patches.detections"),
         dataset.values("ranks_patches.detections"),
