@@ -15,7 +15,7 @@ from torch import Tensor
 from ._argmax import (
     certain_argmax,
     channel_argmax,
-    max_at,
+    max_at_pixels,
     weighted_max,
 )
 from ._checks import (
@@ -809,18 +809,25 @@ def _pixel_suggestions(
     cutoff = thresholds.clamp(max=min_confidence)
     given = labels.clamp(min=0)
     candidates = (labels >= 0) & (
-        p_given < _flaggable_below(thresholds, weights, min_confidence)[given]
+        p_given
+        < _flaggable_below(thresholds, weights, min_confidence).take(given)
     )
-    n, y, x = candidates.nonzero(as_tuple=True)
-    p_max, argmax = max_at(pred_probs, n, y, x, weights, cutoff)
-    given, p_given = labels[n, y, x], p_given[n, y, x]
+    # flat indices: one index per pixel is several times faster than three
+    flat = candidates.reshape(-1).nonzero()[:, 0]
+    p_max, argmax = max_at_pixels(pred_probs, flat, weights, cutoff)
+    given, p_given = labels.take(flat), p_given.take(flat)
     flagged = (
         (argmax != given)
-        & (p_max >= cutoff[argmax])
-        & ((p_given < thresholds[given]) | (p_max >= thresholds[argmax]))
+        & (p_max >= cutoff.take(argmax))
+        & (
+            (p_given < thresholds.take(given))
+            | (p_max >= thresholds.take(argmax))
+        )
     )
-    suggested = torch.full_like(labels, -1)
-    suggested[n[flagged], y[flagged], x[flagged]] = argmax[flagged]
+    suggested = torch.full_like(
+        labels, -1, memory_format=torch.contiguous_format
+    )
+    suggested.view(-1)[flat[flagged]] = argmax[flagged]
     return suggested
 
 
