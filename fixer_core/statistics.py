@@ -241,12 +241,14 @@ class ClassStatisticsAccumulator:
         k, size = self.num_classes, self._prob_hist.numel()
         labels = labels[:, None, ::2, ::2].to(torch.int32)
         classes = torch.arange(k, device=labels.device, dtype=torch.int32)
-        index = self._hist_index(
-            labels, classes.view(1, k, 1, 1), pred_probs[:, :, ::2, ::2]
+        # The index of _hist_index, built in place on the bins: ignored
+        # pixels start at ``size``, in the overflow bins that are dropped.
+        index = _bins(pred_probs[:, :, ::2, ::2])
+        index += (classes * _CONFIDENCE_BINS).view(1, k, 1, 1)
+        index += torch.where(
+            labels >= 0, labels * (k * _CONFIDENCE_BINS), size
         )
-        self._prob_hist += _bincount(
-            torch.where(labels >= 0, index, size), size
-        )
+        self._prob_hist += _bincount(index, size)
 
     def reduce(self, all_reduce: Callable[[Tensor], object]) -> None:
         """Sums, in place, the counters of the accumulators of every shard
