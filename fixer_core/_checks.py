@@ -240,7 +240,9 @@ def _check_finite(channel_sums: Tensor) -> tuple[Tensor, Tensor] | None:
     checked."""
     if not channel_sums[0].numel():
         return None
-    lowest, highest = channel_sums.flatten(1).aminmax(dim=1)
+    sums = channel_sums.flatten(1)
+    # amin and amax are vectorized on the CPU, aminmax is not
+    lowest, highest = sums.amin(dim=1), sums.amax(dim=1)
     finite = torch.isfinite(lowest) & torch.isfinite(highest)
     if not finite.all():
         i = int((~finite).nonzero()[0])
