@@ -57,3 +57,34 @@ def labelled_pixels(
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, 0
     return np.concatenate(flats), np.concatenate(ids), offset
+
+
+def pixel_channels(pred_probs: Tensor, flat: Tensor) -> Tensor:
+    """``(K, P)`` probabilities of the pixels at ``(P,)`` flat indices into
+    the ``(N, H, W)`` pixels (sorted by image)."""
+    n, k, height, width = pred_probs.shape
+    per_image = height * width
+    sizes = split_by_image(flat, n, per_image)
+    return torch.cat(
+        [
+            probs.reshape(k, -1).index_select(1, image_flat - i * per_image)
+            for i, (probs, image_flat) in enumerate(
+                zip(pred_probs, flat.split(sizes), strict=True)
+            )
+        ],
+        dim=1,
+    )
+
+
+def top_two(columns: Tensor) -> tuple[Tensor, Tensor]:
+    """The largest and second largest values of each column of ``(K, P)``
+    ``columns`` (K >= 2), as ``topk(2)`` gives them: one pass over the
+    rows, vectorized along them."""
+    first = columns[0].clone()
+    second = torch.full_like(first, -torch.inf)
+    lower = torch.empty_like(first)
+    for row in columns[1:]:
+        torch.minimum(first, row, out=lower)
+        torch.maximum(second, lower, out=second)
+        torch.maximum(first, row, out=first)
+    return first, second
