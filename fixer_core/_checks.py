@@ -161,12 +161,13 @@ def prepare_labels(
         raise ValueError(
             f"labels must have a shape of (N, H, W), got {tuple(labels.shape)}"
         )
-    if labels.dtype == torch.uint8 and labels.device.type == "cpu":
+    values = _lookup_size(labels)
+    if values:
         # One lookup per pixel instead of a pass per rule.
-        lookup = np.arange(256, dtype=np.int64)
+        lookup = np.arange(values, dtype=np.int64)
         lookup[num_classes:] = -1
         for value in ignore_index:
-            if 0 <= value < 256:
+            if 0 <= value < values:
                 lookup[value] = -1
         return torch.from_numpy(np.take(lookup, labels.numpy()))
     labels = labels.long()
@@ -174,6 +175,19 @@ def prepare_labels(
     for value in ignore_index:
         ignored |= labels == value
     return labels.masked_fill(ignored, -1)
+
+
+def _lookup_size(labels: Tensor) -> int:
+    """The size of a lookup table indexed by CPU ``labels`` (all values
+    non-negative and below it), or 0 where a table does not fit."""
+    if labels.device.type != "cpu" or not labels.numel():
+        return 0
+    if labels.dtype == torch.uint8:
+        return 256
+    if labels.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
+        return 0
+    lowest, highest = int(labels.amin()), int(labels.amax())
+    return highest + 1 if lowest >= 0 and highest < 2**16 else 0
 
 
 def prepare_pred_probs(
