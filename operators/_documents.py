@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 
 import fiftyone as fo
+import fiftyone.core.fields as fof
 import fiftyone.core.odm as foo_odm
 import fiftyone.core.sample as fos
 import fiftyone.core.utils as fou
@@ -70,6 +71,47 @@ def _patch_attributes(patch: Patch, class_names: list[str]) -> dict:
         "coverage": patch.coverage,
         **evidence_attributes(patch, class_names),
     }
+
+
+# The custom attributes of the patches' detections (beyond fo.Detection's
+# own fields), with their field types and list element types: declared in
+# the dataset's schema, so that the App's sidebar can filter on them.
+DETECTION_ATTRIBUTE_FIELDS = {
+    "error_probability": (fof.FloatField, None),
+    "cause": (fof.StringField, None),
+    "repeat": (fof.BooleanField, None),
+    "run": (fof.StringField, None),
+    "run_length": (fof.IntField, None),
+    "given_label": (fof.StringField, None),
+    "suggested_label": (fof.StringField, None),
+    "error_type": (fof.StringField, None),
+    "issue": (fof.StringField, None),
+    "area": (fof.IntField, None),
+    "coverage": (fof.FloatField, None),
+    "top_classes": (fof.ListField, fof.StringField),
+    "top_probs": (fof.ListField, fof.FloatField),
+    "given_prob": (fof.FloatField, None),
+    "given_threshold": (fof.FloatField, None),
+    "rule": (fof.StringField, None),
+    "same_confusion": (fof.IntField, None),
+    "reason": (fof.StringField, None),
+}
+
+
+def declare_detection_attributes(
+    dataset: fo.Dataset, patches_field: str
+) -> None:
+    """Declares the patches' custom attributes
+    (:data:`DETECTION_ATTRIBUTE_FIELDS`) on the dataset's schema, under
+    the declared ``fo.Detections`` field ``patches_field``. The bulk
+    writes bypass FiftyOne's schema expansion, and undeclared attributes
+    cannot be filtered in the App. Declaring a declared attribute again
+    changes nothing."""
+    for name, (ftype, subfield) in DETECTION_ATTRIBUTE_FIELDS.items():
+        kwargs = {} if subfield is None else {"subfield": subfield}
+        dataset.add_sample_field(
+            f"{patches_field}.detections.{name}", ftype, **kwargs
+        )
 
 
 def run_attribute(patch: Patch) -> str | None:

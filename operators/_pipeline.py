@@ -36,6 +36,7 @@ from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
 from ._documents import (
+    declare_detection_attributes,
     detections_document,
     label_document,
     write_sample_fields,
@@ -924,6 +925,7 @@ def _declare_fields(
     dataset.add_sample_field(
         fields["patches"], embedded, embedded_doc_type=fo.Detections
     )
+    declare_detection_attributes(dataset, fields["patches"])
     dataset.add_sample_field(fields["score"], fof.FloatField)
     dataset.add_sample_field(
         fields["corrected"], embedded, embedded_doc_type=fo.Segmentation
