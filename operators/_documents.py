@@ -98,20 +98,18 @@ DETECTION_ATTRIBUTE_FIELDS = {
 }
 
 
-def declare_detection_attributes(
-    dataset: fo.Dataset, patches_field: str
-) -> None:
-    """Declares the patches' custom attributes
-    (:data:`DETECTION_ATTRIBUTE_FIELDS`) on the dataset's schema, under
-    the declared ``fo.Detections`` field ``patches_field``. The bulk
-    writes bypass FiftyOne's schema expansion, and undeclared attributes
-    cannot be filtered in the App. Declaring a declared attribute again
-    changes nothing."""
-    for name, (ftype, subfield) in DETECTION_ATTRIBUTE_FIELDS.items():
-        kwargs = {} if subfield is None else {"subfield": subfield}
-        dataset.add_sample_field(
-            f"{patches_field}.detections.{name}", ftype, **kwargs
+def detection_attribute_schema(patches_field: str) -> dict:
+    """``{path: field}`` of the patches' custom attributes
+    (:data:`DETECTION_ATTRIBUTE_FIELDS`) under the ``fo.Detections`` field
+    ``patches_field``, for ``Dataset.add_dynamic_sample_fields``: declared,
+    they can be filtered in the App (the bulk writes bypass FiftyOne's
+    schema expansion)."""
+    return {
+        f"{patches_field}.detections.{name}": (
+            ftype() if sub is None else ftype(field=sub())
         )
+        for name, (ftype, sub) in DETECTION_ATTRIBUTE_FIELDS.items()
+    }
 
 
 def run_attribute(patch: Patch) -> str | None:
