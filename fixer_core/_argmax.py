@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ._checks import NEGATIVE_TOLERANCE, SUM_TOLERANCE
+from ._pixels import pixel_channels
 
 # Above this share of the pixels, one dense max over the channels is faster
 # than gathering the asked-for pixels' channels first.
@@ -74,21 +75,9 @@ def max_at_pixels(
     if flat.numel() > _DENSE_SHARE * n * height * width:
         p_max, argmax = _dense_max(pred_probs, weights, cutoff)
         return p_max.take(flat), argmax.take(flat)
-    per_image = height * width
-    counts = torch.bincount(
-        flat.div(per_image, rounding_mode="floor"), minlength=n
-    )
     # (K, P): image by image, each channel's pixels are read in one pass,
     # several times faster than gathering (P, K) rows
-    probs = torch.cat(
-        [
-            image.reshape(k, -1).index_select(1, f - i * per_image)
-            for i, (image, f) in enumerate(
-                zip(pred_probs, flat.split(counts.tolist()), strict=True)
-            )
-        ],
-        dim=1,
-    )
+    probs = pixel_channels(pred_probs, flat)
     if probs.device.type != "cpu":
         return weighted_max(probs.T, weights, cutoff)
     argmax = np.zeros((1, 1, probs.shape[1]), dtype=np.int32)

@@ -64,16 +64,23 @@ def pixel_channels(pred_probs: Tensor, flat: Tensor) -> Tensor:
     the ``(N, H, W)`` pixels (sorted by image)."""
     n, k, height, width = pred_probs.shape
     per_image = height * width
-    sizes = split_by_image(flat, n, per_image)
-    return torch.cat(
-        [
-            probs.reshape(k, -1).index_select(1, image_flat - i * per_image)
-            for i, (probs, image_flat) in enumerate(
-                zip(pred_probs, flat.split(sizes), strict=True)
-            )
-        ],
-        dim=1,
-    )
+    out = pred_probs.new_empty(k, flat.numel())
+    start = 0
+    # image by image into one buffer: a concatenation would hold every
+    # image's part twice
+    for i, (probs, image_flat) in enumerate(
+        zip(
+            pred_probs,
+            flat.split(split_by_image(flat, n, per_image)),
+            strict=True,
+        )
+    ):
+        stop = start + image_flat.numel()
+        out[:, start:stop] = probs.reshape(k, -1).index_select(
+            1, image_flat - i * per_image
+        )
+        start = stop
+    return out
 
 
 def top_two(columns: Tensor) -> tuple[Tensor, Tensor]:
