@@ -46,6 +46,10 @@ def main() -> None:
         f"({', '.join(args.splits)}): "
         + ("identical" if not differ else f"differ in {differ[:10]}")
     )
+    if "schema" in differ:  # name the paths, with their types
+        old, now = set(base["schema"]), set(new["schema"])
+        print("  schema only in base:", sorted(old - now))
+        print("  schema only in this checkout:", sorted(now - old))
     sys.exit(1 if differ else 0)
 
 

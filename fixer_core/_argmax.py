@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ._checks import NEGATIVE_TOLERANCE, SUM_TOLERANCE
+from ._pixels import pixel_channels
 
 # Above this share of the pixels, one dense max over the channels is faster
 # than gathering the asked-for pixels' channels first.
@@ -54,10 +55,40 @@ def max_at(
 ) -> tuple[Tensor, Tensor]:
     """:func:`weighted_max` of ``(N, K, H, W)`` probabilities at pixels
     ``(n, y, x)``: the class and its probability."""
-    if n.numel() > _DENSE_SHARE * pred_probs[:, 0].numel():
+    height, width = pred_probs.shape[2:]
+    flat, order = ((n * height + y) * width + x).sort()
+    p_max, argmax = max_at_pixels(pred_probs, flat, weights, cutoff)
+    unsorted = torch.empty_like(order)
+    unsorted[order] = torch.arange(len(order), device=order.device)
+    return p_max[unsorted], argmax[unsorted]
+
+
+def max_at_pixels(
+    pred_probs: Tensor,
+    flat: Tensor,
+    weights: Tensor | None = None,
+    cutoff: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`max_at` of the pixels at ``(P,)`` indices ``flat`` into the
+    ``(N, H, W)`` pixels, sorted (by image at least)."""
+    n, k, height, width = pred_probs.shape
+    if flat.numel() > _DENSE_SHARE * n * height * width:
         p_max, argmax = _dense_max(pred_probs, weights, cutoff)
-        return p_max[n, y, x], argmax[n, y, x]
-    return weighted_max(pred_probs[n, :, y, x], weights, cutoff)
+        return p_max.take(flat), argmax.take(flat)
+    # (K, P): image by image, each channel's pixels are read in one pass,
+    # several times faster than gathering (P, K) rows
+    probs = pixel_channels(pred_probs, flat)
+    if probs.device.type != "cpu":
+        return weighted_max(probs.T, weights, cutoff)
+    argmax = np.zeros((1, 1, probs.shape[1]), dtype=np.int32)
+    _channel_scan(
+        probs.numpy()[None, :, None],
+        None if weights is None else weights.numpy(),
+        None if cutoff is None else cutoff.numpy(),
+        argmax,
+    )
+    argmax = torch.from_numpy(argmax.ravel()).long()
+    return probs.gather(0, argmax[None])[0], argmax
 
 
 def _dense_max(

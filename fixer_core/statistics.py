@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._argmax import certain_argmax
+from ._pixels import pixel_channels, top_two
 from .config import WEAKLY_PREDICTED_BELOW
 
 _CONFIDENCE_BINS = 100
@@ -200,11 +201,13 @@ class ClassStatisticsAccumulator:
         certain = certain_argmax(k)
         sure = interior & (p_given > certain)
         doubt = valid & (p_given <= certain + _UNSURE_MARGIN / 2 + 1e-3)
-        n, y, x = doubt.nonzero(as_tuple=True)
-        rows = pred_probs[n, :, y, x]
-        top = rows.topk(2, dim=1).values
-        unsure = torch.zeros_like(valid)
-        unsure[n, y, x] = top[:, 0] - top[:, 1] < _UNSURE_MARGIN
+        # (K, P) channels of those pixels, by flat indices (faster than
+        # three)
+        flat = doubt.reshape(-1).nonzero()[:, 0]
+        columns = pixel_channels(pred_probs, flat)
+        first, second = top_two(columns)
+        unsure = torch.zeros_like(valid, memory_format=torch.contiguous_format)
+        unsure.view(-1)[flat] = first - second < _UNSURE_MARGIN
         # Pixel counts by (class, interior, unsure, distance to a label
         # boundary) in one pass; the counters are their sums.
         reach = _BLUR_REACH + 1
@@ -227,9 +230,9 @@ class ClassStatisticsAccumulator:
         diagonal = torch.arange(k, device=valid.device)
         hist = self._argmax_hist.view(k, k, _CONFIDENCE_BINS)
         hist[diagonal, diagonal] += _bincount(own, bins).view(k, -1)
-        searched = (interior & ~sure)[n, y, x]
-        p_max, argmax = rows[searched].max(dim=1)
-        index = self._hist_index(given[n, y, x][searched], argmax, p_max)
+        searched = (interior & ~sure).take(flat)
+        p_max, argmax = columns[:, searched].max(dim=0)
+        index = self._hist_index(given.take(flat)[searched], argmax, p_max)
         self._argmax_hist += _bincount(index, self._argmax_hist.numel())
         self._count_probabilities(labels, pred_probs)
         self._num_images += labels.shape[0]
@@ -241,12 +244,14 @@ class ClassStatisticsAccumulator:
         k, size = self.num_classes, self._prob_hist.numel()
         labels = labels[:, None, ::2, ::2].to(torch.int32)
         classes = torch.arange(k, device=labels.device, dtype=torch.int32)
-        index = self._hist_index(
-            labels, classes.view(1, k, 1, 1), pred_probs[:, :, ::2, ::2]
+        # The index of _hist_index, built in place on the bins: ignored
+        # pixels start at ``size``, in the overflow bins that are dropped.
+        index = _bins(pred_probs[:, :, ::2, ::2])
+        index += (classes * _CONFIDENCE_BINS).view(1, k, 1, 1)
+        index += torch.where(
+            labels >= 0, labels * (k * _CONFIDENCE_BINS), size
         )
-        self._prob_hist += _bincount(
-            torch.where(labels >= 0, index, size), size
-        )
+        self._prob_hist += _bincount(index, size)
 
     def reduce(self, all_reduce: Callable[[Tensor], object]) -> None:
         """Sums, in place, the counters of the accumulators of every shard

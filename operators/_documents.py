@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 
 import fiftyone as fo
+import fiftyone.core.fields as fof
 import fiftyone.core.odm as foo_odm
 import fiftyone.core.sample as fos
 import fiftyone.core.utils as fou
@@ -69,6 +70,45 @@ def _patch_attributes(patch: Patch, class_names: list[str]) -> dict:
         "area": patch.area,
         "coverage": patch.coverage,
         **evidence_attributes(patch, class_names),
+    }
+
+
+# The custom attributes of the patches' detections (beyond fo.Detection's
+# own fields), with their field types and list element types: declared in
+# the dataset's schema, so that the App's sidebar can filter on them.
+DETECTION_ATTRIBUTE_FIELDS = {
+    "error_probability": (fof.FloatField, None),
+    "cause": (fof.StringField, None),
+    "repeat": (fof.BooleanField, None),
+    "run": (fof.StringField, None),
+    "run_length": (fof.IntField, None),
+    "given_label": (fof.StringField, None),
+    "suggested_label": (fof.StringField, None),
+    "error_type": (fof.StringField, None),
+    "issue": (fof.StringField, None),
+    "area": (fof.IntField, None),
+    "coverage": (fof.FloatField, None),
+    "top_classes": (fof.ListField, fof.StringField),
+    "top_probs": (fof.ListField, fof.FloatField),
+    "given_prob": (fof.FloatField, None),
+    "given_threshold": (fof.FloatField, None),
+    "rule": (fof.StringField, None),
+    "same_confusion": (fof.IntField, None),
+    "reason": (fof.StringField, None),
+}
+
+
+def detection_attribute_schema(patches_field: str) -> dict:
+    """``{path: field}`` of the patches' custom attributes
+    (:data:`DETECTION_ATTRIBUTE_FIELDS`) under the ``fo.Detections`` field
+    ``patches_field``, for ``Dataset.add_dynamic_sample_fields``: declared,
+    they can be filtered in the App (the bulk writes bypass FiftyOne's
+    schema expansion)."""
+    return {
+        f"{patches_field}.detections.{name}": (
+            ftype() if sub is None else ftype(field=sub())
+        )
+        for name, (ftype, sub) in DETECTION_ATTRIBUTE_FIELDS.items()
     }
 
 

@@ -36,6 +36,7 @@ from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
 from ._distributed import Ranks
 from ._documents import (
+    detection_attribute_schema,
     detections_document,
     label_document,
     run_key,
@@ -610,8 +611,10 @@ def _swap_in(dataset: fo.Dataset, run_key: str) -> dict[str, str]:
     delete_run(dataset, run_key, keep_checkpoints=True)
     pending = pending_key(run_key)
     fields = output_fields(run_key)
-    for kind, name in output_fields(pending).items():
-        dataset.rename_sample_field(name, fields[kind])
+    # one rename for all: each rename reloads the dataset
+    dataset.rename_sample_fields(
+        {name: fields[kind] for kind, name in output_fields(pending).items()}
+    )
     dataset.rename_run(pending, run_key)
     config = dataset.get_run_info(run_key).config
     config.fields = list(fields.values())
@@ -930,7 +933,10 @@ def remove_report_files(dataset: fo.Dataset, quality: dict | None) -> None:
 
 def _corrected_dir(view, params: FindParams) -> str | None:
     """Folder for corrected masks when the ground truth lives on disk."""
-    if view.first()[params.gt_field].mask_path is None:
+    # only the ground truth is loaded: the sample may hold earlier runs'
+    # patches
+    first = view.select_fields(params.gt_field).first()
+    if first[params.gt_field].mask_path is None:
         return None
     # A folder of its own: the previous run's masks stay until the swap
     name = f"corrected-{uuid.uuid4().hex[:8]}"
@@ -944,20 +950,20 @@ def _declare_fields(
 ) -> None:
     """Declares every field pass 2 writes up front, under the schema lock
     (a field declared while samples are saved would change the schema
-    outside it)."""
+    outside it), with the patches' custom attributes, so that the App can
+    filter on them. One schema merge per nesting level: each
+    ``add_sample_field`` call would reload the dataset. Declaring what is
+    declared changes nothing (another type raises)."""
     embedded = fof.EmbeddedDocumentField
+    schema = {}
     if save_probs_field and not dataset.has_sample_field(save_probs_field):
-        dataset.add_sample_field(save_probs_field, fof.StringField)
-    dataset.add_sample_field(
-        fields["patches"], embedded, embedded_doc_type=fo.Detections
-    )
-    dataset.add_sample_field(fields["score"], fof.FloatField)
-    dataset.add_sample_field(
-        fields["corrected"], embedded, embedded_doc_type=fo.Segmentation
-    )
-    dataset.add_sample_field(
-        fields["error_map"], embedded, embedded_doc_type=fo.Heatmap
-    )
+        schema[save_probs_field] = fof.StringField()
+    schema[fields["patches"]] = embedded(fo.Detections)
+    schema[fields["score"]] = fof.FloatField()
+    schema[fields["corrected"]] = embedded(fo.Segmentation)
+    schema[fields["error_map"]] = embedded(fo.Heatmap)
+    schema.update(detection_attribute_schema(fields["patches"]))
+    dataset.add_dynamic_sample_fields(schema)
 
 
 def _sample_values(
@@ -1155,7 +1161,7 @@ def _validate(view, params: FindParams) -> list[str]:
                 "0, 1, ... (at least two) to train or run a model"
             )
         return [str(targets[k]) for k in range(num_classes)]
-    first = view.first()
+    first = view.select_fields(params.probs_field).first()
     num_classes = load_probs(first, params.probs_field).shape[0]
     missing = [k for k in range(num_classes) if k not in targets]
     if missing:

@@ -149,6 +149,72 @@ def test_immediate_run_succeeds_and_writes_its_fields(found):
     assert [s.id for s in found.samples] == found.ids
 
 
+# The patches' custom attributes and their declared field types
+DECLARED_ATTRIBUTES = {
+    "error_probability": fo.FloatField,
+    "cause": fo.StringField,
+    "repeat": fo.BooleanField,
+    "run": fo.StringField,
+    "run_length": fo.IntField,
+    "given_label": fo.StringField,
+    "suggested_label": fo.StringField,
+    "error_type": fo.StringField,
+    "issue": fo.StringField,
+    "area": fo.IntField,
+    "coverage": fo.FloatField,
+    "top_classes": fo.ListField,
+    "top_probs": fo.ListField,
+    "given_prob": fo.FloatField,
+    "given_threshold": fo.FloatField,
+    "rule": fo.StringField,
+    "same_confusion": fo.IntField,
+    "reason": fo.StringField,
+}
+
+
+def _assert_attributes_declared(dataset, patches="fixer_patches"):
+    schema = dataset.get_field_schema(flat=True)
+    prefix = f"{patches}.detections."
+    for name, ftype in DECLARED_ATTRIBUTES.items():
+        assert type(schema.get(prefix + name)) is ftype, name
+    assert type(schema[prefix + "top_classes"].field) is fo.StringField
+    assert type(schema[prefix + "top_probs"].field) is fo.FloatField
+    # every attribute a stored patch holds is in the schema
+    for sample in dataset.exists(patches).select_fields(patches):
+        for det in sample[patches].detections:
+            for key in det.to_dict():
+                if key not in ("_id", "_cls"):
+                    assert prefix + key in schema, key
+
+
+def test_patch_attributes_are_declared_and_filter(found):
+    dataset = found.dataset
+    _assert_attributes_declared(dataset)
+    path = "fixer_patches.detections.suggested_label"
+    counts = dataset.count_values(path)
+    label = max((c for c in counts if c), key=counts.get)
+    view = dataset.filter_labels(
+        "fixer_patches", F("suggested_label") == label
+    )
+    assert view.count("fixer_patches.detections") == counts[label]
+    assert view.distinct(path) == [label]
+    # a numeric attribute filters too, as the App's sidebar range does
+    low, high = dataset.bounds("fixer_patches.detections.error_probability")
+    assert 0 <= low <= high <= 1
+    likely = dataset.filter_labels(
+        "fixer_patches", F("error_probability") >= high
+    )
+    assert likely.count("fixer_patches.detections") >= 1
+    assert (
+        min(
+            likely.values(
+                "fixer_patches.detections.error_probability", unwind=True
+            )
+        )
+        >= high
+    )
+
+
 def test_patches_are_valid_detections(found):
     shape = found.scenes.labels.shape[1:]
     height, width = shape
@@ -557,6 +623,7 @@ def test_rerun_replaces_outputs_cleanly(
     assert dataset.list_runs() == ["fixer"]
     assert sorted(dataset.list_saved_views()) == sorted(_views("fixer"))
     assert _patch_counts(dataset) == first
+    _assert_attributes_declared(dataset)  # declared again, without error
     assert dataset.values("fixer_error_score") == pytest.approx(scores)
     assert len(dataset.load_saved_view("fixer-patches")) == sum(first)
     corrected_dir = dataset.get_run_info("fixer").config.corrected_dir
