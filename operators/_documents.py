@@ -93,6 +93,7 @@ DETECTION_ATTRIBUTE_FIELDS = {
     "given_prob": (fof.FloatField, None),
     "given_threshold": (fof.FloatField, None),
     "rule": (fof.StringField, None),
+    "vouched": (fof.FloatField, None),
     "same_confusion": (fof.IntField, None),
     "reason": (fof.StringField, None),
 }

@@ -167,6 +167,7 @@ DECLARED_ATTRIBUTES = {
     "given_prob": fo.FloatField,
     "given_threshold": fo.FloatField,
     "rule": fo.StringField,
+    "vouched": fo.FloatField,
     "same_confusion": fo.IntField,
     "reason": fo.StringField,
 }
