@@ -23,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "camvid"))
-from inject import VOID, read_png  # noqa: E402
+from compare_outputs import read_cell  # noqa: E402
+from inject import VOID  # noqa: E402
 
 import fixer_core  # noqa: E402
 from fixer_core import finder  # noqa: E402
@@ -55,15 +55,7 @@ def main() -> None:
     parser.add_argument("--probs", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    probs_dir = args.probs / args.split
-    names = sorted(p.stem for p in probs_dir.glob("*.npy"))[: args.images]
-    labels = np.stack(
-        [
-            read_png(args.labels / "noisy" / args.split / f"{n}.png")
-            for n in names
-        ]
-    )
-    probs = np.stack([np.load(probs_dir / f"{n}.npy") for n in names])
+    labels, probs = read_cell(args.labels, args.probs, args.split, args.images)
     seconds: dict[str, float] = {}
     for name in FUNCTIONS:
         if hasattr(finder, name):
@@ -78,10 +70,10 @@ def main() -> None:
     total = time.perf_counter() - start
     out = {"core": str(Path(fixer_core.__file__).parent)}
     out["ms_per_image"] = {
-        k: round(1000 * v / len(names), 2)
+        k: round(1000 * v / len(labels), 2)
         for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])
     }
-    out["ms_per_image"]["total"] = round(1000 * total / len(names), 2)
+    out["ms_per_image"]["total"] = round(1000 * total / len(labels), 2)
     out["patches"] = len(patches)
     print(json.dumps(out), flush=True)
 

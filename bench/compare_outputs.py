@@ -64,31 +64,39 @@ def main() -> None:
     sys.exit(1 if differences else 0)
 
 
+def read_cell(
+    labels_dir: Path, probs_dir: Path, split: str, images: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``images`` noisy labels of ``split`` (``bench/camvid/
+    inject.py``'s layout) and their cached probabilities, as stored."""
+    sys.path.insert(0, str(REPO / "bench" / "camvid"))
+    from inject import read_png
+
+    folder = probs_dir / split
+    names = sorted(p.stem for p in folder.glob("*.npy"))[:images]
+    labels = np.stack(
+        [read_png(labels_dir / "noisy" / split / f"{n}.png") for n in names]
+    )
+    return labels, np.stack([np.load(folder / f"{n}.npy") for n in names])
+
+
 def _dump(args) -> None:
     import torch
 
     import fixer_core
 
     sys.path.insert(0, str(REPO / "bench" / "camvid"))
-    from inject import VOID, read_png
+    from inject import VOID
 
     torch.set_num_threads(args.threads)
-    probs_dir = args.probs / args.split
-    names = sorted(p.stem for p in probs_dir.glob("*.npy"))[: args.images]
-    labels = np.stack(
-        [
-            read_png(args.labels / "noisy" / args.split / f"{n}.png")
-            for n in names
-        ]
-    )
-    probs = np.stack([np.load(probs_dir / f"{n}.npy") for n in names])
+    labels, probs = read_cell(args.labels, args.probs, args.split, args.images)
     patches, summary = fixer_core.find_label_errors(
         labels, probs, ignore_index=[VOID], batch_size=8
     )
     finder = fixer_core.LabelErrorFinder(
         [str(k) for k in range(probs.shape[1])], ignore_index=[VOID]
     )
-    for i in range(0, len(names), 8):
+    for i in range(0, len(labels), 8):
         finder.update(labels[i : i + 8], probs[i : i + 8])
     stats = finder.statistics
     result = {
