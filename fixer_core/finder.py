@@ -558,9 +558,10 @@ class LabelErrorFinder:
         (``following``) around them, ``None`` where unknown: image ``k``'s
         neighbours are items ``k`` and ``k + 2``."""
         previous = self._previous_label
-        before = self._prepared_label(preceding)
         if previous is not None and previous[0] == int(image_indices[0]) - 1:
             before = previous[1]
+        else:
+            before = self._prepared_label(preceding)
         after = self._prepared_label(following)
         self._previous_label = (int(image_indices[-1]), labels_np[-1])
         return [before, *labels_np, after]
@@ -676,12 +677,13 @@ class LabelErrorFinder:
         config: FinderConfig,
         cause: str | None = None,
         vouched: np.ndarray | None = None,
-    ) -> tuple[list[Patch], list[Patch]]:
-        """The patches of one image's shapes, scored and typed: those
-        reported, and those that only the neighbouring frames keep from
-        being reported. ``vouched`` is the ``(H, W)`` mask of the pixels
-        whose label the neighbouring frames repeat, if known: only the
-        rest of a patch is in doubt (see ``fixer_core.neighbours``)."""
+    ) -> tuple[list[Patch], list[PatchGeometry]]:
+        """The reported patches of one image's shapes, scored and typed,
+        and the shapes that only the neighbouring frames keep from being
+        reported (for their runs of repeats). ``vouched`` is the ``(H, W)``
+        mask of the pixels whose label the neighbouring frames repeat, if
+        known: only the rest of a patch is in doubt (see
+        ``fixer_core.neighbours``)."""
         patches, unreported = [], []
         for shape, mean in zip(shapes, means, strict=True):
             given_prob = float(mean[shape.given_label])
@@ -725,10 +727,13 @@ class LabelErrorFinder:
             unvouched = 1.0 if share_vouched is None else 1.0 - share_vouched
             score *= unvouched
             probability *= unvouched
-            reported = unvouched >= 1.0 - MAX_VOUCHED and (
-                score >= config.min_score
-                and probability >= config.min_error_probability
-            )
+            if (
+                unvouched < 1.0 - MAX_VOUCHED
+                or score < config.min_score
+                or probability < config.min_error_probability
+            ):
+                unreported.append(shape)
+                continue
             error_type = classify_error(
                 shape.given_label,
                 shape.suggested_label,
@@ -737,10 +742,9 @@ class LabelErrorFinder:
                 statistics=stats,
                 config=config,
             )
-            if reported:
-                self._expected += probability
-                self._variance += probability * (1.0 - probability)
-            (patches if reported else unreported).append(
+            self._expected += probability
+            self._variance += probability * (1.0 - probability)
+            patches.append(
                 Patch(
                     image_index=image_index,
                     box=shape.box,

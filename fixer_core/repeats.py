@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .patches import Patch
+from .patches import Patch, PatchGeometry
 
 # The boxes of a run's patches in consecutive frames overlap at least this
 # much: a moving object's box shifts by a fraction of its size per frame
@@ -67,12 +67,12 @@ class RepeatLinker:
         self,
         image_index: int,
         patches: list[Patch],
-        unreported: Sequence[Patch] = (),
+        unreported: Sequence[PatchGeometry] = (),
     ) -> list[Patch]:
         """Returns the image's patches with their runs, repeats with
         ``repeat_of`` set to the image index where their run began.
-        ``unreported`` patches join runs (and may begin one) but are not
-        returned."""
+        ``unreported`` disagreements (their boxes and classes) join runs,
+        and may begin one."""
         if not self.window:
             return patches
         recent = [r for r in self._recent if r[0] >= image_index - self.window]
@@ -123,19 +123,19 @@ def discount_runs(
     10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "The label's doubt
     in the score, and runs of frames").
     """
-    lengths = run_lengths
-    if lengths is None:
-        lengths = Counter(p.run for p in patches if p.run is not None)
-    return [
-        p
-        if p.run is None or lengths.get(p.run, 1) == p.run_length
-        else dataclasses.replace(
-            p,
-            score=run_score(p.score, lengths.get(p.run, 1), p.run_length),
-            run_length=lengths.get(p.run, 1),
-        )
-        for p in patches
-    ]
+    if run_lengths is None:
+        run_lengths = Counter(p.run for p in patches if p.run is not None)
+    out = []
+    for p in patches:
+        length = 1 if p.run is None else run_lengths.get(p.run, 1)
+        if length != p.run_length:
+            p = dataclasses.replace(
+                p,
+                score=run_score(p.score, length, p.run_length),
+                run_length=length,
+            )
+        out.append(p)
+    return out
 
 
 def _run_of(

@@ -363,7 +363,8 @@ def _find_label_errors(
         class_names = _validate(view, params)
         device = resolve_device(params.device)
     ignore = tuple(params.ignore_values)
-    start, stop = ranks.shard(len(view))
+    num_samples = len(view)
+    start, stop = ranks.shard(num_samples)
     shard = view
     if ranks.world_size > 1:
         shard = view.skip(start).limit(stop - start)
@@ -447,7 +448,9 @@ def _find_label_errors(
             samples, params.gt_field, source, params.batch_size, start
         )
     with ranks.stage():
-        preceding, after = _around_shard(view, params.gt_field, start, stop)
+        preceding, after = _around_shard(
+            view, params.gt_field, start, stop, num_samples
+        )
         for batch, following in _with_following(second, after):
             check_database()
             with naming_sample(batch, source.where):
@@ -535,12 +538,12 @@ def _with_following(
 
 
 def _around_shard(
-    view, gt_field: str, start: int, stop: int
+    view, gt_field: str, start: int, stop: int, size: int
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The labels of the images just before and after a rank's shard
-    ``[start, stop)`` of ``view`` (``None`` at its ends): its first and
-    last images' neighbouring frames, as a single process sees them."""
-    size = len(view)
+    ``[start, stop)`` of ``view`` (of ``size`` samples; ``None`` at its
+    ends): its first and last images' neighbouring frames, as a single
+    process sees them."""
 
     def label(index: int) -> np.ndarray | None:
         if not 0 <= index < size:
