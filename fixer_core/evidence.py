@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .neighbours import NEIGHBOURS_CAUSE
+
 # Which of the finder's rules flagged a patch
 PIXEL_RULE = "pixel"
 REGION_RULE = "region"
@@ -33,6 +35,9 @@ class PatchEvidence:
         vouched: share of the patch's pixels that the previous and next
             images label as this one does (see ``fixer_core.neighbours``);
             ``None`` where the image has no such neighbours.
+        contradicted: share of the patch's pixels that the previous and
+            next images agree to label otherwise; ``None`` where the image
+            has no such neighbours.
     """
 
     top_labels: tuple[int, ...]
@@ -40,6 +45,7 @@ class PatchEvidence:
     given_threshold: float
     rule: str
     vouched: float | None = None
+    contradicted: float | None = None
 
 
 def patch_evidence(
@@ -85,6 +91,7 @@ def evidence_from_means(
     *,
     top: int = TOP_CLASSES,
     vouched: float | None = None,
+    contradicted: float | None = None,
 ) -> PatchEvidence:
     """The evidence of a patch from its ``(K,)`` mean probabilities and
     the share of its pixels flagged by the whole-region rule (see
@@ -95,8 +102,13 @@ def evidence_from_means(
         top_probs=tuple(round(float(means[k]), 4) for k in labels),
         given_threshold=round(float(given_threshold), 4),
         rule=REGION_RULE if region_share > 0.5 else PIXEL_RULE,
-        vouched=None if vouched is None else round(float(vouched), 4),
+        vouched=_rounded(vouched),
+        contradicted=_rounded(contradicted),
     )
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(float(share), 4)
 
 
 def same_confusion(pairs: Sequence[Hashable]) -> list[int]:
@@ -125,6 +137,7 @@ def reason_text(
     repeat: bool = False,
     run_length: int = 1,
     vouched: float | None = None,
+    contradicted: float | None = None,
 ) -> str:
     """One sentence in plain words on why a patch was flagged.
 
@@ -148,6 +161,8 @@ def reason_text(
             (``Patch.run_length``).
         vouched: share of the patch that the previous and next images
             label as this one does (``PatchEvidence.vouched``).
+        contradicted: share of the patch that the previous and next images
+            agree to label otherwise (``PatchEvidence.contradicted``).
 
     Example:
         >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
@@ -172,6 +187,12 @@ def reason_text(
             )
         parts.append(where)
     parts.append(_others(others, issue))
+    told = cause == NEIGHBOURS_CAUSE  # the cause says it already
+    if not told and contradicted and round(contradicted, 2) > 0:
+        parts.append(
+            f"the previous and next images label {contradicted:.0%} of it "
+            "otherwise"
+        )
     if vouched is not None and round(vouched, 2) > 0:
         parts.append(
             f"the previous and next images label {vouched:.0%} of it "
@@ -255,6 +276,7 @@ def explain_patches(
                 repeat=p.repeat_of is not None,
                 run_length=p.run_length,
                 vouched=e.vouched if e else None,
+                contradicted=e.contradicted if e else None,
             )
         )
     return out

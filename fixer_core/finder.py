@@ -40,6 +40,8 @@ from .issues import (
 from .neighbours import (
     MAX_VOUCHED,
     NEIGHBOURS_CAUSE,
+    doubt_with_testimony,
+    likelihood_ratios,
     neighbour_labels,
     odd_one_out,
     vouched_for,
@@ -85,8 +87,12 @@ DOUBT_IN_SCORE = 0.25
 # the suggested one keeps its labels). In a sequence of frames, the pixels
 # whose label both neighbouring frames repeat are vouched for: score and
 # probability are scaled by the share of a patch that is not, and a patch
-# mostly vouched for is dropped (``fixer_core.neighbours``); regions the
-# neighbours contradict become patches of their own. Patches are typed (see
+# mostly vouched for is dropped (``fixer_core.neighbours``). Where both
+# neighbours agree against the label, their testimony raises the model's
+# doubt in the score by Bayes' rule, with the likelihood ratio the image
+# shows (how rarely the neighbours contradict the labels the model
+# confirms); regions the neighbours contradict become patches of their
+# own. Patches are typed (see
 # ``classify_error``), and a label that agrees with the model far better
 # when moved is reported as shifted against its image (``find_label_shift``).
 #
@@ -411,10 +417,20 @@ class LabelErrorFinder:
             common = None
             if before is not None and after is not None:
                 common = neighbour_labels(before, labels_np[i], after, (-1,))
-            vouched = None
+            vouched = odd = contradicted = ratios = None
             if common is not None:
                 flagged = suggested_np[i] >= 0
                 vouched = vouched_for(common, labels_np[i], flagged)
+                odd = odd_one_out(common, labels_np[i])
+            if odd is not None:
+                contradicted = odd >= 0
+                argmax = channel_argmax(pred_probs[i : i + 1])[0]
+                ratios = likelihood_ratios(
+                    contradicted,
+                    argmax == labels_np[i],
+                    labels_np[i],
+                    self.num_classes,
+                )
             patches, unreported = self._make_patches(
                 int(image_indices[i]),
                 tuple(labels_np.shape[1:]),
@@ -425,8 +441,9 @@ class LabelErrorFinder:
                 weights,
                 config,
                 vouched=vouched,
+                contradicted=contradicted,
+                ratios=ratios,
             )
-            odd = None if common is None else odd_one_out(common, labels_np[i])
             if odd is not None:
                 patches += self._odd_patches(
                     int(image_indices[i]),
@@ -438,6 +455,7 @@ class LabelErrorFinder:
                     stats,
                     weights,
                     config,
+                    ratios,
                 )
             shift = find_label_shift(labels_np[i], argmax_np[i])
             if shift is not None:
@@ -590,10 +608,12 @@ class LabelErrorFinder:
         stats: ClassStatistics,
         weights: Tensor | None,
         config: FinderConfig,
+        ratios: np.ndarray,
     ) -> list[Patch]:
         """Patches of the regions the neighbouring frames contradict,
         beyond those the model's patches hold: a region at least half
-        inside them is theirs already."""
+        inside them is theirs already. ``ratios``: the neighbours'
+        likelihood ratios in this image (see ``_make_patches``)."""
         held = np.zeros(label.shape, dtype=bool)
         for p in patches:
             x, y, w, h = p.box
@@ -621,6 +641,8 @@ class LabelErrorFinder:
             weights,
             config,
             cause=NEIGHBOURS_CAUSE,
+            contradicted=odd >= 0,
+            ratios=ratios,
         )
         return patches
 
@@ -677,13 +699,20 @@ class LabelErrorFinder:
         config: FinderConfig,
         cause: str | None = None,
         vouched: np.ndarray | None = None,
+        contradicted: np.ndarray | None = None,
+        ratios: np.ndarray | None = None,
     ) -> tuple[list[Patch], list[PatchGeometry]]:
         """The reported patches of one image's shapes, scored and typed,
         and the shapes that only the neighbouring frames keep from being
-        reported (for their runs of repeats). ``vouched`` is the ``(H, W)``
-        mask of the pixels whose label the neighbouring frames repeat, if
-        known: only the rest of a patch is in doubt (see
-        ``fixer_core.neighbours``)."""
+        reported (for their runs of repeats).
+
+        ``vouched`` and ``contradicted`` are the ``(H, W)`` masks of the
+        pixels whose label the neighbouring frames repeat, and of those
+        whose label they agree against, if known (see
+        ``fixer_core.neighbours``): on a patch's vouched part the label is
+        not in doubt, on its contradicted part the model's doubt is raised
+        by the neighbours' testimony, with their likelihood ``ratios``
+        (per given class) in this image."""
         patches, unreported = [], []
         for shape, mean in zip(shapes, means, strict=True):
             given_prob = float(mean[shape.given_label])
@@ -705,7 +734,8 @@ class LabelErrorFinder:
             doubt = stats.label_doubt(
                 shape.given_label, shape.suggested_label, given_prob
             )
-            score = (1.0 - given_prob) * size * doubt**DOUBT_IN_SCORE
+            model_doubt = min((1.0 - given_prob) * doubt**DOUBT_IN_SCORE, 1.0)
+            score = model_doubt * size
             # The neighbouring frames, not the model's confusion rates,
             # name the class of a region they contradict.
             pair_share = (
@@ -725,7 +755,26 @@ class LabelErrorFinder:
                 None if vouched is None else _masked_share(vouched, shape)
             )
             unvouched = 1.0 if share_vouched is None else 1.0 - share_vouched
-            score *= unvouched
+            share_contradicted = (
+                None
+                if contradicted is None
+                else _masked_share(contradicted, shape)
+            )
+            if share_contradicted:
+                # The size factor grows with the model's blur; the
+                # neighbours' testimony does not blur with the model: its
+                # part takes the factor at the reference scale.
+                area = shape.area
+                sharp = area / (area + self.config.score_area_scale)
+                testified = doubt_with_testimony(
+                    model_doubt, float(ratios[shape.given_label])
+                )
+                score = (
+                    size * model_doubt * (unvouched - share_contradicted)
+                    + sharp * testified * share_contradicted
+                )
+            else:
+                score *= unvouched
             probability *= unvouched
             if (
                 unvouched < 1.0 - MAX_VOUCHED
@@ -766,6 +815,7 @@ class LabelErrorFinder:
                         _masked_share(region_flagged, shape),
                         stats.thresholds[shape.given_label],
                         vouched=share_vouched,
+                        contradicted=share_contradicted,
                     ),
                 )
             )

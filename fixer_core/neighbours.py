@@ -22,6 +22,13 @@ does, three labellings made one by one agree: the label is *vouched for*,
 and a model that disagrees there shows its own habit (or a policy the
 labellers follow throughout), not a slip of this frame. Only the rest of
 a patch is in doubt (see :func:`vouched_for`).
+
+Where the neighbours contradict a label the model doubts, the two pieces
+of evidence are independent: the model's doubt is raised by the
+neighbours' testimony (:func:`doubt_with_testimony`), as much as the image
+itself shows that testimony to be worth (:func:`likelihood_ratios`). A weak
+model's flags that the neighbours confirm then rank above those that rest
+on the model alone.
 """
 
 from __future__ import annotations
@@ -120,6 +127,59 @@ def vouched_for(
         motion.
     """
     return _opened((common == label) & flagged)
+
+
+def likelihood_ratios(
+    contradicted: np.ndarray,
+    confirmed: np.ndarray,
+    label: np.ndarray,
+    num_classes: int,
+) -> np.ndarray:
+    """How many times more often the neighbouring frames contradict a wrong
+    label than a right one, for each class's labels in one image.
+
+    A slip made in this frame alone is contradicted wherever its
+    neighbours are views of the scene; a right label only where the scene
+    changed between the frames, and how much depends on the object: a car
+    driving by or a thin pole passing is contradicted often, the road
+    rarely. That rate is read on the class's pixels whose label the model
+    confirms (its argmax), and the ratio is its inverse: a frame where
+    cars drove across earns the neighbours little weight on its cars.
+    With one pixel added to each count, the ratio is at most the class's
+    confirmed pixels plus one: where the model confirms none of a class in
+    the image, nothing shows what the neighbours' word is worth on it, and
+    it counts for nothing (ratio 1).
+
+    Args:
+        contradicted: ``(H, W)`` bool, the labels the neighbours contradict
+            (see :func:`odd_one_out`).
+        confirmed: ``(H, W)`` bool, the labels the model confirms.
+        label: ``(H, W)`` integer label (negative values unscored).
+        num_classes: the number of classes ``K``.
+
+    Returns:
+        ``(K,)`` float64 ratios.
+    """
+    confirmed = confirmed & (label >= 0)
+    classes = label.astype(np.intp)
+    counts = np.bincount(classes[confirmed], minlength=num_classes)
+    moved = np.bincount(
+        classes[confirmed & contradicted], minlength=num_classes
+    )
+    return (counts + 1.0) / (moved + 1.0)
+
+
+def doubt_with_testimony(doubt: float, ratio: float) -> float:
+    """The model's ``doubt`` in a label (a probability that it is wrong)
+    once the neighbouring frames contradict it, by Bayes' rule with their
+    likelihood ``ratio`` (see :func:`likelihood_ratios`).
+
+    Example:
+        >>> round(doubt_with_testimony(0.2, 100.0), 3)
+        0.962
+    """
+    odds = doubt * ratio
+    return odds / (1.0 - doubt + odds)
 
 
 def _opened(mask: np.ndarray) -> np.ndarray:

@@ -28,11 +28,12 @@ class Patch:
             probability that a pixel's label is wrong (``1 - p_given``),
             discounted for small patches (see
             ``FinderConfig.score_area_scale``), weighted by the fourth root
-            of the label's doubt (``finder.DOUBT_IN_SCORE``), times the
-            share of it whose label the neighbouring frames do not repeat
-            (``fixer_core.neighbours``) and, once runs are known, divided
-            by the square root of the run's length
-            (``fixer_core.repeats.discount_runs``).
+            of the label's doubt (``finder.DOUBT_IN_SCORE``), averaged over
+            its pixels with none on those whose label the neighbouring
+            frames repeat, and the doubt their testimony raises on those
+            whose label they agree against (``fixer_core.neighbours``);
+            once runs are known, divided by the square root of the run's
+            length (``fixer_core.repeats.discount_runs``).
         area: pixels in the patch.
         coverage: share of the given-class region(s) the patch covers (1
             means a whole region is mislabelled).

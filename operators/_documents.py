@@ -94,6 +94,7 @@ DETECTION_ATTRIBUTE_FIELDS = {
     "given_threshold": (fof.FloatField, None),
     "rule": (fof.StringField, None),
     "vouched": (fof.FloatField, None),
+    "contradicted": (fof.FloatField, None),
     "same_confusion": (fof.IntField, None),
     "reason": (fof.StringField, None),
 }

@@ -22,6 +22,7 @@ EVIDENCE_ATTRIBUTES = (
     "given_threshold",
     "rule",
     "vouched",
+    "contradicted",
 )
 RUN_ATTRIBUTES = ("same_confusion", "reason")
 # Error maps stored as files hold the probability times this
@@ -41,6 +42,7 @@ def evidence_attributes(patch: Patch, class_names: list[str]) -> dict:
         "given_threshold": e.given_threshold,
         "rule": e.rule,
         "vouched": e.vouched,
+        "contradicted": e.contradicted,
     }
 
 
@@ -179,4 +181,5 @@ def _reason(row: dict, others: int, run_length: int) -> str:
         repeat=bool(row["repeat"]),
         run_length=run_length,
         vouched=row["vouched"],
+        contradicted=row["contradicted"],
     )

@@ -9,6 +9,8 @@ from fixer_core import explain_patches, find_label_errors
 from fixer_core.issues import NEIGHBOURS_ISSUE
 from fixer_core.neighbours import (
     NEIGHBOURS_CAUSE,
+    doubt_with_testimony,
+    likelihood_ratios,
     neighbour_labels,
     odd_one_out,
 )
@@ -138,24 +140,56 @@ def test_only_the_part_the_neighbours_do_not_repeat_is_in_doubt():
     order = [2, 0, 4, 1, 3]
     (alone,) = find_label_errors(labels[order], probs[order])[0]
     assert alone.evidence.vouched is None
-    assert patch.score == pytest.approx(alone.score * (1 - vouched), abs=0.01)
     assert patch.error_probability < alone.error_probability
+    # the widened part past the next frame's object (x 30-38) is one
+    # both neighbours label 0; the model confirms none of class 1 in this
+    # frame, so nothing shows what their word is worth on it
+    contradicted = 8 / 24
+    assert patch.evidence.contradicted == pytest.approx(contradicted, abs=0.02)
+    assert patch.score == pytest.approx(alone.score * (1 - vouched), abs=0.01)
     (reason,) = explain_patches([patch], ["a", "b", "c"])
     assert "the previous and next images label 42% of it b too" in reason
+    assert "the previous and next images label 33% of it otherwise" in reason
 
 
-def test_a_run_counts_the_frames_whose_labels_are_vouched_for():
-    # the model calls the parked object background in every frame: the
-    # middle frames' labels are vouched for, the run spans all five
-    labels, probs = _one_frame_mistake(step=0)
-    seen = labels.copy()
-    seen[seen == 1] = 0
-    probs = _probs(seen)
-    patches, summary = find_label_errors(labels, probs, batch_size=2)
-    assert [p.image_index for p in patches] == [0, 4]
-    assert [p.run for p in patches] == [(0, 0), (0, 0)]
-    assert [p.run_length for p in patches] == [5, 5]
-    assert patches[1].repeat_of == 0
-    assert summary.repeats == 1
-    assert summary.vouched == 3
-    assert summary.to_dict()["vouched"] == 3
+def test_a_doubt_the_neighbours_testify_to_outranks_the_model_alone():
+    # A weak model doubts two slips equally (given class 0.45); one is
+    # where both neighbouring frames label the object, the other where
+    # they are not views of the scene.
+    truth = _sequence()
+    labels = truth.copy()
+    labels[2, 10:24, 14:28] = 0  # painted over in frame 2
+    probs = _probs(truth, sure=0.55)
+    probs[2, :, 10:24, 14:28] = np.array([0.45, 0.5, 0.05])[:, None, None]
+    patches, _ = find_label_errors(labels, probs, batch_size=2)
+    (testified,) = [p for p in patches if p.image_index == 2]
+    assert testified.evidence.contradicted > 0.6
+    order = [2, 0, 4, 1, 3]
+    alone, _ = find_label_errors(labels[order], probs[order], batch_size=2)
+    (model_only,) = [p for p in alone if p.image_index == 0]
+    assert model_only.evidence.contradicted is None
+    assert testified.score > 1.5 * model_only.score
+    assert testified.error_probability == pytest.approx(
+        model_only.error_probability
+    )
+
+
+def test_the_neighbours_weigh_less_on_objects_that_moved():
+    # Frame of class 0 with two objects of class 1, all confirmed by the
+    # model; the neighbours contradict one object (it drove on) and a
+    # patch of class 0 the model does not confirm (a slip).
+    label = np.zeros(SIZE, np.int64)
+    label[10:20, 10:20] = 1
+    label[30:40, 10:20] = 1
+    contradicted = np.zeros(SIZE, bool)
+    contradicted[10:20, 10:20] = True
+    contradicted[40:50, 40:60] = True
+    confirmed = np.ones(SIZE, bool)
+    confirmed[40:50, 40:60] = False
+    ratios = likelihood_ratios(contradicted, confirmed, label, 3)
+    assert ratios[0] == SIZE[0] * SIZE[1] - 200 - 200 + 1
+    assert ratios[1] == pytest.approx(201 / 101)
+    assert ratios[2] == 1.0  # none confirmed: the neighbours' word is void
+    assert doubt_with_testimony(0.3, ratios[0]) > 0.99
+    assert doubt_with_testimony(0.3, ratios[1]) < 0.5
+    assert doubt_with_testimony(0.3, 1.0) == pytest.approx(0.3)

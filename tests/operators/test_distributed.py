@@ -54,6 +54,7 @@ EXACT = (
     "area",
     "rule",
     "vouched",
+    "contradicted",
     "top_classes",
     "same_confusion",
 )

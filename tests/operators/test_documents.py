@@ -243,6 +243,7 @@ def test_a_run_stores_each_patch_with_the_attributes_in_order(
             "given_threshold",
             "rule",
             "vouched",
+            "contradicted",
             "same_confusion",
             "reason",
         ]

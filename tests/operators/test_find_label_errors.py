@@ -168,6 +168,7 @@ DECLARED_ATTRIBUTES = {
     "given_threshold": fo.FloatField,
     "rule": fo.StringField,
     "vouched": fo.FloatField,
+    "contradicted": fo.FloatField,
     "same_confusion": fo.IntField,
     "reason": fo.StringField,
 }
