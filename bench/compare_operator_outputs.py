@@ -13,6 +13,14 @@ Each checkout runs the operator in a subprocess on a private mongod,
 with its own plugin (its ``tests/conftest.py`` isolation). Label ids,
 sample ids and the run's folders differ between the two datasets and
 are hidden; everything else must be equal.
+
+``--workers N`` runs this checkout's operator over ``N`` ranks (the
+base runs one process); without ``--base``, the base is this checkout:
+one process against ``N`` ranks.
+
+    python bench/compare_operator_outputs.py --workers 2 --images 101 \
+        --splits val --labels ../main/bench/results/rw-a \
+        --probs ../main/bench/results/realuse/probs/espnet
 """
 
 from __future__ import annotations
@@ -38,13 +46,22 @@ def main() -> None:
     if args.dump:
         _dump(args)
         return
-    base, new = dumps_of_checkouts(__file__, args.base)
+    base, new = dumps_of_checkouts(
+        __file__,
+        args.base or REPO,
+        ([], ["--dump-workers", str(args.workers)]),
+    )
     differ = [k for k in base if base[k] != new[k]]
     differ += [k for k in new if k not in base]
     print(
-        f"{new['patches']} patches over {args.images} images "
-        f"({', '.join(args.splits)}): "
-        + ("identical" if not differ else f"differ in {differ[:10]}")
+        f"{new['patches']} patches ({base['patches']} in the base) over "
+        f"{args.images} images ({', '.join(args.splits)}), "
+        f"{args.workers} rank(s): "
+        + (
+            "identical"
+            if not differ
+            else f"{len(differ)} values differ: {differ[:10]}"
+        )
     )
     if "schema" in differ:  # name the paths, with their types
         old, now = set(base["schema"]), set(new["schema"])
@@ -79,6 +96,7 @@ def _dump(args) -> None:
                 "ignore_values": str(VOID),
                 "run_key": KEY,
                 "num_threads": 1,
+                "workers": args.dump_workers,
             },
         ),
     ).raise_exceptions()
@@ -125,12 +143,16 @@ def _load(path: Path):
 
 def _parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--base", type=Path)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--splits", nargs="+", default=["train"])
     parser.add_argument("--labels", type=Path, required=True)
     parser.add_argument("--probs", type=Path, required=True)
     parser.add_argument("--dump", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dump-workers", type=int, default=1, help=argparse.SUPPRESS
+    )
     return parser.parse_args()
 
 

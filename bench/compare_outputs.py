@@ -28,10 +28,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
-def dumps_of_checkouts(script: str, base: Path) -> tuple:
-    """Runs ``script --dump FILE`` (with this process's arguments) once
-    with ``base`` and once with this checkout on ``PYTHONPATH``; returns
-    the two pickled dumps, base first."""
+def dumps_of_checkouts(
+    script: str, base: Path, extra: tuple[list[str], list[str]] = ([], [])
+) -> tuple:
+    """Runs ``script --dump FILE`` (with this process's arguments, and
+    each run's ``extra`` ones) once with ``base`` and once with this
+    checkout on ``PYTHONPATH``; returns the two pickled dumps, base
+    first."""
     outputs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, checkout in enumerate((base, REPO)):
@@ -39,7 +42,8 @@ def dumps_of_checkouts(script: str, base: Path) -> tuple:
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             subprocess.run(
                 [sys.executable, script, "--dump", str(out)]
-                + [a for a in sys.argv[1:] if a != "--dump"],
+                + [a for a in sys.argv[1:] if a != "--dump"]
+                + extra[i],
                 env=env,
                 check=True,
             )

@@ -48,7 +48,7 @@ from .neighbours import (
 )
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
-from .repeats import RepeatLinker, discount_runs
+from .repeats import RepeatLinker, discount_runs, join_shards
 from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift, search_step
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
@@ -490,7 +490,7 @@ class LabelErrorFinder:
             "shifts": self._shifts,
             "repeats": self._num_repeats,
             "vouched": self._num_vouched,
-            "run_lengths": self._repeats.run_lengths,
+            "runs": self._repeats.shard_runs(),
         }
 
     def shift_of(self, image_index: int) -> LabelShift | None:
@@ -498,9 +498,13 @@ class LabelErrorFinder:
         return self._shifts.get(image_index)
 
     def merge_findings(self, findings: Iterable[dict]) -> None:
-        """Adds the pass 2 totals of other shards' finders (their
-        ``findings()``, with image indices over the whole dataset), so
-        that ``summary`` covers every shard."""
+        """Adds the pass 2 totals of the next shards' finders (their
+        ``findings()``, in image order, with image indices over the whole
+        dataset; this finder's shard comes first), so that ``summary``
+        and :attr:`run_lengths` cover every shard: runs of repeats that
+        cross a shard's edge are joined (see
+        ``fixer_core.repeats.join_shards``)."""
+        findings = list(findings)
         for other in findings:
             self._tally.merge(other["tally"])
             self._num_scored += other["num_scored"]
@@ -510,7 +514,11 @@ class LabelErrorFinder:
             self._shifts.update(other["shifts"])
             self._num_repeats += other["repeats"]
             self._num_vouched += other["vouched"]
-            self._repeats.run_lengths.update(other["run_lengths"])
+        joined = join_shards(
+            [self._repeats.shard_runs(), *(o["runs"] for o in findings)]
+        )
+        self._num_repeats += joined.repeats
+        self._repeats.run_lengths = joined.run_lengths
 
     def summary(self) -> FinderSummary:
         """Groups the patches found so far into specific issues."""

@@ -15,6 +15,11 @@ first patch, so a run that moves slowly across the frames stays one run.
 Disagreements left unreported because the neighbouring frames vouch for
 their labels (``fixer_core.neighbours``) still belong to their runs: they
 link the frames around them and count in the run's length.
+Over shards (one linker per process, each on its own contiguous share of
+the images), a run that crosses a shard's edge begins again in the next
+shard: :func:`join_shards` joins each shard's runs to the earlier shards'
+runs they continue, as one linker over all the images would have linked
+them.
 Repeats keep their corrections; the finder reports how many there are,
 and FIXER's views show them after the first patches of their runs. Once
 every image is scored, each patch of a run of ``L`` frames has its score
@@ -33,6 +38,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .patches import Patch, PatchGeometry
+
+# A run of repeats: (image index, position) of its first patch
+Run = tuple[int, int]
+# One linked image: (image index, boxes (n, 4), (given, suggested) pairs
+# (n, 2), each of its patches' runs)
+Linked = tuple[int, np.ndarray, np.ndarray, list[Run]]
 
 # The boxes of a run's patches in consecutive frames overlap at least this
 # much: a moving object's box shifts by a fraction of its size per frame
@@ -55,13 +66,12 @@ class RepeatLinker:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        # (image index, boxes (n, 4), pairs (n, 2), each patch's run)
-        self._recent: deque[
-            tuple[int, np.ndarray, np.ndarray, list[tuple[int, int]]]
-        ]
-        self._recent = deque(maxlen=max(window, 1))
-        self.run_lengths: Counter[tuple[int, int]] = Counter()
+        self._recent: deque[Linked] = deque(maxlen=max(window, 1))
+        self.run_lengths: Counter[Run] = Counter()
         """The images each run of more than one image spans, so far."""
+        self._first: int | None = None  # the first image linked
+        # runs begun in the first ``window`` images (see ``shard_runs``)
+        self._heads: list[tuple[int, np.ndarray, np.ndarray, Run, bool]] = []
 
     def link(
         self,
@@ -75,26 +85,132 @@ class RepeatLinker:
         and may begin one."""
         if not self.window:
             return patches
+        if self._first is None:
+            self._first = image_index
         recent = [r for r in self._recent if r[0] >= image_index - self.window]
         both = [*patches, *unreported]
         boxes = np.array([p.box for p in both], dtype=np.float64)
         pairs = np.array([(p.given_label, p.suggested_label) for p in both])
         out, runs = [], []
         for j, patch in enumerate(both):
+            reported = j < len(patches)
             run = _run_of(boxes[j], pairs[j], recent)
             if run is None:
                 run = (image_index, j)
                 repeat_of = None
+                if image_index < self._first + self.window:
+                    self._heads.append(
+                        (image_index, boxes[j], pairs[j], run, reported)
+                    )
             else:
                 self.run_lengths[run] = self.run_lengths.get(run, 1) + 1
                 repeat_of = run[0]
-            if j < len(patches):
+            if reported:
                 out.append(
                     dataclasses.replace(patch, run=run, repeat_of=repeat_of)
                 )
             runs.append(run)
         self._recent.append((image_index, boxes, pairs, runs))
         return out
+
+    def shard_runs(self) -> ShardRuns:
+        """What this linker knows of the runs at the edges of the images
+        it linked (a shard of them), for :func:`join_shards`."""
+        return ShardRuns(
+            self.window,
+            list(self._heads),
+            list(self._recent),
+            Counter(self.run_lengths),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardRuns:
+    """The runs at the edges of one shard's images (picklable).
+
+    Attributes:
+        window: the linker's window.
+        heads: the runs begun in the shard's first ``window`` images, which
+            may continue a run of the images before the shard: (image
+            index, box, (given, suggested), run, whether the patch is
+            reported).
+        tail: the shard's last ``window`` linked images, which runs of the
+            next shard may continue.
+        run_lengths: the images each run of more than one image spans
+            within the shard.
+    """
+
+    window: int
+    heads: list[tuple[int, np.ndarray, np.ndarray, Run, bool]]
+    tail: list[Linked]
+    run_lengths: Counter[Run]
+
+
+@dataclasses.dataclass(frozen=True)
+class JoinedRuns:
+    """The runs of all shards, joined where they cross a shard's edge.
+
+    Attributes:
+        runs: ``{run begun in a shard: the earlier shard's run it
+            continues}``.
+        run_lengths: the images each run of more than one image spans,
+            over all shards.
+        repeats: reported patches that begin a run in their shard and
+            repeat one of an earlier shard (the shards' own linkers did
+            not count them as repeats).
+    """
+
+    runs: dict[Run, Run]
+    run_lengths: Counter[Run]
+    repeats: int
+
+
+def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
+    """Joins the runs of consecutive shards of the images (their linkers'
+    :meth:`RepeatLinker.shard_runs`, in image order): each run begun in a
+    shard's first images links, by the linker's rule, to the runs of the
+    images just before the shard (of one or more earlier shards), as one
+    linker over all the images links them.
+
+    Within a shard its linker links as one linker over all the images
+    would, the nearer images first: only a patch that found no run there
+    may continue an earlier shard's.
+    """
+    runs: dict[Run, Run] = {}
+    lengths: Counter[Run] = Counter()
+    repeats = 0
+    tail: list[Linked] = []  # the last images before the next shard
+    for shard in shards:
+        for index, box, pair, head, reported in shard.heads:
+            recent = [t for t in tail if t[0] >= index - shard.window]
+            run = _run_of(box, pair, recent)
+            if run is not None:
+                runs[head] = run
+                own = shard.run_lengths.get(head, 1)
+                lengths[run] = lengths.get(run, 1) + own
+                repeats += reported
+        lengths.update(
+            {r: n for r, n in shard.run_lengths.items() if r not in runs}
+        )
+        joined = [
+            (index, boxes, pairs, [runs.get(r, r) for r in linked])
+            for index, boxes, pairs, linked in shard.tail
+        ]
+        tail = [*tail, *joined][-max(shard.window, 1) :]
+    return JoinedRuns(runs, lengths, repeats)
+
+
+def continue_runs(
+    patches: Sequence[Patch], runs: Mapping[Run, Run]
+) -> list[Patch]:
+    """The patches with the runs their runs continue (``runs``: see
+    :attr:`JoinedRuns.runs`): a run's first patch becomes a repeat."""
+    return [
+        dataclasses.replace(p, run=runs[p.run], repeat_of=runs[p.run][0])
+        if p.run in runs
+        else p
+        for p in patches
+    ]
 
 
 def run_score(score: float, run_length: int, scored_as: int = 1) -> float:
@@ -106,7 +222,7 @@ def run_score(score: float, run_length: int, scored_as: int = 1) -> float:
 
 def discount_runs(
     patches: Sequence[Patch],
-    run_lengths: Mapping[tuple[int, int], int] | None = None,
+    run_lengths: Mapping[Run, int] | None = None,
 ) -> list[Patch]:
     """Returns the patches with their runs' lengths and scores (see
     :func:`run_score`; once: a second call changes nothing).
@@ -141,8 +257,8 @@ def discount_runs(
 def _run_of(
     box: np.ndarray,
     pair: np.ndarray,
-    recent: list[tuple[int, np.ndarray, np.ndarray, list[tuple[int, int]]]],
-) -> tuple[int, int] | None:
+    recent: Sequence[Linked],
+) -> Run | None:
     """The run ``box`` continues, if any (the nearest previous image's
     overlapping patch wins)."""
     for _, boxes, pairs, runs in reversed(recent):

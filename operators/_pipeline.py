@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -11,8 +12,9 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import fiftyone as fo
@@ -30,7 +32,7 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.quality import weakly_predicted_note
-from ..fixer_core.repeats import run_score
+from ..fixer_core.repeats import continue_runs, join_shards, run_score
 from ..fixer_core.shift import LabelShift
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
@@ -352,8 +354,11 @@ def _find_label_errors(
     # Over several ranks, each rank reads a contiguous shard of the
     # samples in both passes. Pass 1's statistics are summed over the
     # ranks before pass 2; rank 0 registers the pending run (3), each rank
-    # writes its own samples (4), rank 0 sums the ranks' tallies into
-    # the summary, each rank tags a share of the patches with their issues
+    # writes its own samples (4). Runs of repeats that cross a shard's
+    # edge are joined (``join_shards``): each rank writes again its first
+    # images whose patches continue the previous shard's runs. Rank 0
+    # sums the ranks' tallies into the summary, each rank tags a share of
+    # the patches with their issues
     # and reasons (the confusion counts summed over the ranks), and rank 0
     # finishes (5). Each stage ends with the ranks agreeing that none
     # failed (``Ranks.stage``).
@@ -447,6 +452,16 @@ def _find_label_errors(
         second = batches(
             samples, params.gt_field, source, params.batch_size, start
         )
+    values_of = functools.partial(
+        _sample_values,
+        class_names=class_names,
+        fields=fields,
+        corrected_dir=corrected_dir,
+        correct_min_probability=params.config.correct_min_probability,
+    )
+    # the shard's first images: their runs may continue the previous
+    # shard's
+    first_images: list[_ScoredImage] = []
     with ranks.stage():
         preceding, after = _around_shard(
             view, params.gt_field, start, stop, num_samples
@@ -462,17 +477,8 @@ def _find_label_errors(
                     preceding=preceding,
                 )
             preceding = None
-            values = [
-                _sample_values(
-                    sample.id,
-                    mask,
-                    patches,
-                    class_names,
-                    fields,
-                    corrected_dir,
-                    params.config.correct_min_probability,
-                    finder.shift_of(index),
-                )
+            images = [
+                _ScoredImage(sample.id, index, mask, patches)
                 for sample, index, mask, patches in zip(
                     batch.samples,
                     batch.indices,
@@ -480,6 +486,20 @@ def _find_label_errors(
                     found,
                     strict=True,
                 )
+            ]
+            first_images += [
+                image
+                for image in images
+                if image.index < start + params.config.repeat_window
+            ]
+            values = [
+                values_of(
+                    image.sample_id,
+                    image.mask,
+                    image.patches,
+                    shift=finder.shift_of(image.index),
+                )
+                for image in images
             ]
             saved = _save_probs(batch, params)
             if saved:
@@ -489,6 +509,11 @@ def _find_label_errors(
             yield stages.advance("Finding errors", len(batch.samples))
 
     findings = ranks.gather(finder.findings())
+    joined = join_shards([f["runs"] for f in findings])
+    with ranks.stage():
+        _write_continued_runs(
+            dataset, first_images, joined.runs, values_of, finder
+        )
     summary = None
     if ranks.is_lead:
         finder.merge_findings(findings[1:])
@@ -498,11 +523,8 @@ def _find_label_errors(
     with ranks.stage():
         targets = _written_share(dataset, fields["patches"], ranks)
         written = read_patches(targets, fields["patches"])
-    runs = {
-        run_key(run): n
-        for other in findings
-        for run, n in other["run_lengths"].items()
-    }
+    runs = {run_key(run): n for run, n in joined.run_lengths.items()}
+    continued = {run_key(a): run_key(b) for a, b in joined.runs.items()}
     pairs = None
     if ranks.world_size > 1:
         pairs = sum(ranks.gather(written.pair_counts()), Counter())
@@ -515,6 +537,7 @@ def _find_label_errors(
             class_names,
             pairs,
             runs,
+            continued,
         )
     with ranks.stage():
         if ranks.is_lead:
@@ -535,6 +558,44 @@ def _with_following(
         held = batch
     if held is not None:
         yield held, after
+
+
+class _ScoredImage(NamedTuple):
+    """An image as pass 2 scored it."""
+
+    sample_id: str
+    index: int
+    mask: np.ndarray
+    patches: list[Patch]
+
+
+def _write_continued_runs(
+    dataset: fo.Dataset,
+    first_images: list[_ScoredImage],
+    runs: dict[tuple[int, int], tuple[int, int]],
+    values_of: Callable[..., dict],
+    finder: LabelErrorFinder,
+) -> None:
+    """Writes again the shard's first images whose patches begin runs
+    that continue the previous shard's (``runs``: see
+    ``fixer_core.repeats.join_shards``): those patches are repeats, which
+    their corrected masks leave to the reviewer, with the earlier run.
+    ``values_of`` gives an image's fields (see ``_sample_values``)."""
+    continued = [
+        image
+        for image in first_images
+        if any(p.run in runs for p in image.patches)
+    ]
+    values = [
+        values_of(
+            image.sample_id,
+            image.mask,
+            continue_runs(image.patches, runs),
+            shift=finder.shift_of(image.index),
+        )
+        for image in continued
+    ]
+    write_sample_fields(dataset, [i.sample_id for i in continued], values)
 
 
 def _around_shard(
@@ -1013,12 +1074,15 @@ def _explain(
     class_names: list[str],
     pair_counts: Counter | None,
     run_lengths: dict[str, int],
+    continued: dict[str, str],
 ) -> None:
     """Sets each written patch's ``issue`` (from the run's issues),
     ``same_confusion`` and ``reason`` (see ``explain_patches``), and the
-    final ``confidence`` and ``run_length`` of the patches of runs of
-    repeats (``fixer_core.discount_runs``; ``run_lengths``: the images
-    each run spans, over all ranks), by position in two bulk writes:
+    final ``confidence``, ``run_length`` and ``run`` of the patches of
+    runs of repeats (``fixer_core.discount_runs``; ``run_lengths``: the
+    images each run spans, over all ranks; ``continued``: the runs begun
+    in a rank's shard that continue an earlier shard's, as stored), by
+    position in two bulk writes:
     ``issue`` and ``same_confusion`` (with the runs' fields, which exist
     already), then ``reason`` (MongoDB adds one update's new fields in
     name order; this keeps them in the order they always had)."""
@@ -1032,7 +1096,11 @@ def _explain(
             row["cause"],
         )
 
-    explained = explain_patches(written, issue_of, run_lengths, pair_counts)
+    lengths = {
+        **run_lengths,
+        **{run: run_lengths[joined] for run, joined in continued.items()},
+    }
+    explained = explain_patches(written, issue_of, lengths, pair_counts)
     kept = [k for k, e in enumerate(explained) if e]
     ids = [written.ids[k] for k in kept]
     prefix = f"{patches_field}.detections"
@@ -1048,6 +1116,9 @@ def _explain(
                     written.rows[k][j]["confidence"], run_length
                 )
                 values[f"{prefix}.{j}.run_length"] = run_length
+            run = written.rows[k][j]["run"]
+            if run in continued:
+                values[f"{prefix}.{j}.run"] = continued[run]
         first.append(values)
         second.append(reasons)
     write_sample_fields(dataset, ids, first)

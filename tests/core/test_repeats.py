@@ -3,15 +3,24 @@
 import dataclasses
 
 import numpy as np
+import pytest
 
 from fixer_core import (
     FinderConfig,
+    LabelErrorFinder,
+    Patch,
     apply_patches,
     discount_runs,
     find_label_errors,
 )
 from fixer_core.evidence import explain_patches
-from fixer_core.repeats import RepeatLinker, box_iou
+from fixer_core.patches import PatchGeometry
+from fixer_core.repeats import (
+    RepeatLinker,
+    box_iou,
+    continue_runs,
+    join_shards,
+)
 
 
 def _frames(squares, size=(64, 80)):
@@ -134,3 +143,120 @@ def test_the_reason_of_a_repeat_says_so():
     assert "previous image" not in first
     assert "the next image shows the same disagreement" in first
     assert "previous image shows the same disagreement" in repeat
+
+
+def _shape(x: int, pair: tuple[int, int]) -> PatchGeometry:
+    return PatchGeometry(
+        box=(x, 5, 12, 12),
+        mask=np.ones((12, 12), bool),
+        given_label=pair[0],
+        suggested_label=pair[1],
+        area=144,
+        coverage=1.0,
+        inside_share=1.0,
+        suggested_share=0.0,
+    )
+
+
+def _patch(index: int, shape: PatchGeometry) -> Patch:
+    return Patch(
+        image_index=index,
+        box=shape.box,
+        image_shape=(64, 80),
+        mask=shape.mask,
+        given_label=shape.given_label,
+        suggested_label=shape.suggested_label,
+        score=1.0,
+        area=shape.area,
+        coverage=1.0,
+        inside_share=1.0,
+        given_prob=0.1,
+        suggested_prob=0.9,
+        error_type="mislabel",
+    )
+
+
+def _random_frames(rng, n: int) -> list[tuple[list[Patch], list]]:
+    """Each frame's reported patches and unreported shapes: 0-3 boxes
+    that drift by 2-6 px a frame or jump, two class pairs, gaps."""
+    frames = []
+    for i in range(n):
+        shapes = [
+            _shape(int(rng.choice([5, 7, 9, 11, 40])), (1, int(suggested)))
+            for suggested in rng.choice([2, 3], size=rng.integers(0, 4))
+        ]
+        reported = rng.random(len(shapes)) < 0.6
+        frames.append(
+            (
+                [
+                    _patch(i, s)
+                    for s, r in zip(shapes, reported, strict=True)
+                    if r
+                ],
+                [s for s, r in zip(shapes, reported, strict=True) if not r],
+            )
+        )
+    return frames
+
+
+def _linked(frames, indices, window: int) -> tuple[list[Patch], RepeatLinker]:
+    linker = RepeatLinker(window)
+    out = []
+    for i in indices:
+        out += linker.link(i, *frames[i])
+    return out, linker
+
+
+@pytest.mark.parametrize("window", [1, 2, 3], ids=["w1", "w2", "w3"])
+def test_shards_joined_link_as_one_linker_over_all_frames(window):
+    rng = np.random.default_rng(window)
+    for _ in range(40):
+        n = int(rng.integers(2, 12))
+        frames = _random_frames(rng, n)
+        whole, linker = _linked(frames, range(n), window)
+        # 1 to 4 shards, some shorter than the window, some empty
+        edges = np.sort(rng.integers(0, n + 1, size=int(rng.integers(1, 4))))
+        bounds = [0, *edges.tolist(), n]
+        shards = [
+            _linked(frames, range(a, b), window)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        joined = join_shards([s.shard_runs() for _, s in shards])
+        patches = [p for found, _ in shards for p in found]
+        assert continue_runs(patches, joined.runs) == whole
+        assert joined.run_lengths == linker.run_lengths
+        repeats = sum(p.repeat_of is not None for p in patches)
+        assert repeats + joined.repeats == sum(
+            p.repeat_of is not None for p in whole
+        )
+
+
+def test_a_run_across_shards_is_one_run_for_the_finders():
+    """Two finders, each scoring one shard of the frames (the statistics
+    of all of them), summarize and score a run that crosses the shards'
+    edge as one finder does."""
+    labels, probs = _frames([None, (5, 5), (5, 7), (6, 9), (5, 11), None])
+    whole, summary = find_label_errors(labels, probs)
+    assert [p.run_length for p in whole] == [4] * 4
+
+    finders = [LabelErrorFinder(["a", "b", "c", "d"]) for _ in range(2)]
+    found = []
+    for finder, (start, stop) in zip(finders, [(0, 3), (3, 6)], strict=True):
+        finder.update(labels, probs)
+        for image in finder.find(
+            labels[start:stop],
+            probs[start:stop],
+            image_indices=range(start, stop),
+            following=labels[stop] if stop < len(labels) else None,
+            preceding=labels[start - 1] if start else None,
+        ):
+            found += image
+    first, second = finders
+    joined = join_shards([f.findings()["runs"] for f in finders])
+    first.merge_findings([second.findings()])
+    found = discount_runs(continue_runs(found, joined.runs), first.run_lengths)
+    assert [(p.run, p.repeat_of, p.run_length) for p in found] == [
+        (p.run, p.repeat_of, p.run_length) for p in whole
+    ]
+    assert [p.score for p in found] == pytest.approx([p.score for p in whole])
+    assert first.summary().repeats == summary.repeats == 3

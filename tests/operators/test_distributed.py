@@ -241,6 +241,51 @@ def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
         )
 
 
+def _run_frames() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """10 frames (labels, truth, probabilities) labelled 0 over a ground
+    of class 3 rising 6 px a frame (the frames differ too much to be
+    each other's neighbours), in which frames 2-7 label an object of
+    class 2 drifting 2 px a frame as class 1: one disagreement repeated
+    in 6 frames."""
+    size = (64, 80)
+    truth = np.zeros((NUM_IMAGES, *size), np.uint8)
+    for i in range(NUM_IMAGES):
+        truth[i, 60 - 6 * i :, :] = 3
+    labels = truth.copy()
+    for i in range(2, 8):
+        truth[i, 5:17, 5 + 2 * i : 17 + 2 * i] = 2
+        labels[i, 5:17, 5 + 2 * i : 17 + 2 * i] = 1
+    probs = np.where(
+        truth[:, None] == np.arange(4)[None, :, None, None], 0.94, 0.02
+    ).astype(np.float32)
+    return labels, truth, probs
+
+
+def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
+    fixer_plugin, dataset_factory, tmp_path
+):
+    """The run of frames 2-7 crosses the edge of two workers' shards
+    (0-4, 5-9) and both edges of three workers' (0-2, 3-5, 6-9): it is
+    one run of 6 frames, as with one process (its first patch, repeats,
+    scores, corrected masks and the summary's repeats)."""
+    dataset = dataset_factory("run")
+    write_frames_dataset(dataset, tmp_path / "frames", *_run_frames())
+    _find(dataset, "single", batch_size=2)
+    _find(dataset, "two", batch_size=2, workers=2)
+    _find(dataset, "three", batch_size=2, workers=3)
+    dataset.reload()
+
+    found = [d.detections for d in dataset.values("single_patches")]
+    assert [len(patches) for patches in found] == [0, 0] + [1] * 6 + [0, 0]
+    patches = [p for image in found for p in image]
+    assert [p.run for p in patches] == ["2:0"] * 6
+    assert [p.repeat for p in patches] == [False] + [True] * 5
+    assert [p.run_length for p in patches] == [6] * 6
+    assert dataset.load_run_results("single").summary["repeats"] == 5
+    for run in ("two", "three"):
+        _assert_same_run(dataset, "single", run)
+
+
 def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
     scenes_dataset,
 ):
