@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .neighbours import NEIGHBOURS_CAUSE
+from .neighbours import NEIGHBOURS_CAUSE, began_with_relabel
 
 # Which of the finder's rules flagged a patch
 PIXEL_RULE = "pixel"
@@ -38,6 +38,11 @@ class PatchEvidence:
         contradicted: share of the patch's pixels that the previous and
             next images agree to label otherwise; ``None`` where the image
             has no such neighbours.
+        relabelled: share of the patch's pixels that the previous image
+            labels with the suggested class; ``None`` where the previous
+            image is not a view of the same scene. Where a run of repeats
+            begins, a majority means its label changed there while the
+            model's view did not (see ``fixer_core.repeats``).
     """
 
     top_labels: tuple[int, ...]
@@ -46,6 +51,7 @@ class PatchEvidence:
     rule: str
     vouched: float | None = None
     contradicted: float | None = None
+    relabelled: float | None = None
 
 
 def patch_evidence(
@@ -92,6 +98,7 @@ def evidence_from_means(
     top: int = TOP_CLASSES,
     vouched: float | None = None,
     contradicted: float | None = None,
+    relabelled: float | None = None,
 ) -> PatchEvidence:
     """The evidence of a patch from its ``(K,)`` mean probabilities and
     the share of its pixels flagged by the whole-region rule (see
@@ -104,6 +111,7 @@ def evidence_from_means(
         rule=REGION_RULE if region_share > 0.5 else PIXEL_RULE,
         vouched=_rounded(vouched),
         contradicted=_rounded(contradicted),
+        relabelled=_rounded(relabelled),
     )
 
 
@@ -138,6 +146,7 @@ def reason_text(
     run_length: int = 1,
     vouched: float | None = None,
     contradicted: float | None = None,
+    relabelled: float | None = None,
 ) -> str:
     """One sentence in plain words on why a patch was flagged.
 
@@ -163,6 +172,8 @@ def reason_text(
             label as this one does (``PatchEvidence.vouched``).
         contradicted: share of the patch that the previous and next images
             agree to label otherwise (``PatchEvidence.contradicted``).
+        relabelled: share of the patch that the previous image labels
+            with the suggested class (``PatchEvidence.relabelled``).
 
     Example:
         >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
@@ -209,10 +220,17 @@ def reason_text(
             if run_length == 2
             else f"{run_length - 1} images show"
         )
-        parts.append(
-            f"the next {frames} the same disagreement here, each labelled "
-            "on its own: more likely the model's habit"
-        )
+        if began_with_relabel(relabelled):
+            parts.append(
+                f"the previous image labels {relabelled:.0%} of it "
+                f"{suggested}: the label changed here, and the next "
+                f"{frames} the same disagreement"
+            )
+        else:
+            parts.append(
+                f"the next {frames} the same disagreement here, each "
+                "labelled on its own: more likely the model's habit"
+            )
     return "; ".join(parts) + "."
 
 
@@ -277,6 +295,7 @@ def explain_patches(
                 run_length=p.run_length,
                 vouched=e.vouched if e else None,
                 contradicted=e.contradicted if e else None,
+                relabelled=e.relabelled if e else None,
             )
         )
     return out

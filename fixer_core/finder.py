@@ -44,6 +44,8 @@ from .neighbours import (
     likelihood_ratios,
     neighbour_labels,
     odd_one_out,
+    relabelled_share,
+    same_scene,
     vouched_for,
 )
 from .patches import Patch, PatchGeometry, find_patch_geometry
@@ -443,6 +445,9 @@ class LabelErrorFinder:
                 vouched=vouched,
                 contradicted=contradicted,
                 ratios=ratios,
+                previous=before
+                if before is not None and same_scene(before, labels_np[i])
+                else None,
             )
             if odd is not None:
                 patches += self._odd_patches(
@@ -709,6 +714,7 @@ class LabelErrorFinder:
         vouched: np.ndarray | None = None,
         contradicted: np.ndarray | None = None,
         ratios: np.ndarray | None = None,
+        previous: np.ndarray | None = None,
     ) -> tuple[list[Patch], list[PatchGeometry]]:
         """The reported patches of one image's shapes, scored and typed,
         and the shapes that only the neighbouring frames keep from being
@@ -720,7 +726,10 @@ class LabelErrorFinder:
         ``fixer_core.neighbours``): on a patch's vouched part the label is
         not in doubt, on its contradicted part the model's doubt is raised
         by the neighbours' testimony, with their likelihood ``ratios``
-        (per given class) in this image."""
+        (per given class) in this image. ``previous`` is the previous
+        image's label where it is a view of the same scene: the share of
+        each patch it labels with the suggested class goes in the evidence
+        (``relabelled``)."""
         patches, unreported = [], []
         for shape, mean in zip(shapes, means, strict=True):
             given_prob = float(mean[shape.given_label])
@@ -824,6 +833,14 @@ class LabelErrorFinder:
                         stats.thresholds[shape.given_label],
                         vouched=share_vouched,
                         contradicted=share_contradicted,
+                        relabelled=None
+                        if previous is None
+                        else relabelled_share(
+                            previous,
+                            shape.suggested_label,
+                            shape.box,
+                            shape.mask,
+                        ),
                     ),
                 )
             )

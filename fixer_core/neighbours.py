@@ -52,6 +52,11 @@ OPENING = 5
 # in doubt is a strip along its edge (BENCHMARKS.md, "Labels the
 # neighbouring frames vouch for").
 MAX_VOUCHED = 0.5
+# A run of repeats began with a change of its label when the previous
+# image labels at least this share of its first patch with the suggested
+# class (a majority; BENCHMARKS.md, "Errors repeated over consecutive
+# frames").
+RELABEL_SHARE = 0.5
 
 
 def neighbour_labels(
@@ -127,6 +132,45 @@ def vouched_for(
         motion.
     """
     return _opened((common == label) & flagged)
+
+
+def same_scene(previous: np.ndarray, label: np.ndarray) -> bool:
+    """Whether the previous image is a view of the same scene: its label
+    agrees with ``label`` on at least ``MIN_AGREEMENT`` of the pixels both
+    score (negative values unscored)."""
+    if previous.shape != label.shape:
+        return False
+    scored = (previous >= 0) & (label >= 0)
+    agree = int((scored & (previous == label)).sum())
+    return agree >= MIN_AGREEMENT * max(int(scored.sum()), 1)
+
+
+def relabelled_share(
+    previous: np.ndarray,
+    suggested: int,
+    box: tuple[int, int, int, int],
+    mask: np.ndarray,
+) -> float:
+    """The share of a patch's pixels that the previous image (a view of
+    the same scene, see :func:`same_scene`) labels with its suggested
+    class.
+
+    Args:
+        previous: ``(H, W)`` integer label of the previous image.
+        suggested: the patch's suggested class.
+        box: the patch's ``(x, y, w, h)``.
+        mask: its ``(h, w)`` bool mask in the box.
+    """
+    x, y, w, h = box
+    return float((previous[y : y + h, x : x + w][mask] == suggested).mean())
+
+
+def began_with_relabel(relabelled: float | None) -> bool:
+    """Whether a run of repeats whose first patch the previous image
+    labels ``relabelled`` (see :func:`relabelled_share`) with its
+    suggested class began with a change of the label, not of the model's
+    view."""
+    return relabelled is not None and relabelled >= RELABEL_SHARE
 
 
 def likelihood_ratios(

@@ -25,6 +25,10 @@ and FIXER's views show them after the first patches of their runs. Once
 every image is scored, each patch of a run of ``L`` frames has its score
 divided by ``sqrt(L)`` (``discount_runs``): a long run is mostly the
 model's habit, so its first patch ranks under a one-off disagreement.
+Unless the run began with a change of the label: where the previous
+image labels most of the run's first patch as the model sees it, the
+label changed there and the model's view did not, as where an
+annotator's repeated mistake begins; that first patch keeps its score.
 On datasets that are not ordered in time nothing links, by the same rule.
 """
 
@@ -37,6 +41,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .neighbours import began_with_relabel
 from .patches import Patch, PatchGeometry
 
 # A run of repeats: (image index, position) of its first patch
@@ -237,7 +242,9 @@ def discount_runs(
     have to recur in every frame. On CamVid's val sequence, the first
     patches of runs of 1, 2, 3-5 and 6+ frames were label errors 19-26%,
     10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "The label's doubt
-    in the score, and runs of frames").
+    in the score, and runs of frames"). A run's first patch whose label
+    changed from the previous image (``PatchEvidence.relabelled``; see
+    ``fixer_core.neighbours.began_with_relabel``) keeps its score.
     """
     if run_lengths is None:
         run_lengths = Counter(p.run for p in patches if p.run is not None)
@@ -245,13 +252,21 @@ def discount_runs(
     for p in patches:
         length = 1 if p.run is None else run_lengths.get(p.run, 1)
         if length != p.run_length:
-            p = dataclasses.replace(
-                p,
-                score=run_score(p.score, length, p.run_length),
-                run_length=length,
-            )
+            score = p.score
+            if not keeps_score(p):
+                score = run_score(p.score, length, p.run_length)
+            p = dataclasses.replace(p, score=score, run_length=length)
         out.append(p)
     return out
+
+
+def keeps_score(patch: Patch) -> bool:
+    """Whether a patch keeps its score whatever its run's length: the
+    first patch of a run that began with a change of its label."""
+    e = patch.evidence
+    return patch.repeat_of is None and began_with_relabel(
+        None if e is None else e.relabelled
+    )
 
 
 def _run_of(

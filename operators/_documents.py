@@ -95,6 +95,7 @@ DETECTION_ATTRIBUTE_FIELDS = {
     "rule": (fof.StringField, None),
     "vouched": (fof.FloatField, None),
     "contradicted": (fof.FloatField, None),
+    "relabelled": (fof.FloatField, None),
     "same_confusion": (fof.IntField, None),
     "reason": (fof.StringField, None),
 }

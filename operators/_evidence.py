@@ -23,6 +23,7 @@ EVIDENCE_ATTRIBUTES = (
     "rule",
     "vouched",
     "contradicted",
+    "relabelled",
 )
 RUN_ATTRIBUTES = ("same_confusion", "reason")
 # Error maps stored as files hold the probability times this
@@ -43,6 +44,7 @@ def evidence_attributes(patch: Patch, class_names: list[str]) -> dict:
         "rule": e.rule,
         "vouched": e.vouched,
         "contradicted": e.contradicted,
+        "relabelled": e.relabelled,
     }
 
 
@@ -182,4 +184,5 @@ def _reason(row: dict, others: int, run_length: int) -> str:
         run_length=run_length,
         vouched=row["vouched"],
         contradicted=row["contradicted"],
+        relabelled=row["relabelled"],
     )

@@ -31,6 +31,7 @@ from ..fixer_core import (
     apply_patches,
     image_error_score,
 )
+from ..fixer_core.neighbours import began_with_relabel
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.repeats import continue_runs, join_shards, run_score
 from ..fixer_core.shift import LabelShift
@@ -1111,14 +1112,15 @@ def _explain(
             values[f"{prefix}.{j}.issue"] = issue
             values[f"{prefix}.{j}.same_confusion"] = others
             reasons[f"{prefix}.{j}.reason"] = reason
+            row = written.rows[k][j]
             if run_length > 1:
-                values[f"{prefix}.{j}.confidence"] = run_score(
-                    written.rows[k][j]["confidence"], run_length
-                )
+                if row["repeat"] or not began_with_relabel(row["relabelled"]):
+                    values[f"{prefix}.{j}.confidence"] = run_score(
+                        row["confidence"], run_length
+                    )
                 values[f"{prefix}.{j}.run_length"] = run_length
-            run = written.rows[k][j]["run"]
-            if run in continued:
-                values[f"{prefix}.{j}.run"] = continued[run]
+            if row["run"] in continued:
+                values[f"{prefix}.{j}.run"] = continued[row["run"]]
         first.append(values)
         second.append(reasons)
     write_sample_fields(dataset, ids, first)

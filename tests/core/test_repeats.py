@@ -260,3 +260,49 @@ def test_a_run_across_shards_is_one_run_for_the_finders():
     ]
     assert [p.score for p in found] == pytest.approx([p.score for p in whole])
     assert first.summary().repeats == summary.repeats == 3
+
+
+def _scored_runs(labels, probs):
+    """Each image's patches as the finder scores them, and with their
+    runs' final scores (``discount_runs``)."""
+    finder = LabelErrorFinder(["a", "b", "c", "d"])
+    finder.update(labels, probs)
+    raw = [p for image in finder.find(labels, probs) for p in image]
+    return raw, discount_runs(raw, finder.run_lengths)
+
+
+def test_a_run_that_began_with_a_change_of_its_label_keeps_its_score():
+    # The block is labelled as the model sees it (2) in frames 0-1, then
+    # 1 in frames 2-5: an annotator's mistake kept over four frames.
+    labels, probs = _frames(
+        [(5, 5), (5, 7), (6, 9), (6, 11), (7, 13), (7, 15)]
+    )
+    labels[:2][labels[:2] == 1] = 2
+    raw, final = _scored_runs(labels, probs)
+    (head,) = [p for p in final if p.repeat_of is None]
+    (before,) = [p for p in raw if p.image_index == head.image_index]
+    assert (head.image_index, head.run_length) == (2, 4)
+    assert head.evidence.relabelled > 0.5
+    assert head.score == before.score
+    (reason,) = explain_patches([head], ["a", "b", "c", "d"])
+    assert "the previous image labels" in reason
+    assert "the label changed here" in reason
+
+
+def test_a_run_that_began_with_a_change_of_the_models_view_shares_its_score():
+    # The same frames labelled 1 throughout; the model sees the block as
+    # 1 in frames 0-1 and as 2 from frame 2 on: its habit, not a slip.
+    labels, probs = _frames(
+        [(5, 5), (5, 7), (6, 9), (6, 11), (7, 13), (7, 15)]
+    )
+    for i in (0, 1):
+        block = labels[i] == 1
+        probs[i, 1][block], probs[i, 2][block] = 0.94, 0.02
+    raw, final = _scored_runs(labels, probs)
+    (head,) = [p for p in final if p.repeat_of is None]
+    (before,) = [p for p in raw if p.image_index == head.image_index]
+    assert (head.image_index, head.run_length) == (2, 4)
+    assert head.evidence.relabelled == 0
+    assert head.score == pytest.approx(before.score / 2)
+    (reason,) = explain_patches([head], ["a", "b", "c", "d"])
+    assert "more likely the model's habit" in reason

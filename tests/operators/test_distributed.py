@@ -55,6 +55,7 @@ EXACT = (
     "rule",
     "vouched",
     "contradicted",
+    "relabelled",
     "top_classes",
     "same_confusion",
 )

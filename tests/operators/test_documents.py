@@ -244,6 +244,7 @@ def test_a_run_stores_each_patch_with_the_attributes_in_order(
             "rule",
             "vouched",
             "contradicted",
+            "relabelled",
             "same_confusion",
             "reason",
         ]

@@ -169,6 +169,7 @@ DECLARED_ATTRIBUTES = {
     "rule": fo.StringField,
     "vouched": fo.FloatField,
     "contradicted": fo.FloatField,
+    "relabelled": fo.FloatField,
     "same_confusion": fo.IntField,
     "reason": fo.StringField,
 }
