@@ -205,12 +205,17 @@ def inject(out: Path, seed: int = 0) -> dict:
     return meta
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def injector_cli(inject_fn, doc: str) -> None:
+    """An injector's command line: ``--out`` folder and ``--seed``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    inject(args.out, args.seed)
+    inject_fn(args.out, args.seed)
+
+
+def main() -> None:
+    injector_cli(inject, __doc__)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ the layout of the other injectors (``Layout``)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -55,7 +54,7 @@ from inject import (  # noqa: E402
     write_labels,
     write_meta,
 )
-from inject_b import RELABEL_TARGETS  # noqa: E402
+from inject_b import RELABEL_TARGETS, injector_cli  # noqa: E402
 
 ERROR_TYPES = ("repeated",)
 RELABEL_AREA = (200, 3000)
@@ -238,11 +237,7 @@ def inject(out: Path, seed: int = 0) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    inject(args.out, args.seed)
+    injector_cli(inject, __doc__)
 
 
 if __name__ == "__main__":
