@@ -253,20 +253,19 @@ def discount_runs(
         length = 1 if p.run is None else run_lengths.get(p.run, 1)
         if length != p.run_length:
             score = p.score
-            if not keeps_score(p):
+            relabelled = None if p.evidence is None else p.evidence.relabelled
+            if not keeps_score(p.repeat_of is not None, relabelled):
                 score = run_score(p.score, length, p.run_length)
             p = dataclasses.replace(p, score=score, run_length=length)
         out.append(p)
     return out
 
 
-def keeps_score(patch: Patch) -> bool:
+def keeps_score(repeat: bool, relabelled: float | None) -> bool:
     """Whether a patch keeps its score whatever its run's length: the
-    first patch of a run that began with a change of its label."""
-    e = patch.evidence
-    return patch.repeat_of is None and began_with_relabel(
-        None if e is None else e.relabelled
-    )
+    first patch of a run (not a ``repeat``) that began with a change of its
+    label (``relabelled``: ``PatchEvidence.relabelled``)."""
+    return not repeat and began_with_relabel(relabelled)
 
 
 def _run_of(

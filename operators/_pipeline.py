@@ -31,9 +31,13 @@ from ..fixer_core import (
     apply_patches,
     image_error_score,
 )
-from ..fixer_core.neighbours import began_with_relabel
 from ..fixer_core.quality import weakly_predicted_note
-from ..fixer_core.repeats import continue_runs, join_shards, run_score
+from ..fixer_core.repeats import (
+    continue_runs,
+    join_shards,
+    keeps_score,
+    run_score,
+)
 from ..fixer_core.shift import LabelShift
 from ..fixer_core.threads import limited_threads
 from ._database import check_database, naming_database
@@ -1114,7 +1118,7 @@ def _explain(
             reasons[f"{prefix}.{j}.reason"] = reason
             row = written.rows[k][j]
             if run_length > 1:
-                if row["repeat"] or not began_with_relabel(row["relabelled"]):
+                if not keeps_score(row["repeat"], row["relabelled"]):
                     values[f"{prefix}.{j}.confidence"] = run_score(
                         row["confidence"], run_length
                     )

@@ -173,15 +173,29 @@ def _sloppy_outline(i, k, component, clean, rng, plant) -> None:
         plant(i, ring, "outline", nearest[labels])
 
 
+def prepared_meta(layout: Layout, name: str) -> dict | None:
+    """The metadata of an output folder an injector ``name`` finished."""
+    if not layout.meta.is_file():
+        return None
+    print(f"{name}: {layout.meta.parent} is already prepared, skipping")
+    return json.loads(layout.meta.read_text())
+
+
+def clean_labels() -> tuple[list, np.ndarray]:
+    """CamVid's samples and their clean labels at 360x480."""
+    samples = list_samples(CAMVID)
+    return samples, np.stack(
+        [load_label(s.label, (360, 480)) for s in samples]
+    )
+
+
 def inject(out: Path, seed: int = 0) -> dict:
     """Plants the errors; returns the metadata (skips a finished folder)."""
     layout = Layout(out)
-    if layout.meta.is_file():
-        print(f"inject_b: {out} is already prepared, skipping")
-        return json.loads(layout.meta.read_text())
-    samples = list_samples(CAMVID)
+    if (meta := prepared_meta(layout, "inject_b")) is not None:
+        return meta
     began = time.perf_counter()
-    clean = np.stack([load_label(s.label, (360, 480)) for s in samples])
+    samples, clean = clean_labels()
     noisy, errors = plant_errors(clean, np.random.default_rng(seed))
     maps = error_maps(clean, errors, ERROR_TYPES)
     write_labels(layout, samples, clean, noisy, maps)

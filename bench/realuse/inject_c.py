@@ -49,12 +49,15 @@ from inject import (  # noqa: E402
     components,
     error_maps,
     error_records,
-    list_samples,
-    load_label,
     write_labels,
     write_meta,
 )
-from inject_b import RELABEL_TARGETS, injector_cli  # noqa: E402
+from inject_b import (  # noqa: E402
+    RELABEL_TARGETS,
+    clean_labels,
+    injector_cli,
+    prepared_meta,
+)
 
 ERROR_TYPES = ("repeated",)
 RELABEL_AREA = (200, 3000)
@@ -195,12 +198,10 @@ def run_counts(runs: list[Run], samples: list[Sample]) -> dict:
 def inject(out: Path, seed: int = 0) -> dict:
     """Plants the runs; returns the metadata (skips a finished folder)."""
     layout = Layout(out)
-    if layout.meta.is_file():
-        print(f"inject_c: {out} is already prepared, skipping")
-        return json.loads(layout.meta.read_text())
-    samples = list_samples(CAMVID)
+    if (meta := prepared_meta(layout, "inject_c")) is not None:
+        return meta
     began = time.perf_counter()
-    clean = np.stack([load_label(s.label, (360, 480)) for s in samples])
+    samples, clean = clean_labels()
     noisy, runs = plant_runs(clean, samples, np.random.default_rng(seed))
     errors, records, counts = run_records(samples, runs)
     write_labels(
