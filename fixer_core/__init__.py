@@ -9,7 +9,6 @@ from .config import ERROR_TYPES, FinderConfig
 from .corrections import apply_patches
 from .evidence import (
     PatchEvidence,
-    error_map,
     explain_patches,
     reason_text,
     same_confusion,
@@ -17,6 +16,7 @@ from .evidence import (
 from .finder import (
     FinderSummary,
     LabelErrorFinder,
+    error_map,
     find_label_errors,
     image_error_score,
 )

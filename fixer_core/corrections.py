@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .patches import Patch
+from .repeats import frame_probability
 from .shift import SHIFTED_CAUSE, LabelShift
 
 
@@ -19,8 +20,10 @@ def apply_patches(
     shift: LabelShift | None = None,
 ) -> np.ndarray:
     """Returns a copy of an ``(H, W)`` label map with the pixels of each
-    patch whose ``error_probability`` is at least ``min_probability`` set
-    to its suggested class. The input is never modified.
+    patch whose ``error_probability``, as its own image shows it
+    (``fixer_core.repeats.frame_probability``), is at least
+    ``min_probability`` set to its suggested class. The input is never
+    modified.
 
     ``skip_repeats`` leaves out the patches that repeat one of the
     previous image (``Patch.repeat_of``): frames whose labels agree with
@@ -37,7 +40,7 @@ def apply_patches(
         corrected[moved >= 0] = moved[moved >= 0]
     for patch in patches:
         if (
-            patch.error_probability < min_probability
+            frame_probability(patch) < min_probability
             or (skip_repeats and patch.repeat_of is not None)
             or (shift is not None and patch.cause == SHIFTED_CAUSE)
         ):

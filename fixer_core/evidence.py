@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -247,21 +247,6 @@ def _others(others: int, issue: str | None) -> str:
     else:
         text = f"{others} other patches show the same confusion"
     return f"{text} (issue: {issue})" if issue else text
-
-
-def error_map(
-    image_shape: tuple[int, int],
-    patches: Iterable,
-) -> np.ndarray:
-    """``(H, W)`` float32 probability that each pixel's label is wrong:
-    each patch's ``error_probability`` over its pixels, 0 elsewhere.
-    Its mean is the image's ``image_error_score``."""
-    out = np.zeros(image_shape, dtype=np.float32)
-    for p in patches:
-        x, y, w, h = p.box
-        window = out[y : y + h, x : x + w]
-        window[p.mask] = np.maximum(window[p.mask], p.error_probability)
-    return out
 
 
 def explain_patches(

@@ -50,7 +50,13 @@ from .neighbours import (
 )
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
-from .repeats import RepeatLinker, discount_runs, join_shards
+from .repeats import (
+    ExpectedErrors,
+    RepeatLinker,
+    discount_runs,
+    frame_probability,
+    join_shards,
+)
 from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift, search_step
 from .statistics import ClassStatistics, ClassStatisticsAccumulator
 
@@ -125,8 +131,9 @@ class FinderSummary:
             its pixels}`` of the classes it barely predicts, whose labels
             are checked weakly (see ``ClassStatistics.weakly_predicted``).
         expected_errors: estimated number of the reported patches that are
-            label errors (the sum of their ``error_probability``), known
-            before anyone reviews them.
+            label errors (the sum of their ``error_probability``, a run of
+            repeats' shared: see ``fixer_core.repeats.ExpectedErrors``),
+            known before anyone reviews them.
         expected_errors_interval: its 95% interval from the patches'
             chance alone (the estimated rates are taken as exact).
         shifted_labels: ``{image index: shift}`` of the labels that agree
@@ -261,8 +268,7 @@ class LabelErrorFinder:
         self._tally = IssueTally()
         self._num_scored = 0
         self._num_pixels = 0
-        self._expected = 0.0
-        self._variance = 0.0
+        self._expected = ExpectedErrors(self.config.repeat_window)
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
@@ -469,6 +475,9 @@ class LabelErrorFinder:
             patches = self._repeats.link(
                 int(image_indices[i]), patches, unreported
             )
+            self._expected.add(
+                int(image_indices[i]), patches, self._repeats.run_lengths
+            )
             for p in patches:
                 self._tally.add(
                     p.image_index,
@@ -491,7 +500,6 @@ class LabelErrorFinder:
             "num_scored": self._num_scored,
             "num_pixels": self._num_pixels,
             "expected": self._expected,
-            "variance": self._variance,
             "shifts": self._shifts,
             "repeats": self._num_repeats,
             "vouched": self._num_vouched,
@@ -510,18 +518,17 @@ class LabelErrorFinder:
         cross a shard's edge are joined (see
         ``fixer_core.repeats.join_shards``)."""
         findings = list(findings)
+        joined = join_shards(
+            [self._repeats.shard_runs(), *(o["runs"] for o in findings)]
+        )
         for other in findings:
             self._tally.merge(other["tally"])
             self._num_scored += other["num_scored"]
             self._num_pixels += other["num_pixels"]
-            self._expected += other["expected"]
-            self._variance += other["variance"]
+            self._expected.merge(other["expected"], joined.runs)
             self._shifts.update(other["shifts"])
             self._num_repeats += other["repeats"]
             self._num_vouched += other["vouched"]
-        joined = join_shards(
-            [self._repeats.shard_runs(), *(o["runs"] for o in findings)]
-        )
         self._num_repeats += joined.repeats
         self._repeats.run_lengths = joined.run_lengths
 
@@ -535,6 +542,7 @@ class LabelErrorFinder:
         )
         flagged = sum(t["pixels"] for t in totals.values())
         in_issues = sum(i.num_pixels for i in issues)
+        expected, variance = self._expected.estimate(self.run_lengths)
         return FinderSummary(
             issues=issues,
             totals=totals,
@@ -542,8 +550,8 @@ class LabelErrorFinder:
             num_pixels=self._num_pixels,
             issue_share=in_issues / flagged if flagged else 0.0,
             weakly_predicted=self.weakly_predicted,
-            expected_errors=self._expected,
-            expected_errors_interval=_interval(self._expected, self._variance),
+            expected_errors=expected,
+            expected_errors_interval=_interval(expected, variance),
             shifted_labels=dict(sorted(self._shifts.items())),
             repeats=self._num_repeats,
             vouched=self._num_vouched,
@@ -808,8 +816,6 @@ class LabelErrorFinder:
                 statistics=stats,
                 config=config,
             )
-            self._expected += probability
-            self._variance += probability * (1.0 - probability)
             patches.append(
                 Patch(
                     image_index=image_index,
@@ -1188,14 +1194,31 @@ def find_label_errors(
     return patches, summary
 
 
+def error_map(
+    image_shape: tuple[int, int],
+    patches: Iterable,
+) -> np.ndarray:
+    """``(H, W)`` float32 probability that each pixel's label is wrong:
+    each patch's ``error_probability`` as the image shows it
+    (``fixer_core.repeats.frame_probability``) over its pixels, 0
+    elsewhere. Its mean is the image's ``image_error_score``."""
+    out = np.zeros(image_shape, dtype=np.float32)
+    for p in patches:
+        x, y, w, h = p.box
+        window = out[y : y + h, x : x + w]
+        window[p.mask] = np.maximum(window[p.mask], frame_probability(p))
+    return out
+
+
 def image_error_score(patches: Iterable[Patch]) -> float:
     """Expected share of an image's pixels whose label is wrong: its
-    patches' areas weighted by their ``error_probability``, over the
-    image's pixels (0 without patches). Unlike a per-patch maximum it
-    keeps ranking images that hold many or large errors."""
+    patches' areas weighted by their ``error_probability`` as the image
+    shows it (``fixer_core.repeats.frame_probability``), over the image's
+    pixels (0 without patches). Unlike a per-patch maximum it keeps ranking
+    images that hold many or large errors."""
     wrong, pixels = 0.0, 0
     for p in patches:
-        wrong += p.error_probability * p.area
+        wrong += frame_probability(p) * p.area
         pixels = p.image_shape[0] * p.image_shape[1]
     return wrong / pixels if pixels else 0.0
 

@@ -20,11 +20,14 @@ the images), a run that crosses a shard's edge begins again in the next
 shard: :func:`join_shards` joins each shard's runs to the earlier shards'
 runs they continue, as one linker over all the images would have linked
 them.
-Repeats keep their corrections; the finder reports how many there are,
-and FIXER's views show them after the first patches of their runs. Once
-every image is scored, each patch of a run of ``L`` frames has its score
-divided by ``sqrt(L)`` (``discount_runs``): a long run is mostly the
-model's habit, so its first patch ranks under a one-off disagreement.
+The corrected labels leave repeats to the reviewer; the finder reports
+how many there are, and FIXER's views show them after the first patches
+of their runs. Once every image is scored, each patch of a run of ``L``
+frames has its score and its ``error_probability`` divided by
+``sqrt(L)`` (``discount_runs``): a long run is mostly the model's habit,
+so its first patch ranks under a one-off disagreement, and the expected
+count of errors (:class:`ExpectedErrors`) counts the run's evidence
+once, not ``L`` times.
 Unless the run began with a change of the label: where the previous
 image labels most of the run's first patch as the model sees it, the
 label changed there and the model's view did not, as where an
@@ -218,6 +221,95 @@ def continue_runs(
     ]
 
 
+class ExpectedErrors:
+    """The expected number of label errors among the reported patches (the
+    sum of their final ``error_probability``) and its variance, as the
+    images stream in, before the runs' lengths are known.
+
+    A run's patches share its evidence: their probabilities are divided as
+    their scores are (:func:`run_score`, with the runs' final lengths), so
+    the sums of each run's patches are kept until it can no longer grow:
+    a run of one image is dropped once ``window`` images have passed,
+    unless it begins the stream (a run of an earlier shard may continue
+    it; see :meth:`merge`). Memory holds the runs of more than one
+    image, as :attr:`RepeatLinker.run_lengths` does."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.total = 0.0  # sum of the patches' probabilities
+        self.squares = 0.0  # sum of their squares
+        # run -> [sum, sum of squares] of its patches that share its score
+        self.runs: dict[Run, list[float]] = {}
+        # runs whose first patch keeps its score: that patch's probability
+        self.kept: dict[Run, float] = {}
+        self._first: int | None = None
+        # (image index, the runs it began) of the images a run may continue
+        self._open: deque[tuple[int, list[Run]]] = deque()
+
+    def add(
+        self,
+        image_index: int,
+        patches: Sequence[Patch],
+        run_lengths: Mapping[Run, int],
+    ) -> None:
+        """Counts one image's linked patches (see :meth:`RepeatLinker.link`;
+        ``run_lengths`` so far)."""
+        if self._first is None:
+            self._first = image_index
+        for p in patches:
+            q = p.error_probability
+            self.total += q
+            self.squares += q * q
+            if p.run is None:
+                continue
+            relabelled = None if p.evidence is None else p.evidence.relabelled
+            if keeps_score(p.repeat_of is not None, relabelled):
+                if self._begins(p.run):
+                    self.kept[p.run] = q
+                continue
+            sums = self.runs.setdefault(p.run, [0.0, 0.0])
+            sums[0] += q
+            sums[1] += q * q
+        begun = [p.run for p in patches if p.run and p.repeat_of is None]
+        self._open.append((image_index, begun))
+        while self._open and self._open[0][0] <= image_index - self.window:
+            for run in self._open.popleft()[1]:
+                if run not in run_lengths and not self._begins(run):
+                    self.runs.pop(run, None)
+
+    def _begins(self, run: Run) -> bool:
+        """Whether a run begins in the stream's first ``window`` images."""
+        return run[0] < self._first + max(self.window, 1)
+
+    def merge(self, other: ExpectedErrors, joined: Mapping[Run, Run]) -> None:
+        """Adds the next shard's sums; ``joined`` maps the runs it began
+        that continue an earlier shard's (:attr:`JoinedRuns.runs`) to
+        those: their first patches are repeats there."""
+        self.total += other.total
+        self.squares += other.squares
+        for run, (total, squares) in other.runs.items():
+            sums = self.runs.setdefault(joined.get(run, run), [0.0, 0.0])
+            sums[0] += total
+            sums[1] += squares
+        for run, q in other.kept.items():
+            if run in joined:
+                sums = self.runs.setdefault(joined[run], [0.0, 0.0])
+                sums[0] += q
+                sums[1] += q * q
+            else:
+                self.kept[run] = q
+
+    def estimate(self, run_lengths: Mapping[Run, int]) -> tuple[float, float]:
+        """The expected count and its variance (the patches taken as
+        independent), with the runs' final ``run_lengths``."""
+        mean, squares = self.total, self.squares
+        for run, (total, run_squares) in self.runs.items():
+            share = run_score(1.0, run_lengths.get(run, 1))
+            mean -= total * (1.0 - share)
+            squares -= run_squares * (1.0 - share * share)
+        return mean, max(mean - squares, 0.0)
+
+
 def run_score(score: float, run_length: int, scored_as: int = 1) -> float:
     """The score of a patch of a run of ``run_length`` images, from its
     score as a patch of a run of ``scored_as`` (1: the finder's score):
@@ -229,8 +321,9 @@ def discount_runs(
     patches: Sequence[Patch],
     run_lengths: Mapping[Run, int] | None = None,
 ) -> list[Patch]:
-    """Returns the patches with their runs' lengths and scores (see
-    :func:`run_score`; once: a second call changes nothing).
+    """Returns the patches with their runs' lengths, scores and
+    probabilities (see :func:`run_score`; once: a second call changes
+    nothing).
 
     ``run_lengths`` (e.g. ``LabelErrorFinder.run_lengths``) gives the
     images each run spans, its unreported patches included (runs not
@@ -244,7 +337,8 @@ def discount_runs(
     10-14%, 4-7% and 2-4% of the time (BENCHMARKS.md, "The label's doubt
     in the score, and runs of frames"). A run's first patch whose label
     changed from the previous image (``PatchEvidence.relabelled``; see
-    ``fixer_core.neighbours.began_with_relabel``) keeps its score.
+    ``fixer_core.neighbours.began_with_relabel``) keeps its score and
+    probability.
     """
     if run_lengths is None:
         run_lengths = Counter(p.run for p in patches if p.run is not None)
@@ -254,11 +348,29 @@ def discount_runs(
         if length != p.run_length:
             score = p.score
             relabelled = None if p.evidence is None else p.evidence.relabelled
+            probability = p.error_probability
             if not keeps_score(p.repeat_of is not None, relabelled):
                 score = run_score(p.score, length, p.run_length)
-            p = dataclasses.replace(p, score=score, run_length=length)
+                probability = run_score(probability, length, p.run_length)
+            p = dataclasses.replace(
+                p,
+                score=score,
+                error_probability=probability,
+                run_length=length,
+            )
         out.append(p)
     return out
+
+
+def frame_probability(patch: Patch) -> float:
+    """A patch's ``error_probability`` as its own image shows it, before
+    its run shared it (:func:`discount_runs`). The image's corrected mask,
+    error map and error score take it: they are written as each image is
+    scored, before its runs end."""
+    relabelled = None if patch.evidence is None else patch.evidence.relabelled
+    if keeps_score(patch.repeat_of is not None, relabelled):
+        return patch.error_probability
+    return run_score(patch.error_probability, 1, patch.run_length)
 
 
 def keeps_score(repeat: bool, relabelled: float | None) -> bool:

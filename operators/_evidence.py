@@ -92,6 +92,7 @@ EXPLAINED_ATTRIBUTES = (
     "repeat",
     "run",
     "confidence",
+    "error_probability",
 )
 
 

@@ -1083,11 +1083,12 @@ def _explain(
 ) -> None:
     """Sets each written patch's ``issue`` (from the run's issues),
     ``same_confusion`` and ``reason`` (see ``explain_patches``), and the
-    final ``confidence``, ``run_length`` and ``run`` of the patches of
-    runs of repeats (``fixer_core.discount_runs``; ``run_lengths``: the
-    images each run spans, over all ranks; ``continued``: the runs begun
-    in a rank's shard that continue an earlier shard's, as stored), by
-    position in two bulk writes:
+    final ``confidence``, ``error_probability``, ``run_length`` and
+    ``run`` of the patches of runs of repeats
+    (``fixer_core.discount_runs``; ``run_lengths``: the images each run
+    spans, over all ranks; ``continued``: the runs begun in a rank's shard
+    that continue an earlier shard's, as stored), by position in two bulk
+    writes:
     ``issue`` and ``same_confusion`` (with the runs' fields, which exist
     already), then ``reason`` (MongoDB adds one update's new fields in
     name order; this keeps them in the order they always had)."""
@@ -1119,9 +1120,10 @@ def _explain(
             row = written.rows[k][j]
             if run_length > 1:
                 if not keeps_score(row["repeat"], row["relabelled"]):
-                    values[f"{prefix}.{j}.confidence"] = run_score(
-                        row["confidence"], run_length
-                    )
+                    for name in ("confidence", "error_probability"):
+                        values[f"{prefix}.{j}.{name}"] = run_score(
+                            row[name], run_length
+                        )
                 values[f"{prefix}.{j}.run_length"] = run_length
             if row["run"] in continued:
                 values[f"{prefix}.{j}.run"] = continued[row["run"]]

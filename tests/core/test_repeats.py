@@ -19,6 +19,7 @@ from fixer_core.repeats import (
     RepeatLinker,
     box_iou,
     continue_runs,
+    frame_probability,
     join_shards,
 )
 
@@ -61,7 +62,10 @@ def test_a_run_of_frames_links_to_its_first_patch():
 
 def test_a_run_shares_its_score_and_the_window_can_be_off():
     labels, probs = _frames([(5, 5), (5, 5), (5, 5)])
-    linked, _ = find_label_errors(labels, probs)
+    linked, shared = find_label_errors(labels, probs)
+    assert shared.expected_errors == pytest.approx(
+        sum(p.error_probability for p in linked)
+    )
     alone, summary = find_label_errors(
         labels, probs, config=FinderConfig(repeat_window=0)
     )
@@ -74,10 +78,21 @@ def test_a_run_shares_its_score_and_the_window_can_be_off():
     np.testing.assert_allclose(
         [p.score for p in linked], [p.score / np.sqrt(3) for p in alone]
     )
-    # the probabilities and corrections do not wait for the run's end
-    assert [p.error_probability for p in linked] == [
-        p.error_probability for p in alone
-    ]
+    # the probabilities are shared too; the corrections, written as each
+    # image is scored, take each image's own
+    np.testing.assert_allclose(
+        [p.error_probability for p in linked],
+        [p.error_probability / np.sqrt(3) for p in alone],
+    )
+    np.testing.assert_allclose(
+        [frame_probability(p) for p in linked],
+        [p.error_probability for p in alone],
+    )
+    for label, first, second in zip(labels, linked, alone, strict=True):
+        np.testing.assert_array_equal(
+            apply_patches(label, [first], min_probability=0.5),
+            apply_patches(label, [second], min_probability=0.5),
+        )
 
 
 def test_a_long_run_ranks_under_a_one_off_disagreement():
@@ -91,7 +106,10 @@ def test_a_long_run_ranks_under_a_one_off_disagreement():
     assert discount_runs(patches) == patches
     undiscounted = [
         dataclasses.replace(
-            p, score=p.score * np.sqrt(p.run_length), run_length=1
+            p,
+            score=p.score * np.sqrt(p.run_length),
+            error_probability=frame_probability(p),
+            run_length=1,
         )
         for p in patches
     ]
@@ -260,6 +278,17 @@ def test_a_run_across_shards_is_one_run_for_the_finders():
     ]
     assert [p.score for p in found] == pytest.approx([p.score for p in whole])
     assert first.summary().repeats == summary.repeats == 3
+    # the run's probabilities are shared in the expected count as one
+    # finder shares them
+    assert sum(p.error_probability for p in whole) == pytest.approx(
+        summary.expected_errors
+    )
+    assert first.summary().expected_errors == pytest.approx(
+        summary.expected_errors
+    )
+    assert first.summary().expected_errors_interval == pytest.approx(
+        summary.expected_errors_interval
+    )
 
 
 def _scored_runs(labels, probs):
@@ -284,6 +313,7 @@ def test_a_run_that_began_with_a_change_of_its_label_keeps_its_score():
     assert (head.image_index, head.run_length) == (2, 4)
     assert head.evidence.relabelled > 0.5
     assert head.score == before.score
+    assert head.error_probability == before.error_probability
     (reason,) = explain_patches([head], ["a", "b", "c", "d"])
     assert "the previous image labels" in reason
     assert "the label changed here" in reason
@@ -304,5 +334,8 @@ def test_a_run_that_began_with_a_change_of_the_models_view_shares_its_score():
     assert (head.image_index, head.run_length) == (2, 4)
     assert head.evidence.relabelled == 0
     assert head.score == pytest.approx(before.score / 2)
+    assert head.error_probability == pytest.approx(
+        before.error_probability / 2
+    )
     (reason,) = explain_patches([head], ["a", "b", "c", "d"])
     assert "more likely the model's habit" in reason
