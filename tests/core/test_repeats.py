@@ -13,9 +13,10 @@ from fixer_core import (
     discount_runs,
     find_label_errors,
 )
-from fixer_core.evidence import explain_patches
+from fixer_core.evidence import PatchEvidence, explain_patches
 from fixer_core.patches import PatchGeometry
 from fixer_core.repeats import (
+    ExpectedErrors,
     RepeatLinker,
     box_iou,
     continue_runs,
@@ -207,8 +208,19 @@ def _random_frames(rng, n: int) -> list[tuple[list[Patch], list]]:
         frames.append(
             (
                 [
-                    _patch(i, s)
-                    for s, r in zip(shapes, reported, strict=True)
+                    dataclasses.replace(
+                        _patch(i, s),
+                        error_probability=float(rng.random()),
+                        evidence=PatchEvidence(
+                            (), (), 0.5, "pixels", relabelled=relabelled
+                        ),
+                    )
+                    for s, r, relabelled in zip(
+                        shapes,
+                        reported,
+                        rng.choice([None, 0.0, 1.0], size=len(shapes)),
+                        strict=True,
+                    )
                     if r
                 ],
                 [s for s, r in zip(shapes, reported, strict=True) if not r],
@@ -217,12 +229,16 @@ def _random_frames(rng, n: int) -> list[tuple[list[Patch], list]]:
     return frames
 
 
-def _linked(frames, indices, window: int) -> tuple[list[Patch], RepeatLinker]:
-    linker = RepeatLinker(window)
+def _linked(frames, indices, window: int):
+    """The frames' patches linked by one linker, which, and the expected
+    count kept as they stream."""
+    linker, count = RepeatLinker(window), ExpectedErrors(window)
     out = []
     for i in indices:
-        out += linker.link(i, *frames[i])
-    return out, linker
+        found = linker.link(i, *frames[i])
+        count.add(i, found, linker.run_lengths)
+        out += found
+    return out, linker, count
 
 
 @pytest.mark.parametrize("window", [1, 2, 3], ids=["w1", "w2", "w3"])
@@ -231,7 +247,7 @@ def test_shards_joined_link_as_one_linker_over_all_frames(window):
     for _ in range(40):
         n = int(rng.integers(2, 12))
         frames = _random_frames(rng, n)
-        whole, linker = _linked(frames, range(n), window)
+        whole, linker, _ = _linked(frames, range(n), window)
         # 1 to 4 shards, some shorter than the window, some empty
         edges = np.sort(rng.integers(0, n + 1, size=int(rng.integers(1, 4))))
         bounds = [0, *edges.tolist(), n]
@@ -239,14 +255,24 @@ def test_shards_joined_link_as_one_linker_over_all_frames(window):
             _linked(frames, range(a, b), window)
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
-        joined = join_shards([s.shard_runs() for _, s in shards])
-        patches = [p for found, _ in shards for p in found]
+        joined = join_shards([s.shard_runs() for _, s, _ in shards])
+        patches = [p for found, _, _ in shards for p in found]
         assert continue_runs(patches, joined.runs) == whole
         assert joined.run_lengths == linker.run_lengths
         repeats = sum(p.repeat_of is not None for p in patches)
         assert repeats + joined.repeats == sum(
             p.repeat_of is not None for p in whole
         )
+        # the expected count, kept per shard and merged, is the sum of
+        # the probabilities the runs share
+        first, *others = [count for _, _, count in shards]
+        for count in others:
+            first.merge(count, joined.runs)
+        final = discount_runs(whole, linker.run_lengths)
+        mean, variance = first.estimate(linker.run_lengths)
+        q = np.array([p.error_probability for p in final])
+        assert mean == pytest.approx(q.sum())
+        assert variance == pytest.approx((q * (1 - q)).sum())
 
 
 def test_a_run_across_shards_is_one_run_for_the_finders():
