@@ -240,7 +240,9 @@ class ExpectedErrors:
         self.squares = 0.0  # sum of their squares
         # run -> [sum, sum of squares] of its patches that share its score
         self.runs: dict[Run, list[float]] = {}
-        # runs whose first patch keeps its score: that patch's probability
+        # the runs the stream begins with whose first patch keeps its
+        # score: that patch's probability (a repeat if an earlier shard's
+        # run continues there)
         self.kept: dict[Run, float] = {}
         self._first: int | None = None
         # (image index, the runs it began) of the images a run may continue
@@ -262,8 +264,7 @@ class ExpectedErrors:
             self.squares += q * q
             if p.run is None:
                 continue
-            relabelled = None if p.evidence is None else p.evidence.relabelled
-            if keeps_score(p.repeat_of is not None, relabelled):
+            if _keeps_score(p):
                 if self._begins(p.run):
                     self.kept[p.run] = q
                 continue
@@ -296,8 +297,6 @@ class ExpectedErrors:
                 sums = self.runs.setdefault(joined[run], [0.0, 0.0])
                 sums[0] += q
                 sums[1] += q * q
-            else:
-                self.kept[run] = q
 
     def estimate(self, run_lengths: Mapping[Run, int]) -> tuple[float, float]:
         """The expected count and its variance (the patches taken as
@@ -347,9 +346,8 @@ def discount_runs(
         length = 1 if p.run is None else run_lengths.get(p.run, 1)
         if length != p.run_length:
             score = p.score
-            relabelled = None if p.evidence is None else p.evidence.relabelled
             probability = p.error_probability
-            if not keeps_score(p.repeat_of is not None, relabelled):
+            if not _keeps_score(p):
                 score = run_score(p.score, length, p.run_length)
                 probability = run_score(probability, length, p.run_length)
             p = dataclasses.replace(
@@ -367,8 +365,7 @@ def frame_probability(patch: Patch) -> float:
     its run shared it (:func:`discount_runs`). The image's corrected mask,
     error map and error score take it: they are written as each image is
     scored, before its runs end."""
-    relabelled = None if patch.evidence is None else patch.evidence.relabelled
-    if keeps_score(patch.repeat_of is not None, relabelled):
+    if _keeps_score(patch):
         return patch.error_probability
     return run_score(patch.error_probability, 1, patch.run_length)
 
@@ -378,6 +375,11 @@ def keeps_score(repeat: bool, relabelled: float | None) -> bool:
     first patch of a run (not a ``repeat``) that began with a change of its
     label (``relabelled``: ``PatchEvidence.relabelled``)."""
     return not repeat and began_with_relabel(relabelled)
+
+
+def _keeps_score(patch: Patch) -> bool:
+    relabelled = None if patch.evidence is None else patch.evidence.relabelled
+    return keeps_score(patch.repeat_of is not None, relabelled)
 
 
 def _run_of(
