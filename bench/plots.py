@@ -4,12 +4,16 @@
   cleanlab from a CamVid known-error report (``bench/camvid/evaluate.py``);
 * ``scale.png``: peak memory and scoring time against dataset size from
   the JSON lines of ``bench/bench_scoring.py`` and, when given, of
-  ``bench/bench_vs_cleanlab_speed.py`` (its runs with one core each).
+  ``bench/bench_vs_cleanlab_speed.py`` (its runs with one core each);
+* ``recall_realuse_<split>.png``: share of the injected errors found
+  after reviewing the N best patches, FIXER and cleanlab, on each model x
+  injector cell of a folder of ``bench/realuse/evaluate.py`` reports.
 
     python bench/plots.py \\
         --report bench/results/camvid-f4/runs/<tag>/report-val.json \\
         --scale bench/results/scale-ade.jsonl \\
-        --speed bench/results/speed-camvid.jsonl --out bench/plots
+        --speed bench/results/speed-camvid.jsonl \\
+        --realuse bench/results/realuse/reports-runprob2 --out bench/plots
 """
 
 from __future__ import annotations
@@ -110,11 +114,62 @@ def plot_scale(scale: list[dict], speed: list[dict], out: Path) -> Path:
     return path
 
 
+REALUSE_MODELS = ("espnet", "unet-clean", "unet-cv")
+REALUSE_INJECTORS = ("a", "b")
+# bench/realuse/evaluate.py counts the errors found every this many patches
+CURVE_STEP = 50
+
+
+def plot_realuse(folder: Path, out: Path, split: str = "val") -> Path:
+    """Recall after N reviewed patches, one panel per model x injector."""
+    fig, axes = plt.subplots(
+        len(REALUSE_INJECTORS),
+        len(REALUSE_MODELS),
+        figsize=(12, 7),
+        sharex=True,
+        sharey=True,
+    )
+    for row, injector in enumerate(REALUSE_INJECTORS):
+        for col, model in enumerate(REALUSE_MODELS):
+            ax = axes[row, col]
+            path = folder / f"{model}-rw-{injector}-noisy-{split}.json"
+            ax.set_title(f"{model} x {injector.upper()}", fontsize=10)
+            if not path.is_file():
+                ax.text(
+                    0.5, 0.5, "not run", ha="center", transform=ax.transAxes
+                )
+                continue
+            report = json.loads(path.read_text())
+            for method in ("fixer", "cleanlab"):
+                result = report.get(method)
+                if not result:
+                    continue
+                found = result["curve"]
+                ax.plot(
+                    [CURVE_STEP * k for k in range(len(found))],
+                    [n / result["errors"] for n in found],
+                    color=COLORS[method],
+                    label=f"{method} (P@100 {result['precision@100']:.2f})",
+                )
+            ax.legend(fontsize=8, loc="lower right")
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("patches reviewed, best first")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("injected errors found")
+    fig.suptitle(f"Native-resolution cells, {split} split")
+    path = out / f"recall_realuse_{split}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--report", type=Path, action="append", default=[])
     parser.add_argument("--scale", type=Path)
     parser.add_argument("--speed", type=Path)
+    parser.add_argument("--realuse", type=Path)
     parser.add_argument("--out", type=Path, default=Path("bench/plots"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +177,8 @@ def main() -> None:
         print(plot_pr(json.loads(report.read_text()), args.out))
     if args.scale or args.speed:
         print(plot_scale(_lines(args.scale), _lines(args.speed), args.out))
+    if args.realuse:
+        print(plot_realuse(args.realuse, args.out))
 
 
 if __name__ == "__main__":
