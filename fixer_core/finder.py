@@ -100,7 +100,8 @@ DOUBT_IN_SCORE = 0.25
 # doubt in the score by Bayes' rule, with the likelihood ratio the image
 # shows (how rarely the neighbours contradict the labels the model
 # confirms); regions the neighbours contradict become patches of their
-# own. Patches are typed (see
+# own, whose class the neighbours name and whose probability their
+# testimony raises too. Patches are typed (see
 # ``classify_error``), and a label that agrees with the model far better
 # when moved is reported as shifted against its image (``find_label_shift``).
 #
@@ -791,16 +792,25 @@ class LabelErrorFinder:
                 # part takes the factor at the reference scale.
                 area = shape.area
                 sharp = area / (area + self.config.score_area_scale)
-                testified = doubt_with_testimony(
-                    model_doubt, float(ratios[shape.given_label])
-                )
+                ratio = float(ratios[shape.given_label])
+                testified = doubt_with_testimony(model_doubt, ratio)
                 score = (
                     size * model_doubt * (unvouched - share_contradicted)
                     + sharp * testified * share_contradicted
                 )
             else:
                 score *= unvouched
-            probability *= unvouched
+            if share_contradicted and cause == NEIGHBOURS_CAUSE:
+                # The neighbours name this patch's class: their testimony
+                # weighs in its probability as in its score.
+                probability = (
+                    size * doubt * (unvouched - share_contradicted)
+                    + sharp
+                    * doubt_with_testimony(doubt, ratio)
+                    * share_contradicted
+                )
+            else:
+                probability *= unvouched
             if (
                 unvouched < 1.0 - MAX_VOUCHED
                 or score < config.min_score

@@ -49,8 +49,12 @@ class Patch:
             (``ClassStatistics.error_rates``) and the doubt its given
             class's probability casts on the label
             (``ClassStatistics.label_doubts``), times the share not
-            vouched for by the neighbouring frames. Summed over patches,
-            it estimates the number of label errors.
+            vouched for by the neighbouring frames; on a patch whose
+            class the neighbouring frames name (``cause``
+            ``NEIGHBOURS_CAUSE``), their testimony raises that doubt as
+            in the score. A run of repeats shares it
+            (``repeats.discount_runs``). Summed over patches, it estimates
+            the number of label errors.
         cause: what the finder found behind the patch beyond the model's
             disagreement, e.g. ``"label shifted against its image"``.
         repeat_of: the index of the image where the run this patch

@@ -5,7 +5,8 @@ views of one scene."""
 import numpy as np
 import pytest
 
-from fixer_core import explain_patches, find_label_errors
+from fixer_core import FinderConfig, explain_patches, find_label_errors
+from fixer_core.corrections import apply_patches
 from fixer_core.issues import NEIGHBOURS_ISSUE
 from fixer_core.neighbours import (
     NEIGHBOURS_CAUSE,
@@ -193,3 +194,52 @@ def test_the_neighbours_weigh_less_on_objects_that_moved():
     assert doubt_with_testimony(0.3, ratios[0]) > 0.99
     assert doubt_with_testimony(0.3, ratios[1]) < 0.5
     assert doubt_with_testimony(0.3, 1.0) == pytest.approx(0.3)
+
+
+def test_a_slip_the_neighbours_name_is_corrected_to_their_class():
+    # A weak model doubts frame 2's label but calls the object the ground
+    # (2); both neighbouring frames label it 1, as the truth does.
+    truth = _sequence()
+    labels = truth.copy()
+    labels[2, 10:24, 14:28] = 0  # painted over in frame 2
+    probs = _probs(truth)
+    probs[2, :, 10:24, 14:28] = np.array([0.3, 0.2, 0.5])[:, None, None]
+    patches, _ = find_label_errors(labels, probs, batch_size=2)
+    (patch,) = patches
+    assert (patch.image_index, patch.cause, patch.suggested_label) == (
+        2,
+        NEIGHBOURS_CAUSE,
+        1,
+    )
+    # the neighbours' testimony makes it likely enough to correct
+    threshold = FinderConfig().correct_min_probability
+    assert patch.error_probability >= threshold
+    corrected = [
+        apply_patches(
+            labels[i],
+            [p for p in patches if p.image_index == i],
+            min_probability=threshold,
+            skip_repeats=True,
+        )
+        for i in range(len(labels))
+    ]
+    # the part both neighbours label 1 takes their class ...
+    assert (corrected[2][10:24, 16:26] == 1).all()
+    assert (corrected[2] != labels[2]).sum() == patch.area
+    # ... and the other frames are left as they are
+    for i in (0, 1, 3, 4):
+        assert np.array_equal(corrected[i], labels[i])
+    # the same frame without its neighbours: the model's doubt alone
+    # leaves it to the reviewer
+    order = [2, 0, 4, 1, 3]
+    alone, _ = find_label_errors(labels[order], probs[order], batch_size=2)
+    assert all(p.error_probability < threshold for p in alone)
+    assert np.array_equal(
+        apply_patches(
+            labels[2],
+            [p for p in alone if p.image_index == 0],
+            min_probability=threshold,
+            skip_repeats=True,
+        ),
+        labels[2],
+    )
