@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from .patches import Patch
-from .repeats import frame_probability
+from .repeats import Run, run_of_length
 from .shift import SHIFTED_CAUSE, LabelShift
 
 
@@ -20,10 +20,8 @@ def apply_patches(
     shift: LabelShift | None = None,
 ) -> np.ndarray:
     """Returns a copy of an ``(H, W)`` label map with the pixels of each
-    patch whose ``error_probability``, as its own image shows it
-    (``fixer_core.repeats.frame_probability``), is at least
-    ``min_probability`` set to its suggested class. The input is never
-    modified.
+    patch whose ``error_probability`` is at least ``min_probability`` set
+    to its suggested class. The input is never modified.
 
     ``skip_repeats`` leaves out the patches that repeat one of the
     previous image (``Patch.repeat_of``): frames whose labels agree with
@@ -40,7 +38,7 @@ def apply_patches(
         corrected[moved >= 0] = moved[moved >= 0]
     for patch in patches:
         if (
-            frame_probability(patch) < min_probability
+            patch.error_probability < min_probability
             or (skip_repeats and patch.repeat_of is not None)
             or (shift is not None and patch.cause == SHIFTED_CAUSE)
         ):
@@ -48,3 +46,23 @@ def apply_patches(
         x, y, w, h = patch.box
         corrected[y : y + h, x : x + w][patch.mask] = patch.suggested_label
     return corrected
+
+
+def taken_back(
+    patches: Iterable[Patch],
+    run_lengths: Mapping[Run, int],
+    min_probability: float,
+) -> list[Patch]:
+    """The patches a corrected label took as its image was scored (their
+    runs of one image so far; see :func:`apply_patches` with
+    ``skip_repeats``) whose probability, shared by their runs' final
+    ``run_lengths`` (``fixer_core.repeats.discount_runs``), falls under
+    ``min_probability``: the corrected label takes them back."""
+    return [
+        p
+        for p in patches
+        if p.repeat_of is None
+        and p.error_probability >= min_probability
+        and run_of_length(p, run_lengths.get(p.run, 1)).error_probability
+        < min_probability
+    ]

@@ -341,33 +341,33 @@ def discount_runs(
     """
     if run_lengths is None:
         run_lengths = Counter(p.run for p in patches if p.run is not None)
-    out = []
-    for p in patches:
-        length = 1 if p.run is None else run_lengths.get(p.run, 1)
-        if length != p.run_length:
-            score = p.score
-            probability = p.error_probability
-            if not _keeps_score(p):
-                score = run_score(p.score, length, p.run_length)
-                probability = run_score(probability, length, p.run_length)
-            p = dataclasses.replace(
-                p,
-                score=score,
-                error_probability=probability,
-                run_length=length,
-            )
-        out.append(p)
-    return out
+    return [
+        run_of_length(p, 1 if p.run is None else run_lengths.get(p.run, 1))
+        for p in patches
+    ]
+
+
+def run_of_length(patch: Patch, length: int) -> Patch:
+    """The patch as one of a run of ``length`` images: its score and
+    probability shared by the run (:func:`run_score`), unless it keeps its
+    score (:func:`keeps_score`)."""
+    if length == patch.run_length:
+        return patch
+    score, probability = patch.score, patch.error_probability
+    if not _keeps_score(patch):
+        score = run_score(score, length, patch.run_length)
+        probability = run_score(probability, length, patch.run_length)
+    return dataclasses.replace(
+        patch, score=score, error_probability=probability, run_length=length
+    )
 
 
 def frame_probability(patch: Patch) -> float:
     """A patch's ``error_probability`` as its own image shows it, before
-    its run shared it (:func:`discount_runs`). The image's corrected mask,
-    error map and error score take it: they are written as each image is
-    scored, before its runs end."""
-    if _keeps_score(patch):
-        return patch.error_probability
-    return run_score(patch.error_probability, 1, patch.run_length)
+    its run shared it (:func:`discount_runs`). The image's error map and
+    error score take it: they are written as each image is scored, before
+    its runs end."""
+    return run_of_length(patch, 1).error_probability
 
 
 def keeps_score(repeat: bool, relabelled: float | None) -> bool:

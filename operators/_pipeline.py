@@ -86,6 +86,7 @@ from ._sources import (
     tie_to_labels,
     train_fold_models,
 )
+from ._taken_back import HeldCorrections, write_taken_back
 
 logger = logging.getLogger(__name__)
 
@@ -467,6 +468,9 @@ def _find_label_errors(
     # the shard's first images: their runs may continue the previous
     # shard's
     first_images: list[_ScoredImage] = []
+    held = HeldCorrections(
+        params.config.correct_min_probability, params.config.repeat_window
+    )
     with ranks.stage():
         preceding, after = _around_shard(
             view, params.gt_field, start, stop, num_samples
@@ -497,6 +501,8 @@ def _find_label_errors(
                 for image in images
                 if image.index < start + params.config.repeat_window
             ]
+            for image in images:
+                held.hold(image.sample_id, image.index, image.patches, finder)
             values = [
                 values_of(
                     image.sample_id,
@@ -518,6 +524,13 @@ def _find_label_errors(
     with ranks.stage():
         _write_continued_runs(
             dataset, first_images, joined.runs, values_of, finder
+        )
+        write_taken_back(
+            dataset,
+            held.taken_back(joined),
+            params.gt_field,
+            fields["corrected"],
+            finder,
         )
     summary = None
     if ranks.is_lead:

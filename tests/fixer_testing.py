@@ -69,6 +69,8 @@ def write_frames_dataset(
     labels: np.ndarray,
     truth: np.ndarray,
     probs: np.ndarray,
+    *,
+    inline_masks: bool = False,
 ) -> list[str]:
     """Fills ``dataset`` with consecutive frames, in order, from arrays
     (black images; see :func:`write_scenes_dataset`)."""
@@ -80,7 +82,9 @@ def write_frames_dataset(
         planted=[],
         class_names=tuple("abcd"[: probs.shape[1]]),
     )
-    return write_scenes_dataset(dataset, scenes, root)
+    return write_scenes_dataset(
+        dataset, scenes, root, inline_masks=inline_masks
+    )
 
 
 def detection_mask(detection, shape: tuple[int, int]) -> np.ndarray:

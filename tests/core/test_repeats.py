@@ -11,8 +11,10 @@ from fixer_core import (
     Patch,
     apply_patches,
     discount_runs,
+    error_map,
     find_label_errors,
 )
+from fixer_core.corrections import taken_back
 from fixer_core.evidence import PatchEvidence, explain_patches
 from fixer_core.patches import PatchGeometry
 from fixer_core.repeats import (
@@ -22,6 +24,7 @@ from fixer_core.repeats import (
     continue_runs,
     frame_probability,
     join_shards,
+    run_of_length,
 )
 
 
@@ -79,8 +82,9 @@ def test_a_run_shares_its_score_and_the_window_can_be_off():
     np.testing.assert_allclose(
         [p.score for p in linked], [p.score / np.sqrt(3) for p in alone]
     )
-    # the probabilities are shared too; the corrections, written as each
-    # image is scored, take each image's own
+    # the probabilities are shared too, and the corrections follow them;
+    # the error maps and scores, written as each image is scored, take
+    # each image's own
     np.testing.assert_allclose(
         [p.error_probability for p in linked],
         [p.error_probability / np.sqrt(3) for p in alone],
@@ -89,11 +93,18 @@ def test_a_run_shares_its_score_and_the_window_can_be_off():
         [frame_probability(p) for p in linked],
         [p.error_probability for p in alone],
     )
-    for label, first, second in zip(labels, linked, alone, strict=True):
-        np.testing.assert_array_equal(
-            apply_patches(label, [first], min_probability=0.5),
-            apply_patches(label, [second], min_probability=0.5),
-        )
+    assert linked[0].error_probability < 0.5 <= alone[0].error_probability
+    # as the first image was scored, before its run was known
+    scored = run_of_length(linked[0], 1)
+    assert taken_back([scored], {(0, 0): 3}, 0.5) == [scored]
+    assert taken_back([scored], {}, 0.5) == []
+    np.testing.assert_array_equal(
+        apply_patches(labels[0], linked[:1], min_probability=0.5), labels[0]
+    )
+    np.testing.assert_array_equal(
+        error_map(labels.shape[1:], linked[:1]),
+        error_map(labels.shape[1:], alone[:1]),
+    )
 
 
 def test_a_long_run_ranks_under_a_one_off_disagreement():

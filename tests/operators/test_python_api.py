@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from fixer_testing import PLUGIN, write_frames_dataset, write_scenes_dataset
 
-from fixer_core import FinderConfig, find_label_errors
+from fixer_core import FinderConfig, apply_patches, find_label_errors
 from fixer_core.neighbours import NEIGHBOURS_CAUSE
+from fixer_core.repeats import run_of_length
 from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
 
 fo = pytest.importorskip("fiftyone")
@@ -320,14 +321,19 @@ def test_core_import_loads_no_fiftyone():
     assert proc.stdout.strip() == "[]"
 
 
-def _frames_dataset(dataset_factory, root, labels, truth, probs):
+def _frames_dataset(
+    dataset_factory, root, labels, truth, probs, inline_masks=False
+):
     ds = dataset_factory(root.name)
-    write_frames_dataset(ds, root, labels, truth, probs)
+    write_frames_dataset(
+        ds, root, labels, truth, probs, inline_masks=inline_masks
+    )
     return ds
 
 
+@pytest.mark.parametrize("inline_masks", [False, True], ids=["png", "inline"])
 def test_a_run_of_frames_is_scored_as_the_core_scores_it(
-    api, dataset_factory, tmp_path
+    api, dataset_factory, tmp_path, inline_masks
 ):
     # four frames of one object the model calls "c", then a one-off; the
     # ground ("d") rises 6 px a frame, so the frames' labels differ too
@@ -345,8 +351,9 @@ def test_a_run_of_frames_is_scored_as_the_core_scores_it(
     probs = np.where(
         truth[:, None] == np.arange(4)[None, :, None, None], 0.94, 0.02
     ).astype(np.float32)
+    root = tmp_path / "frames"
     ds = _frames_dataset(
-        dataset_factory, tmp_path / "frames", labels, truth, probs
+        dataset_factory, root, labels, truth, probs, inline_masks
     )
     expected, _ = find_label_errors(labels, probs)
 
@@ -369,6 +376,26 @@ def test_a_run_of_frames_is_scored_as_the_core_scores_it(
         [c for c, _, _ in written], [p.score for p in expected], rtol=1e-6
     )
     assert "the next 3 images show the same disagreement" in written[0][2]
+    # the run shares its probability; the corrected masks, written as each
+    # image was scored, take back the run's first patch once it ends
+    np.testing.assert_allclose(
+        ds.values(f"{prefix}.error_probability", unwind=True),
+        [p.error_probability for p in expected],
+        rtol=1e-6,
+    )
+    least = FinderConfig().correct_min_probability
+    assert expected[0].error_probability < least
+    assert run_of_length(expected[0], 1).error_probability >= least
+    for i, sample in enumerate(ds.select_fields(results.corrected_field)):
+        np.testing.assert_array_equal(
+            sample[results.corrected_field].get_mask(),
+            apply_patches(
+                labels[i],
+                [p for p in expected if p.image_index == i],
+                min_probability=least,
+                skip_repeats=True,
+            ),
+        )
     # the one-off comes first in the view of every patch
     best = results.load_view("all").first()[results.patches_field]
     assert best.run_length == 1

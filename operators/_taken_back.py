@@ -1,0 +1,131 @@
+"""Corrections that runs of repeats take back once they end.
+
+Pass 2 writes each image's corrected mask as soon as the image is scored,
+with each patch's probability as its own image shows it. A run of repeats
+shares its patches' probabilities once its length is known
+(``fixer_core.repeats.discount_runs``), so a run's first patch that the
+mask took may fall under ``correct_min_probability`` then
+(``fixer_core.corrections.taken_back``). :class:`HeldCorrections` keeps
+those patches while their runs may still grow, and
+:func:`write_taken_back` restores their pixels in the written masks, so
+that the corrected masks are those of the final probabilities, as
+``apply_patches`` gives them on ``find_label_errors``' patches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import fiftyone as fo
+
+from ..fixer_core import LabelErrorFinder, Patch, apply_patches
+from ..fixer_core.corrections import taken_back
+from ..fixer_core.repeats import JoinedRuns
+from ..fixer_core.shift import SHIFTED_CAUSE
+from ._documents import label_document, write_sample_fields
+from ._samples import load_mask
+
+# (sample id, image index, the patches its corrected mask took that its
+# runs may take back)
+Held = tuple[str, int, list[Patch]]
+
+
+class HeldCorrections:
+    """The patches a rank's corrected masks took that their runs may take
+    back, in image order. An image leaves the last ``window`` images with
+    its runs' length known to be one (then nothing is taken back, and it
+    is dropped) or more (then it is held to the end): memory holds the
+    images of runs of more than one image."""
+
+    def __init__(self, min_probability: float, window: int) -> None:
+        self.min_probability = min_probability
+        self.window = window
+        self._recent: deque[Held] = deque()
+        self._in_runs: list[Held] = []
+
+    def hold(
+        self,
+        sample_id: str,
+        index: int,
+        patches: list[Patch],
+        finder: LabelErrorFinder,
+    ) -> None:
+        """Holds the image's first patches of runs that its corrected
+        mask took (see ``apply_patches``)."""
+        shifted = finder.shift_of(index) is not None
+        held = [
+            p
+            for p in patches
+            if p.run is not None
+            and p.repeat_of is None
+            and p.error_probability >= self.min_probability
+            and not (shifted and p.cause == SHIFTED_CAUSE)
+        ]
+        if held:
+            self._recent.append((sample_id, index, held))
+        while self._recent and self._recent[0][1] <= index - self.window:
+            image = self._recent.popleft()
+            if any(p.run in finder.run_lengths for p in image[2]):
+                self._in_runs.append(image)
+
+    def taken_back(self, joined: JoinedRuns) -> list[Held]:
+        """The held images whose patches the runs over all shards
+        (``joined``) take back, with those patches. The patches that
+        continue an earlier shard's run are left out: they are repeats,
+        which the masks the continued runs rewrite leave out already."""
+        out = []
+        for sample_id, index, patches in [*self._in_runs, *self._recent]:
+            back = taken_back(
+                [p for p in patches if p.run not in joined.runs],
+                joined.run_lengths,
+                self.min_probability,
+            )
+            if back:
+                out.append((sample_id, index, back))
+        return out
+
+
+def write_taken_back(
+    dataset: fo.Dataset,
+    images: list[Held],
+    gt_field: str,
+    corrected_field: str,
+    finder: LabelErrorFinder,
+) -> None:
+    """Restores, in each image's written corrected mask, the pixels of
+    the patches taken back: the ground truth's, moved back into line with
+    the image where its label was found shifted."""
+    if not images:
+        return
+    ids = [sample_id for sample_id, _, _ in images]
+    samples = dataset.select(ids, ordered=True).select_fields(
+        [gt_field, corrected_field]
+    )
+    inline_ids, inline = [], []
+    for sample, (sample_id, index, patches) in zip(
+        samples, images, strict=True
+    ):
+        base = apply_patches(
+            load_mask(sample, gt_field), [], shift=finder.shift_of(index)
+        )
+        segmentation = sample[corrected_field]
+        corrected = segmentation.get_mask()
+        for p in patches:
+            x, y, w, h = p.box
+            window = corrected[y : y + h, x : x + w]
+            window[p.mask] = base[y : y + h, x : x + w][p.mask]
+        if segmentation.mask_path is None:
+            inline_ids.append(sample_id)
+            inline.append(
+                {
+                    corrected_field: label_document(
+                        fo.Segmentation(mask=corrected)
+                    )
+                }
+            )
+        elif not cv2.imwrite(segmentation.mask_path, corrected):
+            raise OSError(
+                f"Could not write corrected mask {segmentation.mask_path}"
+            )
+    write_sample_fields(dataset, inline_ids, inline)
