@@ -352,7 +352,10 @@ def _find_label_errors(
     # 4. Pass 2 streams the batches again (kept in memory from pass 1
     #    when they fit ``_kept``'s budget, else read again); each sample
     #    gets its patches, error score and corrected mask as soon as its
-    #    batch is scored (one bulk write per batch).
+    #    batch is scored (one bulk write per batch). Once the runs of
+    #    repeats are known, the corrected masks take back the runs' first
+    #    patches that the runs' shared probabilities no longer correct
+    #    (``HeldCorrections``).
     # 5. Patches are tagged with their specific issue; the previous run is
     #    deleted and the pending fields and run renamed to the key; the
     #    issue views are saved and the summary stored as the run results.
@@ -362,7 +365,8 @@ def _find_label_errors(
     # ranks before pass 2; rank 0 registers the pending run (3), each rank
     # writes its own samples (4). Runs of repeats that cross a shard's
     # edge are joined (``join_shards``): each rank writes again its first
-    # images whose patches continue the previous shard's runs. Rank 0
+    # images whose patches continue the previous shard's runs and takes
+    # back its own corrections with the joined runs. Rank 0
     # sums the ranks' tallies into the summary, each rank tags a share of
     # the patches with their issues
     # and reasons (the confusion counts summed over the ranks), and rank 0
