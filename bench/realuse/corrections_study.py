@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "camvid"))
-from inject import NUM_CLASSES, VOID, Layout, read_png  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate import mean_iou as miou  # noqa: E402
+from inject import VOID, Layout, read_png  # noqa: E402
 
 from fixer_core.corrections import apply_patches  # noqa: E402
 from fixer_core.neighbours import (  # noqa: E402
@@ -52,20 +54,6 @@ def load(labels_dir: Path, clean: bool, split: str):
         [read_png(layout.label("clean", split, im["name"])) for im in images]
     )
     return lab, ref
-
-
-def miou(ref: np.ndarray, lab: np.ndarray) -> float:
-    """Mean IoU of ``lab`` against ``ref`` (as ``evaluate.mean_iou``)."""
-    valid = ref != VOID
-    conf = np.bincount(
-        ref[valid].astype(np.int64) * NUM_CLASSES
-        + np.minimum(lab[valid], NUM_CLASSES - 1),
-        minlength=NUM_CLASSES**2,
-    ).reshape(NUM_CLASSES, NUM_CLASSES)
-    inter = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - inter
-    present = conf.sum(1) > 0
-    return float(np.mean(inter[present] / np.maximum(union[present], 1)))
 
 
 def odd_maps(lab: np.ndarray) -> list[np.ndarray | None]:

@@ -65,14 +65,22 @@ def test_frames_of_other_scenes_are_not_neighbours():
     assert _odd(labels[1], labels[2], labels[3][:, :-1]) is None
 
 
-def test_the_finder_flags_a_slip_the_model_doubts_but_does_not_name():
+def _painted_over(model: tuple[float, float, float]):
+    """The sequence's labels with the object painted over in frame 2, and
+    a model that gives the painted pixels these class probabilities (a
+    faithful one elsewhere)."""
     truth = _sequence()
     labels = truth.copy()
-    labels[2, 10:24, 14:28] = 0  # painted over in frame 2
+    labels[2, 10:24, 14:28] = 0
     probs = _probs(truth)
+    probs[2, :, 10:24, 14:28] = np.array(model)[:, None, None]
+    return labels, probs
+
+
+def test_the_finder_flags_a_slip_the_model_doubts_but_does_not_name():
     # the model doubts frame 2's label (background 0.7, under its usual
     # 0.9) but sees the object too faintly (0.2) to suggest it
-    probs[2, :, 10:24, 14:28] = np.array([0.7, 0.2, 0.1])[:, None, None]
+    labels, probs = _painted_over((0.7, 0.2, 0.1))
     patches, summary = find_label_errors(labels, probs, batch_size=2)
     odd = [p for p in patches if p.cause == NEIGHBOURS_CAUSE]
     assert [
@@ -199,11 +207,7 @@ def test_the_neighbours_weigh_less_on_objects_that_moved():
 def test_a_slip_the_neighbours_name_is_corrected_to_their_class():
     # A weak model doubts frame 2's label but calls the object the ground
     # (2); both neighbouring frames label it 1, as the truth does.
-    truth = _sequence()
-    labels = truth.copy()
-    labels[2, 10:24, 14:28] = 0  # painted over in frame 2
-    probs = _probs(truth)
-    probs[2, :, 10:24, 14:28] = np.array([0.3, 0.2, 0.5])[:, None, None]
+    labels, probs = _painted_over((0.3, 0.2, 0.5))
     patches, _ = find_label_errors(labels, probs, batch_size=2)
     (patch,) = patches
     assert (patch.image_index, patch.cause, patch.suggested_label) == (
