@@ -110,18 +110,13 @@ def rules(t: float, gain: dict[int, int]) -> dict[str, Callable]:
         relabelled = p.evidence.relabelled if p.evidence else None
         return p.run_length == 1 or keeps_score(False, relabelled)
 
-    def testified(p) -> float:
-        if p.testified_probability is None:
-            return p.error_probability
-        return p.testified_probability
-
     out = {
         f"p>={s}": (lambda p, s=s: p.error_probability >= s)
         for s in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
     }
     out.update(
         {
-            "as landed (apply_patches)": lambda p: testified(p) >= t,
+            "as landed (apply_patches)": lambda p: p.error_probability >= t,
             "p>=t or neighbours' class": lambda p: (
                 p.error_probability >= t or neighbours(p)
             ),
