@@ -269,7 +269,7 @@ class LabelErrorFinder:
         self._tally = IssueTally()
         self._num_scored = 0
         self._num_pixels = 0
-        self._expected = ExpectedErrors(self.config.repeat_window)
+        self._expected = ExpectedErrors()
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
@@ -476,9 +476,7 @@ class LabelErrorFinder:
             patches = self._repeats.link(
                 int(image_indices[i]), patches, unreported
             )
-            self._expected.add(
-                int(image_indices[i]), patches, self._repeats.run_lengths
-            )
+            self._expected.add(int(image_indices[i]), patches, self._repeats)
             for p in patches:
                 self._tally.add(
                     p.image_index,
@@ -792,23 +790,18 @@ class LabelErrorFinder:
                 # part takes the factor at the reference scale.
                 area = shape.area
                 sharp = area / (area + self.config.score_area_scale)
-                ratio = float(ratios[shape.given_label])
-                testified = doubt_with_testimony(model_doubt, ratio)
-                score = (
-                    size * model_doubt * (unvouched - share_contradicted)
-                    + sharp * testified * share_contradicted
+                parts = (
+                    float(ratios[shape.given_label]),
+                    (size, unvouched - share_contradicted),
+                    (sharp, share_contradicted),
                 )
+                score = _testified(model_doubt, *parts)
             else:
                 score *= unvouched
             if share_contradicted and cause == NEIGHBOURS_CAUSE:
                 # The neighbours name this patch's class: their testimony
                 # weighs in its probability as in its score.
-                probability = (
-                    size * doubt * (unvouched - share_contradicted)
-                    + sharp
-                    * doubt_with_testimony(doubt, ratio)
-                    * share_contradicted
-                )
+                probability = _testified(doubt, *parts)
             else:
                 probability *= unvouched
             if (
@@ -861,6 +854,22 @@ class LabelErrorFinder:
                 )
             )
         return patches, unreported
+
+
+def _testified(
+    doubt: float,
+    ratio: float,
+    rest: tuple[float, float],
+    contradicted: tuple[float, float],
+) -> float:
+    """A patch's ``doubt`` over its parts, each ``(size factor, share)``:
+    on the ``rest`` not vouched for as it is, on the ``contradicted`` part
+    raised by the neighbours' testimony (likelihood ``ratio``)."""
+    (size, share), (sharp, testified) = rest, contradicted
+    return (
+        size * doubt * share
+        + sharp * doubt_with_testimony(doubt, ratio) * testified
+    )
 
 
 def _masked_share(flags: np.ndarray, shape: PatchGeometry) -> float:

@@ -106,7 +106,7 @@ class RepeatLinker:
             if run is None:
                 run = (image_index, j)
                 repeat_of = None
-                if image_index < self._first + self.window:
+                if self.begins(run):
                     self._heads.append(
                         (image_index, boxes[j], pairs[j], run, reported)
                     )
@@ -120,6 +120,11 @@ class RepeatLinker:
             runs.append(run)
         self._recent.append((image_index, boxes, pairs, runs))
         return out
+
+    def begins(self, run: Run) -> bool:
+        """Whether ``run`` began in the first ``window`` images this linker
+        linked: a run of the images before them may continue it."""
+        return self._first is not None and run[0] < self._first + self.window
 
     def shard_runs(self) -> ShardRuns:
         """What this linker knows of the runs at the edges of the images
@@ -229,13 +234,12 @@ class ExpectedErrors:
     A run's patches share its evidence: their probabilities are divided as
     their scores are (:func:`run_score`, with the runs' final lengths), so
     the sums of each run's patches are kept until it can no longer grow:
-    a run of one image is dropped once ``window`` images have passed,
+    a run of one image is dropped once the linker's window has passed,
     unless it begins the stream (a run of an earlier shard may continue
     it; see :meth:`merge`). Memory holds the runs of more than one
     image, as :attr:`RepeatLinker.run_lengths` does."""
 
-    def __init__(self, window: int) -> None:
-        self.window = window
+    def __init__(self) -> None:
         self.total = 0.0  # sum of the patches' probabilities
         self.squares = 0.0  # sum of their squares
         # run -> [sum, sum of squares] of its patches that share its score
@@ -244,28 +248,21 @@ class ExpectedErrors:
         # score: that patch's probability (a repeat if an earlier shard's
         # run continues there)
         self.kept: dict[Run, float] = {}
-        self._first: int | None = None
         # (image index, the runs it began) of the images a run may continue
         self._open: deque[tuple[int, list[Run]]] = deque()
 
     def add(
-        self,
-        image_index: int,
-        patches: Sequence[Patch],
-        run_lengths: Mapping[Run, int],
+        self, image_index: int, patches: Sequence[Patch], linker: RepeatLinker
     ) -> None:
-        """Counts one image's linked patches (see :meth:`RepeatLinker.link`;
-        ``run_lengths`` so far)."""
-        if self._first is None:
-            self._first = image_index
+        """Counts one image's patches, as ``linker`` linked them."""
         for p in patches:
             q = p.error_probability
             self.total += q
             self.squares += q * q
             if p.run is None:
                 continue
-            if _keeps_score(p):
-                if self._begins(p.run):
+            if patch_keeps_score(p):
+                if linker.begins(p.run):
                     self.kept[p.run] = q
                 continue
             sums = self.runs.setdefault(p.run, [0.0, 0.0])
@@ -273,14 +270,10 @@ class ExpectedErrors:
             sums[1] += q * q
         begun = [p.run for p in patches if p.run and p.repeat_of is None]
         self._open.append((image_index, begun))
-        while self._open and self._open[0][0] <= image_index - self.window:
+        while self._open and self._open[0][0] <= image_index - linker.window:
             for run in self._open.popleft()[1]:
-                if run not in run_lengths and not self._begins(run):
+                if run not in linker.run_lengths and not linker.begins(run):
                     self.runs.pop(run, None)
-
-    def _begins(self, run: Run) -> bool:
-        """Whether a run begins in the stream's first ``window`` images."""
-        return run[0] < self._first + max(self.window, 1)
 
     def merge(self, other: ExpectedErrors, joined: Mapping[Run, Run]) -> None:
         """Adds the next shard's sums; ``joined`` maps the runs it began
@@ -354,7 +347,7 @@ def run_of_length(patch: Patch, length: int) -> Patch:
     if length == patch.run_length:
         return patch
     score, probability = patch.score, patch.error_probability
-    if not _keeps_score(patch):
+    if not patch_keeps_score(patch):
         score = run_score(score, length, patch.run_length)
         probability = run_score(probability, length, patch.run_length)
     return dataclasses.replace(
@@ -377,7 +370,8 @@ def keeps_score(repeat: bool, relabelled: float | None) -> bool:
     return not repeat and began_with_relabel(relabelled)
 
 
-def _keeps_score(patch: Patch) -> bool:
+def patch_keeps_score(patch: Patch) -> bool:
+    """:func:`keeps_score` of a patch."""
     relabelled = None if patch.evidence is None else patch.evidence.relabelled
     return keeps_score(patch.repeat_of is not None, relabelled)
 

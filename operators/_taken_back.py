@@ -21,7 +21,7 @@ import fiftyone as fo
 
 from ..fixer_core import LabelErrorFinder, Patch, apply_patches
 from ..fixer_core.corrections import taken_back
-from ..fixer_core.repeats import JoinedRuns, run_of_length
+from ..fixer_core.repeats import JoinedRuns, patch_keeps_score
 from ..fixer_core.shift import SHIFTED_CAUSE
 from ._documents import label_document, write_sample_fields
 from ._samples import load_mask
@@ -63,9 +63,8 @@ class HeldCorrections:
             and p.repeat_of is None
             and p.error_probability >= self.min_probability
             and not (shifted and p.cause == SHIFTED_CAUSE)
-            # a run's first patch that keeps its probability whatever the
-            # run's length is never taken back
-            and run_of_length(p, 2).error_probability < p.error_probability
+            # one that keeps its probability whatever its run's length
+            and not patch_keeps_score(p)
         ]
         if held:
             self._recent.append((sample_id, index, held))

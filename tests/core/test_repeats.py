@@ -243,11 +243,11 @@ def _random_frames(rng, n: int) -> list[tuple[list[Patch], list]]:
 def _linked(frames, indices, window: int):
     """The frames' patches linked by one linker, which, and the expected
     count kept as they stream."""
-    linker, count = RepeatLinker(window), ExpectedErrors(window)
+    linker, count = RepeatLinker(window), ExpectedErrors()
     out = []
     for i in indices:
         found = linker.link(i, *frames[i])
-        count.add(i, found, linker.run_lengths)
+        count.add(i, found, linker)
         out += found
     return out, linker, count
 
