@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -375,22 +376,37 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
             torch.cuda.set_device(0)
 
         def join() -> None:
+            _wait_until_ready(store, procs)
             dist.init_process_group(
                 name, store=store, rank=0, world_size=workers, timeout=TIMEOUT
             )
 
         ranks = Ranks(0, workers, workers, join=join, store=store)
-        if os.environ.get(EVEN_SHARDS) == "1":
-            ranks.join_now()
         try:
+            if os.environ.get(EVEN_SHARDS) == "1":
+                ranks.join_now()
             yield ranks
         finally:
-            if ranks.join is None:
+            if dist.is_initialized():
                 dist.destroy_process_group()
-            else:  # failed before the workers joined: they wrote nothing
+            else:  # stopped before the workers joined: they wrote nothing
                 for proc in procs:
                     proc.kill()
             _wait(procs)
+
+
+def _wait_until_ready(store: dist.Store, procs: list[subprocess.Popen]):
+    """Waits for the started workers to report ready; one that exits
+    before (it could not start) fails the run at once."""
+    while int(store.add(_READY, 0)) < len(procs):
+        for rank, proc in enumerate(procs, 1):
+            if proc.poll() is not None:
+                raise RankFailedError(
+                    f"Rank {rank} of {len(procs) + 1} exited (status "
+                    f"{proc.returncode}) before it started, so the run "
+                    "stopped; its error is in its log (stderr)"
+                )
+        time.sleep(0.05)
 
 
 def _wait(procs: list[subprocess.Popen]) -> None:

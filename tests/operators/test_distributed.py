@@ -378,6 +378,25 @@ def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
     assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
 
 
+def test_a_worker_that_cannot_start_fails_the_run_at_once(
+    scenes_dataset, monkeypatch
+):
+    """A started worker that exits before it reports ready (here its
+    Python cannot start) fails the run as soon as rank 0 needs it,
+    instead of leaving rank 0 waiting for the collectives' timeout."""
+    _find(scenes_dataset, "fixer")
+    before = scenes_dataset.load_run_results("fixer").summary
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    op = _find_delegated(scenes_dataset, "fixer", workers=2)
+    assert op.run_state == "failed"
+    assert "Rank 1 of 2 exited (status 1) before it started" in str(
+        op.result.error
+    )
+    scenes_dataset.reload()
+    assert scenes_dataset.list_runs() == ["fixer"]
+    assert scenes_dataset.load_run_results("fixer").summary == before
+
+
 def test_a_rank_without_samples_takes_part(scenes_dataset):
     """Two workers on one sample: rank 0's shard is empty."""
     target = scenes_dataset.limit(1)
