@@ -18,13 +18,36 @@ _DENSE_SHARE = 0.25
 
 
 def channel_argmax(pred_probs: Tensor) -> np.ndarray:
-    """``(N, H, W)`` argmax over the channels of ``(N, K, H, W)``
-    probabilities, as NumPy (the first of equal maxima, as torch's).
-    On the CPU NumPy's argmax over the channel axis is several times
-    faster than torch's."""
+    """``(N, H, W)`` argmax over the channels of ``(N, K, H, W)`` finite
+    probabilities, as NumPy (the first of equal maxima, as torch's)."""
     if pred_probs.device.type == "cpu":
-        return pred_probs.numpy().argmax(axis=1)
+        # a subsampled grid is read faster once packed
+        return _first_max_channel(np.ascontiguousarray(pred_probs.numpy()))
     return pred_probs.argmax(dim=1).cpu().numpy()
+
+
+def _first_max_channel(probs: np.ndarray) -> np.ndarray:
+    """NumPy's ``probs.argmax(axis=1)`` of finite ``(N, K, H, W)`` values,
+    several times faster: argmax over a leading axis copies the array
+    with that axis last and scans each pixel's K values, whereas the
+    index of the first maximum is the number of leading channels below
+    the pixel's maximum, counted with whole-channel operations."""
+    n, k = probs.shape[:2]
+    shape = probs.shape[2:]
+    out = np.empty((n, *shape), dtype=np.intp)
+    before = np.empty(shape, dtype=bool)  # no maximum among channels so far
+    below = np.empty(shape, dtype=bool)
+    count = np.empty(shape, dtype=np.min_scalar_type(k))
+    for image, index in zip(probs, out, strict=True):
+        top = image.max(axis=0)
+        before.fill(True)
+        count.fill(0)
+        for channel in image[:-1]:
+            np.not_equal(channel, top, out=below)
+            before &= below
+            count += before.view(np.uint8)
+        index[...] = count
+    return out
 
 
 def certain_argmax(

@@ -162,7 +162,8 @@ def relabelled_share(
         mask: its ``(h, w)`` bool mask in the box.
     """
     x, y, w, h = box
-    return float((previous[y : y + h, x : x + w][mask] == suggested).mean())
+    same = previous[y : y + h, x : x + w][mask] == suggested
+    return int(np.count_nonzero(same)) / same.size  # np.mean, faster
 
 
 def began_with_relabel(relabelled: float | None) -> bool:

@@ -303,12 +303,13 @@ def _component_boxes(
     if not contours:
         return []
     out = []
-    for contour, parent in zip(contours, hierarchy[0, :, 3], strict=True):
+    parents = hierarchy[0, :, 3].tolist()
+    for contour, parent in zip(contours, parents, strict=True):
         if parent >= 0:  # a hole's contour
             continue
         x, y, w, h = cv2.boundingRect(contour)
         if w * h >= min_area:
-            px, py = (int(v) for v in contour[0, 0])
+            px, py = contour[0, 0].tolist()
             out.append((int(comp[py, px]), (x, y, w, h), (px, py)))
     out.sort()
     return out

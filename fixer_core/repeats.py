@@ -100,9 +100,10 @@ class RepeatLinker:
         boxes = np.array([p.box for p in both], dtype=np.float64)
         pairs = np.array([(p.given_label, p.suggested_label) for p in both])
         out, runs = [], []
-        for j, patch in enumerate(both):
+        for j, (patch, run) in enumerate(
+            zip(both, _runs_of(boxes, pairs, recent), strict=True)
+        ):
             reported = j < len(patches)
-            run = _run_of(boxes[j], pairs[j], recent)
             if run is None:
                 run = (image_index, j)
                 repeat_of = None
@@ -383,24 +384,42 @@ def _run_of(
 ) -> Run | None:
     """The run ``box`` continues, if any (the nearest previous image's
     overlapping patch wins)."""
-    for _, boxes, pairs, runs in reversed(recent):
-        if not len(boxes):
+    return _runs_of(box[None], pair[None], recent)[0]
+
+
+def _runs_of(
+    boxes: np.ndarray,
+    pairs: np.ndarray,
+    recent: Sequence[Linked],
+) -> list[Run | None]:
+    """The run each of ``boxes`` (with its ``pairs``) continues, if any
+    (the nearest previous image's first overlapping patch wins), from one
+    overlap matrix per previous image."""
+    found: list[Run | None] = [None] * len(boxes)
+    left = np.arange(len(boxes))
+    for _, old_boxes, old_pairs, runs in reversed(recent):
+        if not left.size:
+            break
+        if not len(old_boxes):
             continue
-        same = (pairs == pair).all(axis=1)
-        overlap = box_iou(box, boxes) >= MIN_BOX_IOU
-        match = np.flatnonzero(same & overlap)
-        if match.size:
-            return runs[int(match[0])]
-    return None
+        same = (pairs[left, None] == old_pairs).all(axis=2)
+        match = same & (box_iou(boxes[left], old_boxes) >= MIN_BOX_IOU)
+        hit = match.any(axis=1)
+        firsts = match[hit].argmax(axis=1)
+        for j, first in zip(left[hit].tolist(), firsts.tolist(), strict=True):
+            found[j] = runs[first]
+        left = left[~hit]
+    return found
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of an ``(x, y, w, h)`` box with ``(n, 4)``
-    boxes."""
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
-    y1 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
+    """Intersection over union of ``(..., 4)`` boxes ``(x, y, w, h)`` with
+    ``(n, 4)`` boxes: ``(..., n)``."""
+    box = box[..., None, :]
+    x0 = np.maximum(box[..., 0], boxes[:, 0])
+    y0 = np.maximum(box[..., 1], boxes[:, 1])
+    x1 = np.minimum(box[..., 0] + box[..., 2], boxes[:, 0] + boxes[:, 2])
+    y1 = np.minimum(box[..., 1] + box[..., 3], boxes[:, 1] + boxes[:, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    union = box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter
+    union = box[..., 2] * box[..., 3] + boxes[:, 2] * boxes[:, 3] - inter
     return inter / np.maximum(union, 1)

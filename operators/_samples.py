@@ -147,7 +147,12 @@ def image_size(sample) -> tuple[int, int] | None:
     return height, width
 
 
-def load_probs(sample, probs_field: str) -> np.ndarray:
+def load_probs(
+    sample, probs_field: str, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Reads a sample's probability file; an ``.npy`` file of ``out``'s
+    shape and dtype is read straight into ``out`` (a batch's slot: no
+    copy), which is returned."""
     path = sample[probs_field]
     where = f"sample {describe(sample)} (field '{probs_field}')"
     if not path:
@@ -157,6 +162,8 @@ def load_probs(sample, probs_field: str) -> np.ndarray:
             f"Probability file of {where} does not exist: {path}"
         )
     try:
+        if out is not None and _read_npy_into(path, out):
+            return out
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
             with loaded:
@@ -177,3 +184,43 @@ def load_probs(sample, probs_field: str) -> np.ndarray:
             f"{loaded.shape}; expected (K, H, W)"
         )
     return loaded
+
+
+def npy_layout(path: str | None) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The shape and dtype of the C-ordered array in an ``.npy`` file,
+    from its header; None for any other file, or none."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return _npy_header(f)
+    except OSError:
+        return None
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Reads an open ``.npy`` file's header (format 1.0 or 2.0, C order):
+    the array's shape and dtype, the file left at its data; None for any
+    other file."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            return None
+    except ValueError:
+        return None
+    return None if fortran or dtype.hasobject else (shape, dtype)
+
+
+def _read_npy_into(path: str, out: np.ndarray) -> bool:
+    """Reads an ``.npy`` file holding an array of ``out``'s (C-contiguous)
+    shape and dtype into ``out``; False for any other file (``out`` may
+    then hold part of it)."""
+    with open(path, "rb") as f:
+        if _npy_header(f) != (out.shape, out.dtype):
+            return False
+        return f.readinto(memoryview(out).cast("B")) == out.nbytes

@@ -37,6 +37,7 @@ from ._samples import (
     load_image,
     load_mask,
     load_probs,
+    npy_layout,
 )
 
 SOURCES = ("stored", "model", "cross_validation")
@@ -104,7 +105,12 @@ class StoredProbabilities:
         self._first: tuple[str, int] | None = None
 
     def __call__(self, samples: list, masks: list[np.ndarray]) -> np.ndarray:
-        arrays = [load_probs(s, self.probs_field) for s in samples]
+        batch = self._empty_batch(samples)
+        slots = [None] * len(samples) if batch is None else list(batch)
+        arrays = [
+            load_probs(s, self.probs_field, out=slot)
+            for s, slot in zip(samples, slots, strict=True)
+        ]
         for sample, probs, mask in zip(samples, arrays, masks, strict=True):
             self._check_channels(sample, probs)
             problem = layout_problem(probs.shape[-2:], mask.shape)
@@ -114,6 +120,8 @@ class StoredProbabilities:
                     f"({self.where}) {problem}"
                 )
         if len({a.shape for a in arrays}) == 1:
+            if all(a is slot for a, slot in zip(arrays, slots, strict=True)):
+                return batch  # every file was read into its slot
             return np.stack(arrays)
         size = masks[0].shape
         return torch.cat(
@@ -127,6 +135,16 @@ class StoredProbabilities:
                 for a in arrays
             ]
         ).numpy()
+
+    def _empty_batch(self, samples: list) -> np.ndarray | None:
+        """A batch of the first sample's ``.npy`` file's shape and dtype
+        (from its header), for the files to be read into; None for other
+        files."""
+        layout = npy_layout(samples[0][self.probs_field])
+        if layout is None:
+            return None
+        shape, dtype = layout
+        return np.empty((len(samples), *shape), dtype)
 
     def _check_channels(self, sample, probs: np.ndarray) -> None:
         if self._first is None:

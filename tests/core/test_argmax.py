@@ -1,11 +1,12 @@
 """The dense argmax over the class channels: the CPU's running scan gives
 exactly what torch's max over the channels gives (the path accelerators
-take)."""
+take), and ``channel_argmax`` what NumPy's argmax gives."""
 
+import numpy as np
 import pytest
 import torch
 
-from fixer_core._argmax import _channel_max, _dense_max
+from fixer_core._argmax import _channel_max, _dense_max, channel_argmax
 
 
 def _probs(n, k, seed=0):
@@ -45,3 +46,17 @@ def test_ties_go_to_the_first_class():
     cutoff = torch.full((4,), 0.5)
     _, argmax = _dense_max(probs, torch.tensor([1.0, 2.0, 1.5, 2.0]), cutoff)
     assert (argmax == 0).all()
+
+
+@pytest.mark.parametrize("k", [1, 2, 11, 300])
+def test_channel_argmax_is_numpys_with_ties(k):
+    probs = _probs(3, k)
+    probs[:, :, :4] = 1 / k  # all classes tie
+    probs[:, -1, 4:6] = probs[:, 0, 4:6]  # the first and last tie
+    probs[1, :, 6:] = 0.0
+    probs[1, k // 2, 6:] = -0.0
+    expected = probs.numpy().argmax(axis=1)
+    for layout in (probs, probs[:, :, ::3, ::2]):
+        argmax = channel_argmax(layout)
+        assert argmax.dtype == expected.dtype
+        assert np.array_equal(argmax, layout.numpy().argmax(axis=1))
