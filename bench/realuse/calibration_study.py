@@ -31,7 +31,8 @@ Variants change the pair rate ``r`` or the label's doubt ``q`` in
   images' excesses hold the pair's error count ``E`` of
   ``label_error_rates`` (errors spread over most images, a labelling
   policy, are not taken for the model's habit);
-* ``min(r, q, image excess)``: both changes at once.
+* ``min(r, q, image excess)`` and ``min(r, q, image excess within
+  E)``: both changes at once.
 
 ``calibration_dump.py --variant NAME [--keep]`` runs a variant for
 real, for the corrected labels.
@@ -250,6 +251,11 @@ VARIANTS: dict[str, Callable[[dict], np.ndarray]] = {
     "min(r, q, image excess)": lambda d: with_parts(
         d,
         np.minimum(np.minimum(d["rate"], d["doubt"]), excess(d)),
+        np.ones_like(d["rate"]),
+    ),
+    "min(r, q, image excess within E)": lambda d: with_parts(
+        d,
+        np.minimum(np.minimum(d["rate"], d["doubt"]), excess(d, within=True)),
         np.ones_like(d["rate"]),
     ),
 }
