@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import fiftyone as fo
 import torch
@@ -42,18 +42,9 @@ logger = logging.getLogger(__name__)
 TIMEOUT = datetime.timedelta(minutes=30)
 # How long rank 0 waits for the processes it started to exit after the run
 EXIT_SECONDS = 60.0
-# Pass 1's share of a sample's work (reading, statistics; pass 2 finds the
-# patches and writes them): one process, one thread, on 468 CamVid images
-# with stored probabilities, 26 s of 76 (BENCHMARKS.md, issue 27, round 6).
-# Only how evenly the lead's head start is shared out depends on it.
-FIRST_PASS_SHARE = 0.35
-# Set to "1", started workers take equal shards: the lead waits for them
-# before it reads (reproducible shards, for tests and debugging)
-EVEN_SHARDS = "FIXER_EVEN_SHARDS"
-# Keys of the lead's store (see ``started_workers``)
-_STARTED = "FIXER_STARTED_WORKER"  # set in started workers' environment
-_READY = "fixer/ready"
-_LEAD_STOP = "fixer/lead_stop"
+# Set in started workers' environment: they report to rank 0's store
+_STARTED = "FIXER_STARTED_WORKER"
+_READY = "fixer/ready"  # the store's count of started workers ready
 
 
 class RankFailedError(LabelErrorInputError):
@@ -64,88 +55,27 @@ class RankFailedError(LabelErrorInputError):
 class Ranks:
     """This process's place in a run: rank ``rank`` of ``world_size``
     (``local_ranks`` of them on this machine). The default is a
-    single-process run, whose collectives do nothing.
-
-    The lead of started workers begins before they have booted (see
-    :func:`started_workers`): ``join`` joins their process group at its
-    first collective, and until then the lead may read on past its share
-    (:meth:`lead_ahead`); ``lead_stop`` is where the lead's shard ends
-    once it is known (None: shards of equal size).
-    """
+    single-process run, whose collectives do nothing."""
 
     rank: int = 0
     world_size: int = 1
     local_ranks: int = 1
-    lead_stop: int | None = None
-    join: Callable[[], None] | None = field(default=None, repr=False)
-    store: dist.Store | None = field(default=None, repr=False)
-    _deferred: int = field(default=0, repr=False)
 
     @property
     def is_lead(self) -> bool:
         """Whether this rank writes the run record, views and summary."""
         return self.rank == 0
 
-    def share(self, num_samples: int) -> tuple[int, int]:
-        """``(start, stop)`` of this rank's contiguous equal share of
-        ``num_samples`` items."""
+    def shard(self, num_samples: int) -> tuple[int, int]:
+        """``(start, stop)`` of this rank's contiguous share of the
+        samples, in the target's order."""
         start = num_samples * self.rank // self.world_size
         stop = num_samples * (self.rank + 1) // self.world_size
         return start, stop
 
-    def shard(self, num_samples: int) -> tuple[int, int]:
-        """``(start, stop)`` of this rank's contiguous share of the
-        samples, in the target's order: equal shares, or the lead's
-        ``[0, lead_stop)`` and equal shares of the rest."""
-        if self.lead_stop is None:
-            return self.share(num_samples)
-        if self.is_lead:
-            return 0, self.lead_stop
-        rest = num_samples - self.lead_stop
-        others = self.world_size - 1
-        return (
-            self.lead_stop + rest * (self.rank - 1) // others,
-            self.lead_stop + rest * self.rank // others,
-        )
-
-    def lead_ahead(self) -> bool:
-        """Whether this is a lead that reads on until the others are ready
-        (its shard's end is not yet known)."""
-        return self.join is not None and self.lead_stop is None
-
-    def reads_on(self, read: int, num_samples: int) -> bool:
-        """Whether a lead ahead of its workers reads on past its first
-        ``read`` samples: until they are ready, and no further than where
-        its shard would even out the ranks' work were they ready then
-        (see :meth:`end_lead_shard`)."""
-        others = self.world_size - 1
-        reach = num_samples / (self.world_size - FIRST_PASS_SHARE * others)
-        return read < reach and int(self.store.add(_READY, 0)) < others
-
-    def end_lead_shard(self, read: int, num_samples: int) -> int:
-        """Ends the lead's shard, having read its first ``read`` samples
-        while the others booted: at the point where its remaining work
-        (the rest of pass 1 up to there, and pass 2 over all of it) equals
-        each other rank's (both passes over an equal share of the rest),
-        and not before ``read``. Returns where it ends; the others learn
-        it as they join."""
-        head = read * FIRST_PASS_SHARE * (self.world_size - 1)
-        stop = round((num_samples + head) / self.world_size)
-        self.lead_stop = min(max(stop, read), num_samples)
-        self.store.set(_LEAD_STOP, str(self.lead_stop))
-        logger.info(
-            "Rank 0 read %d samples while the other ranks started; its "
-            "shard is the first %d of %d",
-            read,
-            self.lead_stop,
-            num_samples,
-        )
-        return self.lead_stop
-
     def all_reduce(self, tensor: torch.Tensor) -> None:
         """Sums ``tensor`` over the ranks, in place."""
         if self.world_size > 1:
-            self.join_now()
             with _answering(self.world_size):
                 dist.all_reduce(tensor)
 
@@ -153,7 +83,6 @@ class Ranks:
         """Every rank's ``value`` (picklable), in rank order."""
         if self.world_size == 1:
             return [value]
-        self.join_now()
         values: list = [None] * self.world_size
         with _answering(self.world_size):
             dist.all_gather_object(values, value)
@@ -163,46 +92,23 @@ class Ranks:
         """Rank 0's ``value``, on every rank."""
         if self.world_size == 1:
             return value
-        self.join_now()
         box = [value]
         with _answering(self.world_size):
             dist.broadcast_object_list(box, src=0)
         return box[0]
 
     @contextlib.contextmanager
-    def stage(self, *, ahead: bool = False) -> Iterator[None]:
+    def stage(self) -> Iterator[None]:
         """Ends a stage with every rank agreeing that none failed: a
         rank that failed raises its own error, the others a
         :class:`RankFailedError` naming the failing rank and its
-        error.
-
-        ``ahead``: a lead that has not joined the others yet agrees on
-        this stage when it joins them (its next collective), so it works
-        on meanwhile; only for stages whose work no other rank waits on.
-        """
+        error."""
         try:
             yield
         except Exception as e:
             self._agree(e)
             raise
-        if ahead and self.join is not None:
-            self._deferred += 1
-        else:
-            self._agree(None)
-
-    def join_now(self) -> None:
-        """Joins the others' process group if this lead has not yet (its
-        shard then is an equal share), and agrees on the stages it ended
-        ahead of them, in order."""
-        if self.join is None:
-            return
-        join, self.join = self.join, None
-        if self.lead_stop is None:
-            self.store.set(_LEAD_STOP, "")  # equal shares
-        join()
-        deferred, self._deferred = self._deferred, 0
-        for _ in range(deferred):
-            self._agree(None)
+        self._agree(None)
 
     def _agree(self, error: Exception | None) -> None:
         if self.world_size == 1:
@@ -255,17 +161,15 @@ def ranks_from_env() -> Iterator[Ranks]:
         return
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
     owned = not dist.is_initialized()
-    lead_stop = None
     if owned:
         name = backend()
         if name == "nccl":
             # one GPU per rank: "cuda" is this rank's GPU from here on
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         if os.environ.get(_STARTED) == "1":
-            store, lead_stop = _ready_for_lead(world_size)
             dist.init_process_group(
                 name,
-                store=store,
+                store=_report_ready(world_size),
                 rank=int(os.environ["RANK"]),
                 world_size=world_size,
                 timeout=TIMEOUT,
@@ -273,17 +177,15 @@ def ranks_from_env() -> Iterator[Ranks]:
         else:
             dist.init_process_group(name, timeout=TIMEOUT)
     try:
-        yield Ranks(
-            dist.get_rank(), dist.get_world_size(), local_ranks, lead_stop
-        )
+        yield Ranks(dist.get_rank(), dist.get_world_size(), local_ranks)
     finally:
         if owned:
             dist.destroy_process_group()
 
 
-def _ready_for_lead(world_size: int) -> tuple[dist.Store, int | None]:
-    """A started worker tells the lead's store that it is ready, and waits
-    for where the lead's shard ends (None: equal shares)."""
+def _report_ready(world_size: int) -> dist.Store:
+    """A started worker's connection to rank 0's store, once it has told
+    rank 0 that it is ready."""
     store = dist.TCPStore(
         os.environ["MASTER_ADDR"],
         int(os.environ["MASTER_PORT"]),
@@ -292,8 +194,7 @@ def _ready_for_lead(world_size: int) -> tuple[dist.Store, int | None]:
         timeout=TIMEOUT,
     )
     store.add(_READY, 1)
-    stop = store.get(_LEAD_STOP).decode()
-    return store, int(stop) if stop else None
+    return store
 
 
 def run_ranks(
@@ -327,12 +228,10 @@ importlib.import_module(spec.name + ".operators._distributed").work(
 def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
     """Starts ranks 1 .. ``workers - 1`` of a run of the operator's
     ``params`` on ``view`` as processes of this machine; this process is
-    rank 0 for the block. Rank 0 works on while they start (see
-    :class:`Ranks`; :data:`EVEN_SHARDS` makes it wait for them): they
-    report to its store when they are ready, learn where its shard ends
-    and join its process group. A rank that fails stops the others (see
-    :meth:`Ranks.stage`); the processes are waited for (or killed) on
-    exit."""
+    rank 0 for the block. They report to rank 0's store when they are
+    ready; one that exits before fails the run at once. A rank that fails
+    stops the others (see :meth:`Ranks.stage`); the processes are waited
+    for (or killed) on exit."""
     store = dist.TCPStore(
         "127.0.0.1",
         0,  # a free port
@@ -371,25 +270,20 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
             )
             for r in range(1, workers)
         ]
-        name = backend()
-        if name == "nccl":
-            torch.cuda.set_device(0)
-
-        def join() -> None:
+        try:
+            name = backend()
+            if name == "nccl":
+                torch.cuda.set_device(0)
             _wait_until_ready(store, procs)
             dist.init_process_group(
                 name, store=store, rank=0, world_size=workers, timeout=TIMEOUT
             )
-
-        ranks = Ranks(0, workers, workers, join=join, store=store)
-        try:
-            if os.environ.get(EVEN_SHARDS) == "1":
-                ranks.join_now()
-            yield ranks
-        finally:
-            if dist.is_initialized():
+            try:
+                yield Ranks(0, workers, workers)
+            finally:
                 dist.destroy_process_group()
-            else:  # stopped before the workers joined: they wrote nothing
+        finally:
+            if not dist.is_initialized():  # stopped before they joined
                 for proc in procs:
                     proc.kill()
             _wait(procs)

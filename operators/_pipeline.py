@@ -318,7 +318,7 @@ def run_find_label_errors(
     dataset = view._dataset
     operation = f"find_label_errors run '{params.run_key}'"
     with naming_database(), contextlib.ExitStack() as locks:
-        with ranks.stage(ahead=True):
+        with ranks.stage():
             if ranks.is_lead:
                 locks.enter_context(
                     exclusive(dataset, run_resource(params.run_key), operation)
@@ -361,32 +361,32 @@ def _find_label_errors(
     #    issue views are saved and the summary stored as the run results.
     #
     # Over several ranks, each rank reads a contiguous shard of the
-    # samples in both passes (rank 0's is longer where it read on while
-    # the workers it started booted: ``_first_pass``). Pass 1's
-    # statistics are summed over the ranks before pass 2; rank 0
-    # registers the pending run (3), each rank writes its own samples
-    # (4). Runs of repeats that cross a shard's edge are joined
-    # (``join_shards``): each rank writes again its first images whose
-    # patches continue the previous shard's runs and takes back its own
-    # corrections with the joined runs. Rank 0 sums the ranks' tallies
-    # into the summary, each rank tags a share of the patches with their
-    # issues and reasons (the confusion counts summed over the ranks),
-    # and rank 0 finishes (5). Each stage ends with the ranks agreeing
-    # that none failed (``Ranks.stage``).
+    # samples in both passes. Pass 1's statistics are summed over the
+    # ranks before pass 2; rank 0 registers the pending run (3), each rank
+    # writes its own samples (4). Runs of repeats that cross a shard's
+    # edge are joined (``join_shards``): each rank writes again its first
+    # images whose patches continue the previous shard's runs and takes
+    # back its own corrections with the joined runs. Rank 0
+    # sums the ranks' tallies into the summary, each rank tags a share of
+    # the patches with their issues
+    # and reasons (the confusion counts summed over the ranks), and rank 0
+    # finishes (5). Each stage ends with the ranks agreeing that none
+    # failed (``Ranks.stage``).
     logger.info("Finding label errors...")
     dataset = view._dataset
-    with ranks.stage(ahead=True):
+    with ranks.stage():
         class_names = _validate(view, params)
         device = resolve_device(params.device)
     ignore = tuple(params.ignore_values)
     num_samples = len(view)
-    start, stop = (
-        (0, num_samples) if ranks.lead_ahead() else ranks.shard(num_samples)
-    )
+    start, stop = ranks.shard(num_samples)
+    shard = view
+    if ranks.world_size > 1:
+        shard = view.skip(start).limit(stop - start)
     stages = _Stages(
         stop - start, trains=params.probs_source == "cross_validation"
     )
-    with ranks.stage(ahead=True):
+    with ranks.stage():
         source = yield from _build_source(
             view, params, class_names, device, stages, ranks
         )
@@ -397,7 +397,10 @@ def _find_label_errors(
         config=params.config,
         device=device,
     )
-    inputs = [f for f in (params.gt_field, params.probs_field) if f]
+    samples = shard.select_fields(
+        [f for f in (params.gt_field, params.probs_field) if f]
+    )
+
     values = _MaskValues(dataset, params.gt_field, len(class_names), ignore)
     kept = KeptBatches(
         keep_budget(ranks.local_ranks)
@@ -405,7 +408,9 @@ def _find_label_errors(
         else params.keep_bytes
     )
     with ranks.stage():
-        for batch in _first_pass(view, inputs, params, source, ranks):
+        for batch in batches(
+            samples, params.gt_field, source, params.batch_size, start
+        ):
             check_database()
             values.check(batch)
             with naming_sample(batch, source.where):
@@ -414,8 +419,6 @@ def _find_label_errors(
             yield stages.advance(
                 "Estimating class statistics", len(batch.samples)
             )
-    start, stop = ranks.shard(num_samples)
-    stages.num_samples = stop - start
     values.scored = sum(ranks.gather(values.scored))
     values.check_scored(len(view))
     if ranks.world_size > 1:
@@ -456,7 +459,9 @@ def _find_label_errors(
     if kept.complete:
         second = kept.replay()
     else:
-        second = _shard_batches(view, inputs, params, source, start, stop)
+        second = batches(
+            samples, params.gt_field, source, params.batch_size, start
+        )
     values_of = functools.partial(
         _sample_values,
         class_names=class_names,
@@ -562,49 +567,6 @@ def _find_label_errors(
     yield Progress("Done", 1.0)
 
 
-def _first_pass(
-    view, fields: list[str], params: FindParams, source, ranks: Ranks
-) -> Iterator[Batch]:
-    """This rank's shard of ``view`` in batches, for pass 1. A lead ahead
-    of the workers it started reads on from the first sample while they
-    boot (``Ranks.reads_on``), then ends its shard where the ranks'
-    remaining work evens out (``Ranks.end_lead_shard``)."""
-    num_samples = len(view)
-    if not ranks.lead_ahead():
-        start, stop = ranks.shard(num_samples)
-        yield from _shard_batches(view, fields, params, source, start, stop)
-        return
-    read = 0
-    ahead = _shard_batches(view, fields, params, source, 0, num_samples)
-    with contextlib.closing(ahead):
-        for batch in ahead:
-            yield batch
-            read = batch.indices[-1] + 1
-            if not ranks.reads_on(read, num_samples):
-                break
-    stop = ranks.end_lead_shard(read, num_samples)
-    yield from _shard_batches(view, fields, params, source, read, stop)
-
-
-def _shard_batches(
-    view, fields: list[str], params: FindParams, source, start: int, stop: int
-) -> Iterator[Batch]:
-    """Samples ``[start, stop)`` of ``view`` (their ``fields`` only), in
-    batches."""
-    if stop <= start:
-        return
-    shard = view
-    if start > 0 or stop < len(view):
-        shard = view.skip(start).limit(stop - start)
-    yield from batches(
-        shard.select_fields(fields),
-        params.gt_field,
-        source,
-        params.batch_size,
-        start,
-    )
-
-
 def _with_following(
     stream: Iterable[Batch], after: np.ndarray | None = None
 ) -> Iterator[tuple[Batch, np.ndarray | None]]:
@@ -683,7 +645,7 @@ def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):
     written = dataset.exists(patches_field)
     if ranks.world_size == 1:
         return written
-    start, stop = ranks.share(len(written))
+    start, stop = ranks.shard(len(written))
     # in id order, so that the ranks' shares neither overlap nor miss one
     return written.sort_by("id").skip(start).limit(stop - start)
 

@@ -12,7 +12,6 @@ boxes, types, issues, counts) is identical.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -61,20 +60,6 @@ EXACT = (
     "same_confusion",
 )
 CLOSE = ("confidence", "error_probability", "coverage", "top_probs")
-
-
-@pytest.fixture
-def distributed(fixer_plugin):
-    """The plugin's ``operators._distributed`` module."""
-    name = f"{fixer_plugin.module.__name__}.operators._distributed"
-    return importlib.import_module(name)
-
-
-@pytest.fixture
-def even_shards(monkeypatch, distributed):
-    """Started workers take equal shards (the lead waits for them before
-    it reads), so that a test knows where the shards' edges are."""
-    monkeypatch.setenv(distributed.EVEN_SHARDS, "1")
 
 
 def _params(run_key: str, **extra) -> dict:
@@ -170,52 +155,6 @@ def _assert_same_run(dataset, single: str, ranks: str) -> None:
     assert f"{ranks}_pending" not in dataset.list_runs()
 
 
-def test_the_lead_ends_its_shard_where_the_ranks_work_evens_out(
-    distributed,
-):
-    """The lead read 40 of 100 samples while two workers started: its
-    shard ends where its rest of pass 1 and its pass 2 take as long as
-    a worker's two passes over its share of the rest; a lead that read
-    past that point keeps what it read."""
-    share = distributed.FIRST_PASS_SHARE
-    store = torch.distributed.TCPStore(
-        "127.0.0.1", 0, 3, is_master=True, wait_for_workers=False
-    )
-    lead = distributed.Ranks(0, 3, 3, join=lambda: None, store=store)
-    stop = lead.end_lead_shard(40, 100)
-    shards = [lead.shard(100)] + [
-        distributed.Ranks(r, 3, 3, stop).shard(100) for r in (1, 2)
-    ]
-    assert shards == [
-        (0, stop),
-        (stop, (stop + 100) // 2),
-        ((stop + 100) // 2, 100),
-    ]
-    # in units of a sample's two passes
-    lead_work = (stop - 40) * share + stop * (1 - share)
-    worker_work = (100 - stop) / 2
-    assert abs(lead_work - worker_work) <= 1.0
-    assert store.get("fixer/lead_stop") == str(stop).encode()
-    far = distributed.Ranks(0, 3, 3, join=lambda: None, store=store)
-    assert far.end_lead_shard(90, 100) == 90
-
-
-def test_the_lead_reads_on_until_its_workers_are_ready_or_its_share_is_read(
-    distributed,
-):
-    store = torch.distributed.TCPStore(
-        "127.0.0.1", 0, 2, is_master=True, wait_for_workers=False
-    )
-    lead = distributed.Ranks(0, 2, 2, join=lambda: None, store=store)
-    # were the worker ready after 60 of 100 samples, 60 would be the
-    # lead's even share (see the test above)
-    reach = 100 / (2 - distributed.FIRST_PASS_SHARE)
-    assert lead.reads_on(int(reach), 100)
-    assert not lead.reads_on(int(reach) + 1, 100)
-    store.add("fixer/ready", 1)
-    assert not lead.reads_on(10, 100)
-
-
 def test_two_workers_write_what_one_process_writes(scenes_dataset):
     _find(scenes_dataset, "single")
     op = _find_delegated(scenes_dataset, "ranks", workers=2)
@@ -261,7 +200,7 @@ def test_two_torchrun_ranks_write_what_one_process_writes(
 
 
 def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
-    fixer_plugin, dataset_factory, tmp_path, even_shards
+    fixer_plugin, dataset_factory, tmp_path
 ):
     """Two workers on 10 frames (shards 0-4 and 5-9): frames 4 and 5, on
     the shards' edges, get their neighbours from the other shard."""
@@ -324,7 +263,7 @@ def _run_frames() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
-    fixer_plugin, dataset_factory, tmp_path, even_shards
+    fixer_plugin, dataset_factory, tmp_path
 ):
     """The run of frames 2-7 crosses the edge of two workers' shards
     (0-4, 5-9) and both edges of three workers' (0-2, 3-5, 6-9): it is
@@ -357,7 +296,7 @@ def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
 
 
 def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
-    scenes_dataset, even_shards
+    scenes_dataset,
 ):
     _find(scenes_dataset, "fixer")
     before = scenes_dataset.load_run_results("fixer").summary
@@ -382,7 +321,7 @@ def test_a_worker_that_cannot_start_fails_the_run_at_once(
     scenes_dataset, monkeypatch
 ):
     """A started worker that exits before it reports ready (here its
-    Python cannot start) fails the run as soon as rank 0 needs it,
+    Python cannot start) fails the run at once, with nothing written,
     instead of leaving rank 0 waiting for the collectives' timeout."""
     _find(scenes_dataset, "fixer")
     before = scenes_dataset.load_run_results("fixer").summary
