@@ -15,15 +15,12 @@ done, are set by position with the same bulk writes.
 from __future__ import annotations
 
 import datetime
-import functools
-import io
-import zlib
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
 import fiftyone.core.odm as foo_odm
 import fiftyone.core.sample as fos
-import numpy as np
+import fiftyone.core.utils as fou
 from bson import ObjectId
 from pymongo import UpdateOne
 
@@ -51,34 +48,10 @@ def detection_document(patch: Patch, class_names: list[str]) -> dict:
         "tags": [],
         "label": suggested,
         "bounding_box": patch.bounding_box,
-        "mask": serialized_array(patch.mask),
+        "mask": fou.serialize_numpy_array(patch.mask),
         "confidence": patch.score,
         **_patch_attributes(patch, class_names),
     }
-
-
-def serialized_array(array: np.ndarray) -> bytes:
-    """The bytes of ``fiftyone.core.utils.serialize_numpy_array(array)``
-    (the zlib-compressed ``.npy`` file FiftyOne stores), with the
-    ``.npy`` header made once per shape: ``np.save`` costs more than
-    compressing a patch's small mask."""
-    header = np.lib.format.header_data_from_array_1_0(array)
-    order = "F" if header["fortran_order"] else "C"
-    return zlib.compress(
-        _npy_header(header["shape"], header["descr"], header["fortran_order"])
-        + array.tobytes(order=order)
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def _npy_header(shape: tuple, descr: str, fortran_order: bool) -> bytes:
-    """The ``.npy`` (format 1.0) header ``np.save`` writes for an array."""
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header,
-        {"descr": descr, "fortran_order": fortran_order, "shape": shape},
-    )
-    return header.getvalue()
 
 
 def _patch_attributes(patch: Patch, class_names: list[str]) -> dict:

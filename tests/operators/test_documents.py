@@ -252,25 +252,3 @@ def test_a_run_stores_each_patch_with_the_attributes_in_order(
     )
     reasons = dataset.values("fixer_patches.detections.reason", unwind=True)
     assert all(isinstance(r, str) and r for r in reasons)
-
-
-def _layouts() -> dict[str, np.ndarray]:
-    grid = np.random.default_rng(0).random((7, 9)) > 0.5
-    return {
-        "contiguous": grid,
-        "window": grid[1:5, 2:8],
-        "one_row": grid[3:4, 1:6],
-        "one_column": grid[1:6, 4:5],
-        "fortran": np.asfortranarray(grid),
-        "strided": grid[::2, ::3],
-        "uint8": grid.view(np.uint8)[1:4],
-    }
-
-
-@pytest.mark.parametrize("name", list(_layouts()))
-def test_serialized_arrays_are_fiftyones_bytes(fixer_plugin, name):
-    documents = _module(fixer_plugin, "operators._documents")
-    array = _layouts()[name]
-    expected = fo.core.utils.serialize_numpy_array(array)
-    assert documents.serialized_array(array) == expected
-    assert documents.serialized_array(array) == expected  # header cached
