@@ -37,15 +37,29 @@ def apply_patches(
         moved = shift.moved(label.astype(np.int64))
         corrected[moved >= 0] = moved[moved >= 0]
     for patch in patches:
-        if (
-            patch.error_probability < min_probability
-            or (skip_repeats and patch.repeat_of is not None)
-            or (shift is not None and patch.cause == SHIFTED_CAUSE)
+        if corrects(
+            patch, min_probability, skip_repeats=skip_repeats, shift=shift
         ):
-            continue
-        x, y, w, h = patch.box
-        corrected[y : y + h, x : x + w][patch.mask] = patch.suggested_label
+            x, y, w, h = patch.box
+            window = corrected[y : y + h, x : x + w]
+            window[patch.mask] = patch.suggested_label
     return corrected
+
+
+def corrects(
+    patch: Patch,
+    min_probability: float,
+    *,
+    skip_repeats: bool = False,
+    shift: LabelShift | None = None,
+) -> bool:
+    """Whether :func:`apply_patches` (with the same options) sets the
+    patch's pixels to its suggested class."""
+    return not (
+        patch.error_probability < min_probability
+        or (skip_repeats and patch.repeat_of is not None)
+        or (shift is not None and patch.cause == SHIFTED_CAUSE)
+    )
 
 
 def taken_back(

@@ -20,9 +20,8 @@ import cv2
 import fiftyone as fo
 
 from ..fixer_core import LabelErrorFinder, Patch, apply_patches
-from ..fixer_core.corrections import taken_back
+from ..fixer_core.corrections import corrects, taken_back
 from ..fixer_core.repeats import JoinedRuns, patch_keeps_score
-from ..fixer_core.shift import SHIFTED_CAUSE
 from ._documents import label_document, write_sample_fields
 from ._samples import load_mask
 
@@ -55,14 +54,14 @@ class HeldCorrections:
         mask took (see ``apply_patches``)."""
         if self.min_probability <= 0:
             return  # every patch is corrected, whatever its run
-        shifted = finder.shift_of(index) is not None
+        shift = finder.shift_of(index)
         held = [
             p
             for p in patches
             if p.run is not None
-            and p.repeat_of is None
-            and p.error_probability >= self.min_probability
-            and not (shifted and p.cause == SHIFTED_CAUSE)
+            and corrects(
+                p, self.min_probability, skip_repeats=True, shift=shift
+            )
             # one that keeps its probability whatever its run's length
             and not patch_keeps_score(p)
         ]
