@@ -86,24 +86,29 @@ def passive_waits(environ: MutableMapping[str, str]) -> None:
     environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-@contextlib.contextmanager
-def limited_threads(
-    num_threads: int | None = None, *, local_ranks: int = 1
-) -> Iterator[int]:
-    """Sets torch's and OpenCV's threads to ``threads_per_rank`` of this
-    process's cores for the block, then restores them. Yields the number
-    of threads. Under ``torchrun``, an ``OMP_NUM_THREADS`` of 1 is
-    torchrun's default and is ignored (ask for one with
-    ``num_threads=1``)."""
+def rank_threads(num_threads: int | None = None, local_ranks: int = 1) -> int:
+    """Threads for one of ``local_ranks`` ranks of this machine:
+    ``threads_per_rank`` of this process's cores and environment. Under
+    ``torchrun``, an ``OMP_NUM_THREADS`` of 1 is torchrun's default and
+    is ignored (ask for one with ``num_threads=1``)."""
     omp = os.environ.get("OMP_NUM_THREADS")
     if omp == "1" and "TORCHELASTIC_RUN_ID" in os.environ:
         omp = None  # torchrun's own default, not the user's setting
-    n = threads_per_rank(
+    return threads_per_rank(
         available_cores(),
         local_ranks,
         requested=num_threads,
         omp_num_threads=omp,
     )
+
+
+@contextlib.contextmanager
+def limited_threads(
+    num_threads: int | None = None, *, local_ranks: int = 1
+) -> Iterator[int]:
+    """Sets torch's and OpenCV's threads to :func:`rank_threads` for the
+    block, then restores them. Yields the number of threads."""
+    n = rank_threads(num_threads, local_ranks)
     torch_before, cv2_before = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(n)
     cv2.setNumThreads(n)

@@ -20,6 +20,7 @@ import contextlib
 import datetime
 import json
 import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -29,10 +30,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import fiftyone as fo
+import fiftyone.core.odm.database as food
 import torch
 import torch.distributed as dist
 
-from ..fixer_core.threads import passive_waits
+from ..fixer_core.threads import limited_threads, passive_waits, rank_threads
 from ._samples import LabelErrorInputError
 
 logger = logging.getLogger(__name__)
@@ -208,30 +210,32 @@ def run_ranks(
     return ranks_from_env()
 
 
-# Run by each started worker: loads the plugin package from its folder as
-# FiftyOne does, under rank 0's name for it (the ranks exchange pickled
-# objects of its classes), and runs its rank of the run.
+# Run by each started worker that is a new interpreter: loads the plugin
+# package from its folder as FiftyOne does, under rank 0's name for it (the
+# ranks exchange pickled objects of its classes), and runs its rank.
 _WORKER = """
-import importlib, importlib.util, sys
+import importlib, importlib.util, json, sys
 spec = importlib.util.spec_from_file_location(
     sys.argv[3], sys.argv[1] + "/__init__.py",
     submodule_search_locations=[sys.argv[1]])
 module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
 spec.loader.exec_module(module)
-importlib.import_module(spec.name + ".operators._distributed").work(
-    sys.argv[2])
+with open(sys.argv[2]) as f:
+    request = json.load(f)
+importlib.import_module(spec.name + ".operators._distributed").work(request)
 """
 
 
 @contextlib.contextmanager
 def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
     """Starts ranks 1 .. ``workers - 1`` of a run of the operator's
-    ``params`` on ``view`` as processes of this machine; this process is
-    rank 0 for the block. They report to rank 0's store when they are
-    ready; one that exits before fails the run at once. A rank that fails
-    stops the others (see :meth:`Ranks.stage`); the processes are waited
-    for (or killed) on exit."""
+    ``params`` on ``view`` as processes of this machine (forked where
+    :func:`forks` allows, else new interpreters); this process is rank 0
+    for the block. They report to rank 0's store when they are ready; one
+    that exits before fails the run at once. A rank that fails stops the
+    others (see :meth:`Ranks.stage`); the processes are waited for (or
+    killed) on exit."""
     store = dist.TCPStore(
         "127.0.0.1",
         0,  # a free port
@@ -240,15 +244,12 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
         timeout=TIMEOUT,
         wait_for_workers=False,
     )
-    plugin_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    package = __name__.rsplit(".operators.", 1)[0]
     request = {
         "dataset": view._dataset.name,
         "view": view._serialize() if isinstance(view, fo.DatasetView) else [],
         "params": {**params, "workers": 1},
     }
-    env = dict(
-        os.environ,
+    settings = dict(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(store.port),
         WORLD_SIZE=str(workers),
@@ -256,20 +257,23 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
         FIFTYONE_DATABASE_NAME=fo.config.database_name,
         **{_STARTED: "1"},
     )
-    passive_waits(env)
     if fo.config.database_uri:
-        env["FIFTYONE_DATABASE_URI"] = fo.config.database_uri
-    with tempfile.TemporaryDirectory(prefix="fixer-ranks-") as tmp:
-        path = os.path.join(tmp, "request.json")
-        with open(path, "w") as f:
-            json.dump(request, f)
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", _WORKER, plugin_dir, path, package],
-                env=dict(env, RANK=str(r), LOCAL_RANK=str(r)),
-            )
-            for r in range(1, workers)
-        ]
+        settings["FIFTYONE_DATABASE_URI"] = fo.config.database_uri
+    ranks = [
+        dict(settings, RANK=str(r), LOCAL_RANK=str(r))
+        for r in range(1, workers)
+    ]
+    with (
+        tempfile.TemporaryDirectory(prefix="fixer-ranks-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        if forks(params, workers):
+            # rank 0 runs on one thread too; OpenCV's pool must have no
+            # threads when it forks (see forks)
+            stack.enter_context(limited_threads(1))
+            procs = [_Forked(request, rank) for rank in ranks]
+        else:
+            procs = _interpreters(request, ranks, tmp)
         try:
             name = backend()
             if name == "nccl":
@@ -289,7 +293,86 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
             _wait(procs)
 
 
-def _wait_until_ready(store: dist.Store, procs: list[subprocess.Popen]):
+def forks(params: dict, workers: int) -> bool:
+    """Whether the started workers are forked from this process, which has
+    torch and FiftyOne loaded (a new interpreter takes 5-6 s to import
+    them here, a quarter of a 2-rank run of 468 images), as FiftyOne's
+    ``map_samples`` forks its workers. Only on Linux, without GPUs (a
+    forked process cannot use CUDA), and with one thread per rank: a forked
+    process hangs at its first parallel OpenMP region after its parent ran
+    one (GNU OpenMP, as torch's wheels use), and at its first change of
+    OpenCV's threads while the parent's pool had idle threads (measured
+    with torch 2 and OpenCV 4)."""
+    from ._params import find_params
+
+    threads = find_params(params).num_threads
+    return (
+        sys.platform == "linux"
+        and not torch.cuda.is_available()
+        and rank_threads(threads, workers) == 1
+    )
+
+
+class _Forked:
+    """A worker forked from this process, with the part of
+    :class:`subprocess.Popen` that rank 0 uses."""
+
+    def __init__(self, request: dict, environ: dict[str, str]):
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(
+            target=_work_forked, args=(request, environ)
+        )
+        self._process.start()
+        self.pid = self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"rank pid {self.pid}", timeout)
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
+def _work_forked(request: dict, environ: dict[str, str]) -> None:
+    os.environ.update(environ)
+    # its own MongoDB client, as map_samples' workers: pymongo's clients
+    # must not cross a fork
+    food._disconnect()
+    work(request)
+
+
+def _interpreters(
+    request: dict, ranks: list[dict[str, str]], tmp: str
+) -> list[subprocess.Popen]:
+    """Workers started as new Python interpreters (:data:`_WORKER`)."""
+    plugin_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = __name__.rsplit(".operators.", 1)[0]
+    path = os.path.join(tmp, "request.json")
+    with open(path, "w") as f:
+        json.dump(request, f)
+    procs = []
+    for settings in ranks:
+        env = dict(os.environ, **settings)
+        passive_waits(env)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WORKER, plugin_dir, path, package],
+                env=env,
+            )
+        )
+    return procs
+
+
+def _wait_until_ready(store: dist.Store, procs: list) -> None:
     """Waits for the started workers to report ready; one that exits
     before (it could not start) fails the run at once."""
     while int(store.add(_READY, 0)) < len(procs):
@@ -303,7 +386,7 @@ def _wait_until_ready(store: dist.Store, procs: list[subprocess.Popen]):
         time.sleep(0.05)
 
 
-def _wait(procs: list[subprocess.Popen]) -> None:
+def _wait(procs: list) -> None:
     for proc in procs:
         try:
             proc.wait(timeout=EXIT_SECONDS)
@@ -315,14 +398,12 @@ def _wait(procs: list[subprocess.Popen]) -> None:
             proc.wait()
 
 
-def work(request_path: str) -> None:
+def work(request: dict) -> None:
     """One started worker's rank of a run (see :func:`started_workers`)."""
     from ._params import find_params
     from ._pipeline import run_find_label_errors
 
-    with open(request_path) as f:
-        request = json.load(f)
-    dataset = fo.load_dataset(request["dataset"])
+    dataset = fo.load_dataset(request["dataset"], reload=True)
     view = (
         fo.DatasetView._build(dataset, request["view"])
         if request["view"]

@@ -12,6 +12,8 @@ boxes, types, issues, counts) is identical.
 
 from __future__ import annotations
 
+import importlib
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -30,6 +32,7 @@ from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
 
 fo = pytest.importorskip("fiftyone")
 foo = pytest.importorskip("fiftyone.operators")
+food = pytest.importorskip("fiftyone.core.odm.database")
 from fiftyone.operators.delegated import (  # noqa: E402
     DelegatedOperationService,
 )
@@ -80,12 +83,15 @@ def _find(dataset, run_key: str, **extra) -> None:
     result.raise_exceptions()
 
 
-def _find_delegated(dataset, run_key: str, workers: int):
+def _find_delegated(dataset, run_key: str, workers: int, **extra):
     """Queues a delegated run and executes it here; returns its
     operation (its ``run_state`` and ``result``)."""
     foo.execute_operator(
         FIND,
-        dict(dataset=dataset, params=_params(run_key, workers=workers)),
+        dict(
+            dataset=dataset,
+            params=_params(run_key, workers=workers, **extra),
+        ),
         request_delegation=True,
     )
     service = DelegatedOperationService()
@@ -155,9 +161,25 @@ def _assert_same_run(dataset, single: str, ranks: str) -> None:
     assert f"{ranks}_pending" not in dataset.list_runs()
 
 
-def test_two_workers_write_what_one_process_writes(scenes_dataset):
+# Started workers are forked with one thread per rank, else new interpreters
+STARTS = pytest.mark.parametrize(
+    "num_threads", [1, 2], ids=["forked", "new-interpreters"]
+)
+
+
+@STARTS
+def test_two_workers_write_what_one_process_writes(
+    fixer_plugin, scenes_dataset, num_threads
+):
+    distributed = importlib.import_module(
+        f"{fixer_plugin.module.__name__}.operators._distributed"
+    )
+    params = {"gt_field": "ground_truth", "num_threads": num_threads}
+    assert distributed.forks(params, 2) == (num_threads == 1)
     _find(scenes_dataset, "single")
-    op = _find_delegated(scenes_dataset, "ranks", workers=2)
+    op = _find_delegated(
+        scenes_dataset, "ranks", workers=2, num_threads=num_threads
+    )
     assert op.run_state == "completed", op.result
     _assert_same_run(scenes_dataset, "single", "ranks")
 
@@ -317,16 +339,27 @@ def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
     assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
 
 
+@STARTS
 def test_a_worker_that_cannot_start_fails_the_run_at_once(
-    scenes_dataset, monkeypatch
+    scenes_dataset, monkeypatch, num_threads
 ):
-    """A started worker that exits before it reports ready (here its
-    Python cannot start) fails the run at once, with nothing written,
+    """A started worker that exits before it reports ready (here a new
+    interpreter's Python cannot start, or a forked worker cannot make its
+    own database client) fails the run at once, with nothing written,
     instead of leaving rank 0 waiting for the collectives' timeout."""
     _find(scenes_dataset, "fixer")
     before = scenes_dataset.load_run_results("fixer").summary
-    monkeypatch.setattr(sys, "executable", "/bin/false")
-    op = _find_delegated(scenes_dataset, "fixer", workers=2)
+    if num_threads == 1:  # the forked worker's first step fails
+
+        def cannot_connect():
+            raise ConnectionError("no database client")
+
+        monkeypatch.setattr(food, "_disconnect", cannot_connect)
+    else:
+        monkeypatch.setattr(sys, "executable", "/bin/false")
+    op = _find_delegated(
+        scenes_dataset, "fixer", workers=2, num_threads=num_threads
+    )
     assert op.run_state == "failed"
     assert "Rank 1 of 2 exited (status 1) before it started" in str(
         op.result.error
@@ -356,8 +389,9 @@ def test_a_rank_without_samples_takes_part(scenes_dataset):
 
 
 def _started_ranks() -> list[int]:
-    """Pids of the rank processes this process started."""
-    pids = []
+    """Pids of the rank processes this process started: forked, or new
+    interpreters."""
+    pids = [p.pid for p in multiprocessing.active_children()]
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
