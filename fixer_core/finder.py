@@ -96,18 +96,24 @@ DOUBT_IN_SCORE = 0.25
 # probability casts on its label, compared with what the model gives that
 # class on its own labels and on the suggested class's
 # (``ClassStatistics.label_doubts``: a class the model barely tells from
-# the suggested one keeps its labels). In a sequence of frames, the pixels
-# whose label both neighbouring frames repeat are vouched for: score and
-# probability are scaled by the share of a patch that is not, and a patch
-# mostly vouched for is dropped (``fixer_core.neighbours``). Where both
-# neighbours agree against the label, their testimony raises the model's
-# doubt in the score by Bayes' rule, with the likelihood ratio the image
-# shows (how rarely the neighbours contradict the labels the model
-# confirms); regions the neighbours contradict become patches of their
-# own, whose class the neighbours name and whose probability their
-# testimony raises too. Patches are typed (see
-# ``classify_error``), and a label that agrees with the model far better
-# when moved is reported as shifted against its image (``find_label_shift``).
+# the suggested one keeps its labels); patches under
+# ``min_error_probability`` are not reported. A reported patch's
+# probability is then the size factor times the least of the share, the
+# doubt (both read "is this label wrong" from the same pixels) and the
+# share of its pair's disagreement in its image beyond the model's habit
+# (``ClassStatistics.excess_share``: a habit shows in most images at a
+# similar share, an error is an excess in a few). In a sequence of frames,
+# the pixels whose label both neighbouring frames repeat are vouched for:
+# score and probability are scaled by the share of a patch that is not,
+# and a patch mostly vouched for is dropped (``fixer_core.neighbours``).
+# Where both neighbours agree against the label, their testimony raises the
+# model's doubt in the score by Bayes' rule, with the likelihood ratio the
+# image shows (how rarely the neighbours contradict the labels the model
+# confirms); regions the neighbours contradict become patches of their own,
+# whose class the neighbours name and whose probability their testimony raises
+# too. Patches are typed (see ``classify_error``), and a label that agrees with
+# the model far better when moved is reported as shifted against its image
+# (``find_label_shift``).
 #
 # A model trained on the labels leans towards frequent classes. With
 # ``prior_strength`` > 0 the argmax and a region's margin are taken on
