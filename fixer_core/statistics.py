@@ -349,7 +349,6 @@ class ClassStatisticsAccumulator:
         cutoff = np.minimum(thresholds, self.min_confidence)
         first_bin = np.floor(cutoff * _CONFIDENCE_BINS).astype(int)
         hist = self._argmax_hist.cpu().numpy().reshape(k, k, -1)
-        interior = self._interior.cpu().numpy()
         cumulative = hist[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
         joint = cumulative[:, np.arange(k), first_bin]
         others = np.maximum(counts.sum() - counts, 1)
@@ -358,7 +357,7 @@ class ClassStatisticsAccumulator:
             pixel_counts=counts.astype(np.int64),
             thresholds=thresholds.astype(np.float32),
             confident_joint=joint.astype(np.int64),
-            interior_counts=interior.astype(np.int64),
+            interior_counts=self._interior.cpu().numpy().astype(np.int64),
             background_probs=np.clip(background, 0, 1).astype(np.float32),
             num_images=self._num_images,
             blur=_blur(
