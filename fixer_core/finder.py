@@ -58,7 +58,11 @@ from .repeats import (
     join_shards,
 )
 from .shift import SHIFTED_CAUSE, LabelShift, find_label_shift, search_step
-from .statistics import ClassStatistics, ClassStatisticsAccumulator
+from .statistics import (
+    ClassStatistics,
+    ClassStatisticsAccumulator,
+    image_disagreement,
+)
 
 # The score's weight on the label's doubt: the geometric share of
 # ``ClassStatistics.label_doubt`` in a patch's score, ``(1 - p_g) x size x
@@ -92,18 +96,24 @@ DOUBT_IN_SCORE = 0.25
 # probability casts on its label, compared with what the model gives that
 # class on its own labels and on the suggested class's
 # (``ClassStatistics.label_doubts``: a class the model barely tells from
-# the suggested one keeps its labels). In a sequence of frames, the pixels
-# whose label both neighbouring frames repeat are vouched for: score and
-# probability are scaled by the share of a patch that is not, and a patch
-# mostly vouched for is dropped (``fixer_core.neighbours``). Where both
-# neighbours agree against the label, their testimony raises the model's
-# doubt in the score by Bayes' rule, with the likelihood ratio the image
-# shows (how rarely the neighbours contradict the labels the model
-# confirms); regions the neighbours contradict become patches of their
-# own, whose class the neighbours name and whose probability their
-# testimony raises too. Patches are typed (see
-# ``classify_error``), and a label that agrees with the model far better
-# when moved is reported as shifted against its image (``find_label_shift``).
+# the suggested one keeps its labels); patches under
+# ``min_error_probability`` are not reported. A reported patch's
+# probability is then the size factor times the least of the share, the
+# doubt (both read "is this label wrong" from the same pixels) and the
+# share of its pair's disagreement in its image beyond the model's habit
+# (``ClassStatistics.excess_share``: a habit shows in most images at a
+# similar share, an error is an excess in a few). In a sequence of frames,
+# the pixels whose label both neighbouring frames repeat are vouched for:
+# score and probability are scaled by the share of a patch that is not,
+# and a patch mostly vouched for is dropped (``fixer_core.neighbours``).
+# Where both neighbours agree against the label, their testimony raises the
+# model's doubt in the score by Bayes' rule, with the likelihood ratio the
+# image shows (how rarely the neighbours contradict the labels the model
+# confirms); regions the neighbours contradict become patches of their own,
+# whose class the neighbours name and whose probability their testimony raises
+# too. Patches are typed (see ``classify_error``), and a label that agrees with
+# the model far better when moved is reported as shifted against its image
+# (``find_label_shift``).
 #
 # A model trained on the labels leans towards frequent classes. With
 # ``prior_strength`` > 0 the argmax and a region's margin are taken on
@@ -412,6 +422,11 @@ class LabelErrorFinder:
             for i in range(n)
         ]
         means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
+        habits = None
+        if stats.habits is not None and stats.habits.any():
+            habits = image_disagreement(
+                labels, pred_probs, p_given, self.config.boundary_width
+            )
         # the shift search reads the argmax on its grid only
         step = search_step(labels_np.shape[1:])
         argmax_np = channel_argmax(pred_probs[:, :, ::step, ::step])
@@ -455,6 +470,9 @@ class LabelErrorFinder:
                 previous=before
                 if before is not None and same_scene(before, labels_np[i])
                 else None,
+                habits=None
+                if habits is None
+                else (habits[0][i], habits[1][i]),
             )
             if odd is not None:
                 patches += self._odd_patches(
@@ -722,6 +740,7 @@ class LabelErrorFinder:
         contradicted: np.ndarray | None = None,
         ratios: np.ndarray | None = None,
         previous: np.ndarray | None = None,
+        habits: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[list[Patch], list[PatchGeometry]]:
         """The reported patches of one image's shapes, scored and typed,
         and the shapes that only the neighbouring frames keep from being
@@ -736,7 +755,12 @@ class LabelErrorFinder:
         (per given class) in this image. ``previous`` is the previous
         image's label where it is a view of the same scene: the share of
         each patch it labels with the suggested class goes in the evidence
-        (``relabelled``)."""
+        (``relabelled``). ``habits`` are the image's ``(K,)`` interior
+        pixels by label and ``(K, K)`` by (label, argmax) (see
+        ``fixer_core.statistics.image_disagreement``), where the pairs
+        have habits: a reported patch's probability takes the share of
+        its pair's disagreement the image shows beyond them
+        (``_calibrated``)."""
         patches, unreported = [], []
         for shape, mean in zip(shapes, means, strict=True):
             given_prob = float(mean[shape.given_label])
@@ -811,6 +835,16 @@ class LabelErrorFinder:
             ):
                 unreported.append(shape)
                 continue
+            if cause != NEIGHBOURS_CAUSE:
+                # After the report's choice: it changes the probability
+                # alone, not which patches are reported.
+                excess = 1.0
+                if habits is not None:
+                    g, s = shape.given_label, shape.suggested_label
+                    excess = stats.excess_share(
+                        g, s, float(habits[1][g, s]), float(habits[0][g])
+                    )
+                probability *= _calibrated(pair_share, doubt, excess)
             error_type = classify_error(
                 shape.given_label,
                 shape.suggested_label,
@@ -854,6 +888,18 @@ class LabelErrorFinder:
                 )
             )
         return patches, unreported
+
+
+def _calibrated(rate: float, doubt: float, excess: float) -> float:
+    """The factor that takes a patch's probability from ``size x rate x
+    doubt`` to ``size x min(rate, doubt, excess)`` (its vouched share and
+    run kept): the pair's error rate and the label's doubt both estimate
+    whether the label is wrong from the same pixels, so their product
+    counts it twice; ``excess`` (``ClassStatistics.excess_share``) is the
+    share of the pair's disagreement in the image beyond the model's
+    habit (BENCHMARKS.md, "Where the expected count goes wrong")."""
+    both = rate * doubt
+    return min(rate, doubt, excess) / both if both > 0 else 1.0
 
 
 def _testified(

@@ -23,6 +23,11 @@ _BLUR_REACH = 32
 _UNSURE_MARGIN = 0.5
 # Confidence bins of the label-error rates (``ClassStatistics.error_rates``)
 ERROR_RATE_BINS = 10
+# Bins of an image's share ``d / n_g`` of a label's interior pixels that
+# the model calls another class (``ClassStatistics.habits``): log-spaced,
+# from 10^-SHARE_DECADES (lower shares fall in the first bin) to 1.
+SHARE_DECADES = 6
+SHARE_BINS = 60
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,12 @@ class ClassStatistics:
             interiors, per label-boundary pixel (0 without boundaries). A
             model unsure everywhere is not blurry. The finder's spatial
             thresholds scale with it.
+        error_rates: ``(K, K, ERROR_RATE_BINS)``, see
+            ``label_error_rates``.
+        label_doubts: ``(K, K, 100)``, see ``label_doubts``.
+        habits: ``(K, K)`` the share ``h`` of a label's interior pixels
+            that the model calls another class in a typical image (see
+            ``image_habits``).
     """
 
     pixel_counts: np.ndarray
@@ -63,6 +74,7 @@ class ClassStatistics:
     blur: float = 0.0
     error_rates: np.ndarray | None = None
     label_doubts: np.ndarray | None = None
+    habits: np.ndarray | None = None
 
     def error_rate(self, given: int, suggested: int, prob: float) -> float:
         """The share of the pixels labelled ``given`` that the model calls
@@ -84,6 +96,19 @@ class ClassStatistics:
         # one value may round below that value's bin.
         b = min(int(prob * _CONFIDENCE_BINS + 0.5), _CONFIDENCE_BINS - 1)
         return float(self.label_doubts[given, suggested, b])
+
+    def excess_share(
+        self, given: int, suggested: int, disagreement: float, pixels: float
+    ) -> float:
+        """The share of an image's ``disagreement`` (its interior pixels
+        labelled ``given`` that the model calls ``suggested``) beyond the
+        model's habit, ``1 - h n_g / d`` with ``n_g`` the image's interior
+        ``pixels`` labelled ``given``, in [0, 1] (1 without disagreement
+        or habits)."""
+        if self.habits is None or disagreement <= 0:
+            return 1.0
+        habit = float(self.habits[given, suggested]) * pixels
+        return min(max(1.0 - habit / disagreement, 0.0), 1.0)
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -167,6 +192,13 @@ class ClassStatisticsAccumulator:
         self._prob_hist = torch.zeros(
             k * k * _CONFIDENCE_BINS, dtype=torch.float64, device=device
         )
+        # images with interior pixels of each label, and (images, their
+        # disagreement d, their label's interior pixels n_g) by (label,
+        # argmax, bin of d / n_g) of those where the argmax differs
+        self._label_images = torch.zeros_like(self._counts)
+        self._share_hist = torch.zeros(
+            3, k * k * SHARE_BINS, dtype=torch.float64, device=device
+        )
         self._num_images = 0
 
     def update(
@@ -211,11 +243,13 @@ class ClassStatisticsAccumulator:
         # Pixel counts by (class, interior, unsure, distance to a label
         # boundary) in one pass; the counters are their sums.
         reach = _BLUR_REACH + 1
+        n, size = labels.shape[0], (k + 1) * 4 * reach
         fused = given * 4
         fused.add_(interior, alpha=2).add_(unsure).mul_(reach)
         fused.add_(edge_distance(labels).to(valid.device))
-        counts = _bincount(fused, (k + 1) * 4 * reach)
-        counts = counts.view(k + 1, 2, 2, reach)[:k]
+        fused.add_(_image_offsets(n, size, valid.device))
+        by_image = _bincount(fused, n * size).view(n, k + 1, 2, 2, reach)
+        counts = by_image[:, :k].sum(dim=0)
         self._counts += counts.sum(dim=(1, 2, 3))
         self._interior += counts[:, 1].sum(dim=(1, 2))
         self._by_distance += counts.sum(dim=(0, 1, 2))
@@ -232,8 +266,15 @@ class ClassStatisticsAccumulator:
         hist[diagonal, diagonal] += _bincount(own, bins).view(k, -1)
         searched = (interior & ~sure).take(flat)
         p_max, argmax = columns[:, searched].max(dim=0)
-        index = self._hist_index(given.take(flat)[searched], argmax, p_max)
+        searched_given = given.take(flat)[searched]
+        index = self._hist_index(searched_given, argmax, p_max)
         self._argmax_hist += _bincount(index, self._argmax_hist.numel())
+        self._count_shares(
+            by_image[:, :k, 1].sum(dim=(2, 3)),
+            _pairs_by_image(
+                flat[searched], searched_given, argmax, labels.shape, k
+            ),
+        )
         self._count_probabilities(labels, pred_probs)
         self._num_images += labels.shape[0]
 
@@ -252,6 +293,22 @@ class ClassStatisticsAccumulator:
             labels >= 0, labels * (k * _CONFIDENCE_BINS), size
         )
         self._prob_hist += _bincount(index, size)
+
+    def _count_shares(self, pixels: Tensor, pairs: Tensor) -> None:
+        """Adds a batch's ``(N, K)`` interior pixels by label and ``(N,
+        K, K)`` by (label, argmax) to the histogram of the images' shares
+        ``d / n_g`` behind ``ClassStatistics.habits``."""
+        k = self.num_classes
+        self._label_images += (pixels > 0).sum(dim=0)
+        pairs = pairs * ~torch.eye(k, dtype=torch.bool, device=pairs.device)
+        image, g, s = pairs.nonzero(as_tuple=True)
+        d = pairs[image, g, s].double()
+        n_g = pixels[image, g].double()
+        index = (g * k + s) * SHARE_BINS + _share_bins(d / n_g)
+        for row, weights in zip(
+            self._share_hist, (torch.ones_like(d), d, n_g), strict=True
+        ):
+            row += _bincount(index, row.numel(), weights=weights)
 
     def reduce(self, all_reduce: Callable[[Tensor], object]) -> None:
         """Sums, in place, the counters of the accumulators of every shard
@@ -311,6 +368,11 @@ class ClassStatisticsAccumulator:
             label_doubts=label_doubts(
                 self._prob_hist.cpu().numpy().reshape(k, k, -1)
             ),
+            habits=image_habits(
+                self._share_hist.cpu().numpy().reshape(3, k, k, -1),
+                self._label_images.cpu().numpy(),
+                label_error_counts(hist),
+            ),
         )
 
 
@@ -336,10 +398,7 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
     interior disagreement has rate one.
     """
     k = hist.shape[0]
-    coarse = hist.reshape(k, k, ERROR_RATE_BINS, -1).sum(axis=-1)
-    own = coarse[np.arange(k), np.arange(k)]  # (K, bins): a_s
-    profile = own / np.maximum(own.sum(axis=1, keepdims=True), 1)
-    tail = profile[:, ::-1].cumsum(axis=1)[:, ::-1]  # A_s(>= c)
+    coarse, tail, pairs = _error_profiles(hist)
     # A confusion the model never makes in region interiors is not one of
     # its habits, and a class it never predicts on its own pixels has no
     # profile to compare with: the score stands (thin objects have no
@@ -347,18 +406,123 @@ def label_error_rates(hist: np.ndarray) -> np.ndarray:
     # prior correction).
     rates = np.ones((k, k, ERROR_RATE_BINS))
     rates[np.arange(k), np.arange(k)] = 0
-    for g, s in zip(*np.nonzero(coarse.sum(axis=-1)), strict=True):
-        if g == s or not own[s].any():
-            continue
+    for g, s in pairs:
         d = coarse[g, s]
         d_tail = d[::-1].cumsum()[::-1]
-        upper = tail[s] >= 0.5
-        errors = np.min(d_tail[upper] / tail[s][upper])
+        errors = _error_count(d_tail, tail[s])
         share = np.divide(
             errors * tail[s], d_tail, out=np.zeros_like(d), where=d_tail > 0
         )
         rates[g, s] = np.minimum(_isotonic(share, d), 1.0)
     return rates.astype(np.float32)
+
+
+def label_error_counts(hist: np.ndarray) -> np.ndarray:
+    """``(K, K)`` the label errors ``E`` (interior pixels) that
+    ``label_error_rates`` counts in each pair: its estimate, or all of the
+    pair's interior disagreement where its rate is one for want of the
+    suggested class's profile."""
+    k = hist.shape[0]
+    coarse, tail, pairs = _error_profiles(hist)
+    errors = coarse.sum(axis=-1)
+    errors[np.arange(k), np.arange(k)] = 0
+    for g, s in pairs:
+        d_tail = coarse[g, s][::-1].cumsum()[::-1]
+        errors[g, s] = _error_count(d_tail, tail[s])
+    return errors
+
+
+def _error_profiles(
+    hist: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """The ``(K, K, ERROR_RATE_BINS)`` histogram of ``label_error_rates``,
+    the tails ``A_s(>= c)`` of the model's profiles on its own classes and
+    the pairs with interior disagreement and a profile."""
+    k = hist.shape[0]
+    coarse = hist.reshape(k, k, ERROR_RATE_BINS, -1).sum(axis=-1)
+    own = coarse[np.arange(k), np.arange(k)]  # (K, bins): a_s
+    profile = own / np.maximum(own.sum(axis=1, keepdims=True), 1)
+    tail = profile[:, ::-1].cumsum(axis=1)[:, ::-1]  # A_s(>= c)
+    pairs = [
+        (g, s)
+        for g, s in zip(*np.nonzero(coarse.sum(axis=-1)), strict=True)
+        if g != s and own[s].any()
+    ]
+    return coarse, tail, pairs
+
+
+def _error_count(d_tail: np.ndarray, tail: np.ndarray) -> float:
+    """The tightest bound ``D(>=c) / A(>=c)`` over the upper half of the
+    profile (see ``label_error_rates``)."""
+    upper = tail >= 0.5
+    return float(np.min(d_tail[upper] / tail[upper]))
+
+
+def image_habits(
+    hist: np.ndarray, label_images: np.ndarray, errors: np.ndarray
+) -> np.ndarray:
+    """``(K, K)`` the share ``h`` of a label's interior pixels that the
+    model calls another class in a typical image, from the ``(3, K, K,
+    SHARE_BINS)`` histogram of the images' shares ``d / n_g`` (images, sum
+    of ``d``, sum of ``n_g``), the ``(K,)`` images with interior pixels of
+    each label and the pairs' ``(K, K)`` label errors ``E``
+    (``label_error_counts``).
+
+    A model's habit shows in most images at a similar share; a label error
+    is an excess in a few. ``h`` is the median share over the images with
+    the label, lowered until the images' excesses ``sum max(0, d - h
+    n_g)`` hold the pair's ``E``: errors spread over most images (a
+    labelling policy) are not taken for a habit, and the excess only tells
+    which images hold the errors the rates count (see
+    ``ClassStatistics.excess_share``). Within a bin, the median is
+    interpolated (geometrically) by rank and an excess is taken on the
+    bin's sums.
+    """
+    counts, disagreement, pixels = hist
+    k = counts.shape[0]
+    total = np.broadcast_to(label_images[:, None], (k, k))
+    zeros = total - counts.sum(axis=-1)
+    # the median of the shares, 0 below the positive ones
+    middle = (total - 1) / 2
+    median = (
+        _share_at_rank(counts, zeros, np.floor(middle))
+        + _share_at_rank(counts, zeros, np.ceil(middle))
+    ) / 2
+    median[np.arange(k), np.arange(k)] = 0
+    median[total == 0] = 0
+
+    def held(h: np.ndarray, g: np.ndarray, s: np.ndarray) -> np.ndarray:
+        excess = disagreement[g, s] - h[:, None] * pixels[g, s]
+        return np.maximum(excess, 0).sum(axis=-1)
+
+    g, s = np.nonzero(median)
+    short = held(median[g, s], g, s) < errors[g, s]
+    g, s = g[short], s[short]
+    low, high = np.zeros(len(g)), median[g, s]
+    for _ in range(40):
+        mid = (low + high) / 2
+        enough = held(mid, g, s) >= errors[g, s]
+        low, high = np.where(enough, mid, low), np.where(enough, high, mid)
+    habits = median.copy()
+    habits[g, s] = low
+    return habits
+
+
+def _share_at_rank(
+    counts: np.ndarray, zeros: np.ndarray, rank: np.ndarray
+) -> np.ndarray:
+    """``(K, K)`` the share of the image at ``rank`` (0: the lowest) of
+    each pair, from the ``zeros`` images without its disagreement and the
+    ``(K, K, SHARE_BINS)`` ``counts`` of the others."""
+    above = np.maximum(rank - zeros, 0)[..., None]
+    cumulative = counts.cumsum(axis=-1)
+    b = np.minimum((cumulative <= above).sum(axis=-1), SHARE_BINS - 1)
+    before = np.take_along_axis(cumulative - counts, b[..., None], -1)
+    inside = np.take_along_axis(counts, b[..., None], -1)
+    within = (above - before + 0.5) / np.maximum(inside, 1)
+    step = SHARE_DECADES / SHARE_BINS
+    share = 10.0 ** (-SHARE_DECADES + step * (b + within[..., 0]))
+    return np.where(rank < zeros, 0.0, share)
 
 
 def label_doubts(hist: np.ndarray) -> np.ndarray:
@@ -430,6 +594,58 @@ def _isotonic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
         nearest = known[np.abs(index[:, None] - known).argmin(axis=1)]
         fitted = fitted[nearest]
     return fitted
+
+
+def _share_bins(share: Tensor) -> Tensor:
+    """Bins of positive shares (see ``SHARE_BINS``)."""
+    position = (share.log10() + SHARE_DECADES) * (SHARE_BINS / SHARE_DECADES)
+    return position.floor().clamp_(0, SHARE_BINS - 1).long()
+
+
+def _image_offsets(n: int, size: int, device: torch.device) -> Tensor:
+    """``(N, 1, 1)`` int32 offsets of ``n`` images' bins of ``size``."""
+    offsets = torch.arange(0, n * size, size, dtype=torch.int32)
+    return offsets.to(device).view(n, 1, 1)
+
+
+def _pairs_by_image(
+    flat: Tensor,
+    given: Tensor,
+    argmax: Tensor,
+    shape: tuple[int, ...],
+    num_classes: int,
+) -> Tensor:
+    """``(N, K, K)`` pixels at ``(P,)`` flat indices into the ``shape``
+    ``(N, H, W)`` pixels, by image, ``given`` label and ``argmax``."""
+    n, height, width = shape
+    k = num_classes
+    image = flat.div(height * width, rounding_mode="floor")
+    index = (image * k + given) * k + argmax
+    return _bincount(index, n * k * k).view(n, k, k)
+
+
+def image_disagreement(
+    labels: Tensor, pred_probs: Tensor, p_given: Tensor, boundary_width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's ``(N, K)`` interior pixels by label and ``(N, K, K)``
+    interior pixels whose argmax is not their label (and a few that are)
+    by (label, argmax), as pass 1 counts them for
+    ``ClassStatistics.habits``: prepared ``(N, H, W)`` labels, ``(N, K,
+    H, W)`` probabilities and the ``(N, H, W)`` probabilities of the
+    labels."""
+    n, k = pred_probs.shape[:2]
+    valid = labels >= 0
+    interior = interior_mask(labels, boundary_width).to(valid.device)
+    interior &= valid
+    given = torch.where(interior, labels.to(torch.int32), k)
+    given = given + _image_offsets(n, k + 1, valid.device)
+    pixels = _bincount(given, n * (k + 1)).view(n, k + 1)[:, :k]
+    # a pixel above this is its own argmax (as in pass 1)
+    searched = interior & (p_given <= certain_argmax(k))
+    flat = searched.reshape(-1).nonzero()[:, 0]
+    _, argmax = pixel_channels(pred_probs, flat).max(dim=0)
+    pairs = _pairs_by_image(flat, labels.take(flat), argmax, labels.shape, k)
+    return pixels.cpu().numpy(), pairs.cpu().numpy()
 
 
 def _bins(p: Tensor) -> Tensor:

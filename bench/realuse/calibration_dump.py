@@ -49,6 +49,7 @@ from evaluate import (  # noqa: E402
 )
 
 from fixer_core import FinderConfig  # noqa: E402
+from fixer_core.neighbours import NEIGHBOURS_CAUSE  # noqa: E402
 from fixer_core.regions import label_regions  # noqa: E402
 from fixer_core.statistics import interior_mask  # noqa: E402
 
@@ -90,7 +91,7 @@ def patch_rows(cell, patches, finder, region_ids) -> dict[str, np.ndarray]:
             ),
             repeat=p.repeat_of is not None,
             run_length=p.run_length,
-            neighbours=p.cause == "neighbours",
+            neighbours=p.cause == NEIGHBOURS_CAUSE,
             vouched=np.nan if ev.vouched is None else ev.vouched,
             coverage=p.coverage,
             on_error=on / max(p.area, 1),
@@ -190,9 +191,7 @@ def main() -> None:
     patches, finder = run_fixer(cell, config)
     acc = finder._accumulator
     k = finder.num_classes
-    counts, region_ids = pixel_counts(
-        cell, finder.spatial_config.boundary_width
-    )
+    counts, region_ids = pixel_counts(cell, finder.config.boundary_width)
     tables = {
         "argmax_hist": acc._argmax_hist.numpy().reshape(k, k, -1),
         "prob_hist": acc._prob_hist.numpy().reshape(k, k, -1),
