@@ -50,6 +50,8 @@ from fixer_core.corrections import apply_patches  # noqa: E402
 from fixer_core.repeats import discount_runs  # noqa: E402
 
 REVIEWED = (100, 500, 1000, 2000)
+# ``correct_min_probability`` values whose corrected labels are scored too
+CORRECTION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 BATCH = 8
 
 
@@ -285,23 +287,30 @@ def mean_iou(reference: np.ndarray, labels: np.ndarray) -> float:
 def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
     idx = cell.images(split)
     ranked = rank_fixer(cell, patches, split)
-    config = finder.config
-    corrected = cell.labels[idx].copy()
-    flagged = first = 0
     by_image: dict[int, list] = {}
     for p in patches:
         by_image.setdefault(p.image_index, []).append(p)
-    for j, i in enumerate(idx):
-        image = by_image.get(int(i), [])
-        corrected[j] = apply_patches(
-            cell.labels[i],
-            image,
-            min_probability=config.correct_min_probability,
-            skip_repeats=True,
-            shift=finder.shift_of(int(i)),
+    images = [by_image.get(int(i), []) for i in idx]
+    flagged = sum(p.area for image in images for p in image)
+    first = sum(
+        p.area for image in images for p in image if p.repeat_of is None
+    )
+
+    def corrected_miou(min_probability: float) -> float:
+        corrected = np.stack(
+            [
+                apply_patches(
+                    cell.labels[i],
+                    image,
+                    min_probability=min_probability,
+                    skip_repeats=True,
+                    shift=finder.shift_of(int(i)),
+                )
+                for i, image in zip(idx, images, strict=True)
+            ]
         )
-        flagged += sum(p.area for p in image)
-        first += sum(p.area for p in image if p.repeat_of is None)
+        return mean_iou(cell.clean[idx], corrected)
+
     labelled = int((cell.clean[idx] != VOID).sum())
     out = curve(cell, ranked, split)
     hit = ranked.on_error >= 0.5 * np.maximum(ranked.area, 1)
@@ -312,7 +321,10 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         flagged_share_first=first / labelled,
         repeats=sum(p.repeat_of is not None for p in patches),
         miou_labels=mean_iou(cell.clean[idx], cell.labels[idx]),
-        miou_corrected=mean_iou(cell.clean[idx], corrected),
+        miou_corrected=corrected_miou(finder.config.correct_min_probability),
+        miou_corrected_at={
+            str(t): corrected_miou(t) for t in CORRECTION_THRESHOLDS
+        },
         hits_by_run_length=_hits_by_run_length(cell, patches, split),
         hits_by_cause=_hits_by_cause(cell, patches, split),
     )
