@@ -169,7 +169,10 @@ def _running_argmax(
     bounds = np.linspace(0, len(probs), workers + 1).astype(int)
 
     def run(start: int, stop: int) -> None:
-        _channel_scan(probs[start:stop], w, lowest, argmax[start:stop])
+        if w is None and lowest is None:  # the plain argmax: counted faster
+            argmax[start:stop] = _first_max_channel(probs[start:stop])
+        else:
+            _channel_scan(probs[start:stop], w, lowest, argmax[start:stop])
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(run, bounds[:-1], bounds[1:]))
