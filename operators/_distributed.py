@@ -302,13 +302,15 @@ def forks(params: dict, workers: int) -> bool:
     process hangs at its first parallel OpenMP region after its parent ran
     one (GNU OpenMP, as torch's wheels use), and at its first change of
     OpenCV's threads while the parent's pool had idle threads (measured
-    with torch 2 and OpenCV 4)."""
+    with torch 2 and OpenCV 4). Not from a daemonic ``multiprocessing``
+    process either, which may not have children."""
     from ._params import find_params
 
     threads = find_params(params).num_threads
     return (
         sys.platform == "linux"
         and not torch.cuda.is_available()
+        and not multiprocessing.current_process().daemon
         and rank_threads(threads, workers) == 1
     )
 

@@ -339,6 +339,24 @@ def test_a_failing_rank_stops_the_run_and_keeps_the_previous_one(
     assert scenes_dataset.count("fixer_patches") == NUM_IMAGES
 
 
+def test_a_daemonic_process_starts_new_interpreters(fixer_plugin):
+    """A daemonic ``multiprocessing`` process may not have children: its
+    workers are new interpreters even with one thread per rank."""
+    distributed = importlib.import_module(
+        f"{fixer_plugin.module.__name__}.operators._distributed"
+    )
+    params = {"gt_field": "ground_truth", "num_threads": 1}
+    assert distributed.forks(params, 2)
+    context = multiprocessing.get_context("fork")
+    answer = context.SimpleQueue()
+    daemon = context.Process(
+        target=lambda: answer.put(distributed.forks(params, 2)), daemon=True
+    )
+    daemon.start()
+    daemon.join()
+    assert answer.get() is False
+
+
 @STARTS
 def test_a_worker_that_cannot_start_fails_the_run_at_once(
     scenes_dataset, monkeypatch, num_threads
