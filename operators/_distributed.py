@@ -263,17 +263,15 @@ def started_workers(view, params: dict, workers: int) -> Iterator[Ranks]:
         dict(settings, RANK=str(r), LOCAL_RANK=str(r))
         for r in range(1, workers)
     ]
-    with (
-        tempfile.TemporaryDirectory(prefix="fixer-ranks-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
+    with contextlib.ExitStack() as stack:
         if forks(params, workers):
             # rank 0 runs on one thread too; OpenCV's pool must have no
             # threads when it forks (see forks)
             stack.enter_context(limited_threads(1))
             procs = [_Forked(request, rank) for rank in ranks]
         else:
-            procs = _interpreters(request, ranks, tmp)
+            tmp = tempfile.TemporaryDirectory(prefix="fixer-ranks-")
+            procs = _interpreters(request, ranks, stack.enter_context(tmp))
         try:
             name = backend()
             if name == "nccl":

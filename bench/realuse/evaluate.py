@@ -312,6 +312,11 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         return mean_iou(cell.clean[idx], corrected)
 
     labelled = int((cell.clean[idx] != VOID).sum())
+    threshold = finder.config.correct_min_probability
+    corrected_at = {
+        str(t): corrected_miou(t)
+        for t in sorted({*CORRECTION_THRESHOLDS, threshold})
+    }
     out = curve(cell, ranked, split)
     hit = ranked.on_error >= 0.5 * np.maximum(ranked.area, 1)
     out.update(
@@ -321,10 +326,8 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         flagged_share_first=first / labelled,
         repeats=sum(p.repeat_of is not None for p in patches),
         miou_labels=mean_iou(cell.clean[idx], cell.labels[idx]),
-        miou_corrected=corrected_miou(finder.config.correct_min_probability),
-        miou_corrected_at={
-            str(t): corrected_miou(t) for t in CORRECTION_THRESHOLDS
-        },
+        miou_corrected=corrected_at[str(threshold)],
+        miou_corrected_at=corrected_at,
         hits_by_run_length=_hits_by_run_length(cell, patches, split),
         hits_by_cause=_hits_by_cause(cell, patches, split),
     )
