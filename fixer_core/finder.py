@@ -112,8 +112,8 @@ DOUBT_IN_SCORE = 0.25
 # confirms); regions the neighbours contradict become patches of their own,
 # whose class the neighbours name and whose probability their testimony raises
 # too. Patches are typed (see ``classify_error``), and a label that agrees with
-# the model far better when moved is reported as shifted against its image
-# (``find_label_shift``).
+# the model, or else with its neighbouring frames, far better when moved is
+# reported as shifted against its image (``find_label_shift``).
 #
 # A model trained on the labels leans towards frequent classes. With
 # ``prior_strength`` > 0 the argmax and a region's margin are taken on
@@ -488,6 +488,9 @@ class LabelErrorFinder:
                     ratios,
                 )
             shift = find_label_shift(labels_np[i], argmax_np[i])
+            if shift is None and common is not None:
+                # a model too weak to show the move: the neighbours may
+                shift = find_label_shift(labels_np[i], common)
             if shift is not None:
                 self._shifts[int(image_indices[i])] = shift
                 patches = _with_shift_cause(patches, shift, labels_np[i])

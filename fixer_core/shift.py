@@ -76,15 +76,20 @@ def find_label_shift(
     label: np.ndarray, argmax: np.ndarray
 ) -> LabelShift | None:
     """Returns the move of an ``(H, W)`` label (-1 = not scored) that
-    aligns it with the model's ``(H, W)`` argmax, when that move is a real
-    shift: several pixels long, and it removes at least ``MIN_EXPLAINED``
-    of the disagreement and ``MIN_GAIN`` of the pixels. ``None`` otherwise.
+    aligns it with a reference ``(H, W)`` map of the image's classes (-1 =
+    unknown), when that move is a real shift: several pixels long, and it
+    removes at least ``MIN_EXPLAINED`` of the disagreement and
+    ``MIN_GAIN`` of the pixels. ``None`` otherwise.
+
+    The reference is the model's argmax, or, in a video, the classes the
+    previous and next frames' labels agree on
+    (``neighbours.neighbour_labels``): evidence that needs no model.
 
     Every move up to ``MAX_SHIFT_SHARE`` of the shorter side is tried on
     maps subsampled to about ``SEARCH_SIDE`` pixels (every
     :func:`search_step`-th pixel; ``argmax`` may be given subsampled
     already). A label drawn for another frame, or misregistered, disagrees
-    with the model along every boundary; moved back, it agrees.
+    with its image along every boundary; moved back, it agrees.
     """
     step = search_step(label.shape)
     lab = label[::step, ::step]
@@ -96,8 +101,9 @@ def find_label_shift(
         )
     reach = max(1, math.ceil(MAX_SHIFT_SHARE * min(label.shape) / step))
     scored, agree = _move_counts(lab, pred, reach)
-    # label pixel (y, x) moves to (y + dy, x + dx): entry [dy, dx] + reach
-    moves = scored >= 0.5 * lab.size
+    # label pixel (y, x) moves to (y + dy, x + dx): entry [dy, dx] + reach;
+    # a move counts when half the reference's known pixels stay scored
+    moves = scored >= 0.5 * np.count_nonzero(pred >= 0)
     if not moves.any():
         return None
     wrong = (scored - agree) / np.maximum(scored, 1)
@@ -119,18 +125,18 @@ def _move_counts(
     lab: np.ndarray, pred: np.ndarray, reach: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(2 * reach + 1,) * 2`` counts, for every move of ``lab`` up to
-    ``reach`` pixels, of its scored pixels that land on ``pred`` and of
-    those that agree with it: one cross-correlation per class (exact:
-    the sums are small integers)."""
+    ``reach`` pixels, of its scored pixels that land on a known class of
+    ``pred`` and of those that agree with it: one cross-correlation per
+    class (exact: the sums are small integers)."""
     h, w = lab.shape
     padded = np.zeros((h + 2 * reach, w + 2 * reach), np.float32)
     inside = padded[reach : reach + h, reach : reach + w]
-    inside[:] = 1
+    inside[:] = pred >= 0
     scored = cv2.matchTemplate(
         padded, (lab >= 0).astype(np.float32), cv2.TM_CCORR
     )
     agree = np.zeros_like(scored)
-    for c in np.intersect1d(lab[lab >= 0], pred):
+    for c in np.intersect1d(lab[lab >= 0], pred[pred >= 0]):
         inside[:] = pred == c
         agree += cv2.matchTemplate(
             padded, (lab == c).astype(np.float32), cv2.TM_CCORR

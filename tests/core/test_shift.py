@@ -87,3 +87,55 @@ def test_the_corrected_label_is_moved_back_into_line():
     # where nothing lands, the label's own pixels stay
     assert (corrected[~landed] == label[~landed]).all()
     assert (corrected == truth[2]).mean() > (label == truth[2]).mean()
+
+
+def _panning_video(num_frames=5):
+    """Frames of a street the camera pans across, 1 px a frame."""
+    wide = np.zeros((96, 128 + num_frames), np.int64)
+    wide[:, :128] = _street()
+    wide[:, 128:] = _street()[:, -num_frames:]
+    return np.stack([wide[:, k : k + 128] for k in range(num_frames)])
+
+
+def _blind_model(labels):
+    """Probabilities of a model that sees nothing: every class alike, up
+    to noise."""
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0.2, 0.3, (len(labels), 4) + labels.shape[1:])
+    return (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+
+
+def test_the_neighbouring_frames_show_a_shift_a_blind_model_cannot():
+    truth = _panning_video()
+    labels = truth.copy()
+    labels[2] = _moved(truth[2], 8, -8)
+    probs = _blind_model(labels)
+    argmax = probs[2].argmax(0)
+    assert find_label_shift(labels[2], argmax) is None
+    patches, summary = find_label_errors(labels, probs)
+    assert list(summary.shifted_labels) == [2]
+    shift = summary.shifted_labels[2]
+    assert (shift.dy, shift.dx) == (-8, 8)
+    corrected = apply_patches(
+        labels[2], [p for p in patches if p.image_index == 2], shift=shift
+    )
+    landed = shift.moved(labels[2]) >= 0
+    assert (corrected[landed] == truth[2][landed]).mean() > 0.99
+    assert (corrected == truth[2]).mean() > (labels[2] == truth[2]).mean()
+
+
+def test_a_clean_panning_video_has_no_shifts_with_a_blind_model():
+    labels = _panning_video()
+    _, summary = find_label_errors(labels, _blind_model(labels))
+    assert summary.shifted_labels == {}
+
+
+def test_unknown_reference_pixels_do_not_count_against_a_move():
+    truth = _street()
+    reference = truth.copy()
+    reference[:, 64:] = -1  # the neighbours disagree on the right half
+    label = _moved(truth, 6, -9)
+    shift = find_label_shift(label, reference)
+    assert shift is not None
+    assert (shift.dy, shift.dx) == (-6, 9)
+    assert shift.disagreement_shifted < 0.02
