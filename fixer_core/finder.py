@@ -102,7 +102,11 @@ DOUBT_IN_SCORE = 0.25
 # doubt (both read "is this label wrong" from the same pixels) and the
 # share of its pair's disagreement in its image beyond the model's habit
 # (``ClassStatistics.excess_share``: a habit shows in most images at a
-# similar share, an error is an excess in a few). In a sequence of frames,
+# similar share, an error is an excess in a few) and, where the suggested
+# class is much more frequent than the given one, the share of the
+# model's misses of the given class that label errors can explain
+# (``ClassStatistics.miss_share``: a model blind to a thin, rare class
+# calls its correct labels the class around them). In a sequence of frames,
 # the pixels whose label both neighbouring frames repeat are vouched for:
 # score and probability are scaled by the share of a patch that is not,
 # and a patch mostly vouched for is dropped (``fixer_core.neighbours``).
