@@ -74,7 +74,11 @@ class FinderConfig:
             with the third-party model).
         fn_max_frequency_ratio: a patch can be a false negative only when its
             suggested class holds at most this fraction of the pixels of its
-            given class across the dataset.
+            given class across the dataset; the mirror image (the given
+            class much rarer than the suggested one) bounds a patch's
+            ``error_probability`` by the share of the model's misses of
+            the given class that label errors can explain
+            (``ClassStatistics.miss_share``) and marks absorbed objects.
         fn_min_inside_share: ... and at least this share of the pixels just
             outside the patch carry the given class (the patch lies inside a
             region of it).

@@ -102,7 +102,11 @@ DOUBT_IN_SCORE = 0.25
 # doubt (both read "is this label wrong" from the same pixels) and the
 # share of its pair's disagreement in its image beyond the model's habit
 # (``ClassStatistics.excess_share``: a habit shows in most images at a
-# similar share, an error is an excess in a few). In a sequence of frames,
+# similar share, an error is an excess in a few) and, where the suggested
+# class is much more frequent than the given one, the share of the
+# model's misses of the given class that label errors can explain
+# (``ClassStatistics.miss_share``: a model blind to a thin, rare class
+# calls its correct labels the class around them). In a sequence of frames,
 # the pixels whose label both neighbouring frames repeat are vouched for:
 # score and probability are scaled by the share of a patch that is not,
 # and a patch mostly vouched for is dropped (``fixer_core.neighbours``).
@@ -841,13 +845,22 @@ class LabelErrorFinder:
             if cause != NEIGHBOURS_CAUSE:
                 # After the report's choice: it changes the probability
                 # alone, not which patches are reported.
+                g, s = shape.given_label, shape.suggested_label
                 excess = 1.0
                 if habits is not None:
-                    g, s = shape.given_label, shape.suggested_label
                     excess = stats.excess_share(
                         g, s, float(habits[1][g, s]), float(habits[0][g])
                     )
-                probability *= _calibrated(pair_share, doubt, excess)
+                # A model misses a rare class into the much more frequent
+                # classes around it: there its testimony is worth no more
+                # than the share of its misses that label errors can
+                # explain (``ClassStatistics.miss_share``).
+                misses = (
+                    stats.miss_share(g)
+                    if much_rarer(g, s, stats.pixel_counts, config)
+                    else 1.0
+                )
+                probability *= _calibrated(pair_share, doubt, excess, misses)
             error_type = classify_error(
                 shape.given_label,
                 shape.suggested_label,
@@ -893,16 +906,23 @@ class LabelErrorFinder:
         return patches, unreported
 
 
-def _calibrated(rate: float, doubt: float, excess: float) -> float:
+def _calibrated(
+    rate: float, doubt: float, excess: float, misses: float = 1.0
+) -> float:
     """The factor that takes a patch's probability from ``size x rate x
-    doubt`` to ``size x min(rate, doubt, excess)`` (its vouched share and
-    run kept): the pair's error rate and the label's doubt both estimate
-    whether the label is wrong from the same pixels, so their product
-    counts it twice; ``excess`` (``ClassStatistics.excess_share``) is the
-    share of the pair's disagreement in the image beyond the model's
-    habit (BENCHMARKS.md, "Where the expected count goes wrong")."""
+    doubt`` to ``size x min(rate, doubt, excess, misses)`` (its vouched
+    share and run kept): the pair's error rate and the label's doubt both
+    estimate whether the label is wrong from the same pixels, so their
+    product counts it twice; ``excess`` (``ClassStatistics.excess_share``)
+    is the share of the pair's disagreement in the image beyond the
+    model's habit (BENCHMARKS.md, "Where the expected count goes wrong");
+    ``misses`` (``ClassStatistics.miss_share``, where the suggested class
+    is much more frequent than the given one) the share of the model's
+    misses of the given class that label errors can explain: a model blind
+    to a thin, rare class calls its correct labels the class around them,
+    and cannot testify against them."""
     both = rate * doubt
-    return min(rate, doubt, excess) / both if both > 0 else 1.0
+    return min(rate, doubt, excess, misses) / both if both > 0 else 1.0
 
 
 def _testified(

@@ -110,6 +110,19 @@ class ClassStatistics:
         habit = float(self.habits[given, suggested]) * pixels
         return min(max(1.0 - habit / disagreement, 0.0), 1.0)
 
+    def miss_share(self, given: int) -> float:
+        """The largest share of the pixels labelled ``given`` that the
+        model misses which the labels' errors can explain: at most half of
+        a class's labels are wrong (a class is what most of its labels
+        say, as in ``label_doubts``), and the model misses ``1 - t`` of
+        them, ``t`` its mean probability on them (``thresholds``), so at
+        most ``1/2 / (1 - t)`` of its misses are label errors, in [0, 1]
+        (1 for a class the model sees on at least half its labels). A
+        model blind to a class misses most of its true pixels, and its
+        testimony against a label of it is worth no more than this."""
+        miss = 1.0 - float(self.thresholds[given])
+        return min(0.5 / miss, 1.0) if miss > 0.5 else 1.0
+
     @property
     def frequencies(self) -> np.ndarray:
         """``(K,)`` share of scored pixels labelled with each class."""
