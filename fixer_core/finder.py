@@ -46,6 +46,7 @@ from .neighbours import (
     odd_one_out,
     relabelled_share,
     same_scene,
+    same_view,
     vouched_for,
 )
 from .patches import Patch, PatchGeometry, find_patch_geometry
@@ -288,8 +289,9 @@ class LabelErrorFinder:
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
         self._num_vouched = 0
-        # (image index, labels) of the last image scored, for its next
-        self._previous_label: tuple[int, np.ndarray] | None = None
+        # (image index, labels, signature) of the last image scored, for
+        # its next
+        self._previous: tuple[int, np.ndarray, np.ndarray | None] | None = None
         self._float32: Tensor | None = None
 
     # -- pass 1 -----------------------------------------------------------
@@ -350,6 +352,9 @@ class LabelErrorFinder:
         image_indices: Sequence[int] | None = None,
         following: ArrayLike | None = None,
         preceding: ArrayLike | None = None,
+        signatures: ArrayLike | None = None,
+        following_signature: ArrayLike | None = None,
+        preceding_signature: ArrayLike | None = None,
     ) -> list[list[Patch]]:
         """Pass 2: returns the typed patches of each image of a batch.
 
@@ -370,6 +375,13 @@ class LabelErrorFinder:
             preceding: ``(H, W)`` labels of the image before the batch,
                 where this finder did not score it (the first image of a
                 rank's shard).
+            signatures: ``(N, D)`` the images' signatures
+                (``fixer_core.neighbours.image_signature``; a row may be
+                ``None`` where unknown): near-duplicate images are
+                neighbouring frames even where their labels, full of
+                errors, agree too little.
+            following_signature, preceding_signature: ``(D,)`` those of
+                the images after and before the batch.
         """
         stats = self.statistics
         labels, pred_probs = self._prepare(labels, pred_probs)
@@ -380,6 +392,10 @@ class LabelErrorFinder:
         elif len(image_indices) != n:
             raise ValueError(
                 f"got {len(image_indices)} image_indices for {n} images"
+            )
+        if signatures is not None and len(signatures) != n:
+            raise ValueError(
+                f"got {len(signatures)} signatures for {n} images"
             )
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
         weights = class_weights(
@@ -434,8 +450,14 @@ class LabelErrorFinder:
         # the shift search reads the argmax on its grid only
         step = search_step(labels_np.shape[1:])
         argmax_np = channel_argmax(pred_probs[:, :, ::step, ::step])
-        neighbours = self._neighbours(
-            labels_np, image_indices, following, preceding
+        neighbours, views = self._neighbours(
+            labels_np,
+            image_indices,
+            following,
+            preceding,
+            signatures,
+            following_signature,
+            preceding_signature,
         )
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
@@ -444,7 +466,13 @@ class LabelErrorFinder:
             before, after = neighbours[i], neighbours[i + 2]
             common = None
             if before is not None and after is not None:
-                common = neighbour_labels(before, labels_np[i], after, (-1,))
+                common = neighbour_labels(
+                    before,
+                    labels_np[i],
+                    after,
+                    (-1,),
+                    one_view=same_view(views[i], views[i + 2]),
+                )
             vouched = odd = contradicted = ratios = None
             if common is not None:
                 flagged = suggested_np[i] >= 0
@@ -472,7 +500,12 @@ class LabelErrorFinder:
                 contradicted=contradicted,
                 ratios=ratios,
                 previous=before
-                if before is not None and same_scene(before, labels_np[i])
+                if before is not None
+                and same_scene(
+                    before,
+                    labels_np[i],
+                    one_view=same_view(views[i], views[i + 1]),
+                )
                 else None,
                 habits=None
                 if habits is None
@@ -615,19 +648,30 @@ class LabelErrorFinder:
         image_indices: Sequence[int],
         following: ArrayLike | None,
         preceding: ArrayLike | None,
-    ) -> list[np.ndarray | None]:
+        signatures: ArrayLike | None,
+        following_signature: ArrayLike | None,
+        preceding_signature: ArrayLike | None,
+    ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
         """The batch's labels with the image before it (``preceding``, or
         the previous batch's last if consecutive) and after it
         (``following``) around them, ``None`` where unknown: image ``k``'s
-        neighbours are items ``k`` and ``k + 2``."""
-        previous = self._previous_label
+        neighbours are items ``k`` and ``k + 2``; and the same list of
+        the images' signatures."""
+        own = (
+            [_signature(s) for s in signatures]
+            if signatures is not None
+            else [None] * len(labels_np)
+        )
+        previous = self._previous
         if previous is not None and previous[0] == int(image_indices[0]) - 1:
-            before = previous[1]
+            before, before_view = previous[1], previous[2]
         else:
             before = self._prepared_label(preceding)
+            before_view = _signature(preceding_signature)
         after = self._prepared_label(following)
-        self._previous_label = (int(image_indices[-1]), labels_np[-1])
-        return [before, *labels_np, after]
+        self._previous = (int(image_indices[-1]), labels_np[-1], own[-1])
+        views = [before_view, *own, _signature(following_signature)]
+        return [before, *labels_np, after], views
 
     def _prepared_label(self, label: ArrayLike | None) -> np.ndarray | None:
         """One ``(H, W)`` label as the finder scores it (ignored values
@@ -949,6 +993,13 @@ def _masked_share(flags: np.ndarray, shape: PatchGeometry) -> float:
     return int(np.count_nonzero(selected)) / selected.size
 
 
+def _signature(signature: ArrayLike | None) -> np.ndarray | None:
+    """An image's signature as a float32 vector (``None`` if unknown)."""
+    if signature is None:
+        return None
+    return np.asarray(signature, dtype=np.float32).ravel()
+
+
 def _issue_pair(
     given: int, suggested: int, cause: str | None
 ) -> tuple[int, int]:
@@ -1215,6 +1266,7 @@ def find_label_errors(
     config: FinderConfig | None = None,
     batch_size: int = 16,
     device: torch.device | str | None = None,
+    signatures: ArrayLike | None = None,
 ) -> tuple[list[Patch], FinderSummary]:
     """Finds label errors in in-memory arrays.
 
@@ -1229,6 +1281,9 @@ def find_label_errors(
         config: the finder's thresholds.
         batch_size: images per batch; results do not depend on it.
         device: where to compute (default: where the inputs live).
+        signatures: ``(N, D)`` the images' signatures
+            (``fixer_core.neighbours.image_signature``), if the images are
+            at hand: near-duplicate images are neighbouring frames.
 
     Returns:
         All patches (with their specific issue set), sorted by image then
@@ -1244,6 +1299,10 @@ def find_label_errors(
         8
     """
     check_find_inputs(labels, pred_probs, batch_size)
+    if signatures is not None and len(signatures) != len(labels):
+        raise ValueError(
+            f"got {len(signatures)} signatures for {len(labels)} images"
+        )
     labels = as_tensor(labels)
     pred_probs = as_tensor(pred_probs)
     if pred_probs.ndim != 4:
@@ -1269,10 +1328,15 @@ def find_label_errors(
     found = []
     for start in starts:
         stop = start + batch_size
+        more = stop < len(labels)
         for image in finder.find(
             labels[start:stop],
             pred_probs[start:stop],
-            following=labels[stop] if stop < len(labels) else None,
+            following=labels[stop] if more else None,
+            signatures=None if signatures is None else signatures[start:stop],
+            following_signature=signatures[stop]
+            if more and signatures is not None
+            else None,
         ):
             found += image
     found = discount_runs(found, finder.run_lengths)

@@ -10,9 +10,12 @@ pixels agrees with at least one neighbour. The frames' own boundary
 jitter is removed by an opening.
 
 Neighbours count only where they are views of one scene: their labels
-agree on at least ``MIN_AGREEMENT`` of the pixels both label. Images that
-are not consecutive frames (a shuffled or photo dataset) never pass, so
-nothing is found there. The finder flags these regions with the
+agree on at least ``MIN_AGREEMENT`` of the pixels both label, or, where
+the images are known, the images are near-duplicates
+(:func:`image_signature`, ``MIN_VIEW_CORRELATION``): labels full of
+errors agree less, so the images, which hold none, decide then. Images
+that are not consecutive frames (a shuffled or photo dataset) never pass,
+so nothing is found there. The finder flags these regions with the
 neighbours' class and scores them with the model like every other patch
 (see ``LabelErrorFinder.find``); it is the model's doubt in the label, not
 the neighbours alone, that ranks them.
@@ -45,6 +48,15 @@ NEIGHBOURS_CAUSE = "the previous and next images label it otherwise"
 # on at most 0.81, FIXER's synthetic scenes on at most 0.8 (BENCHMARKS.md,
 # "Neighbouring frames").
 MIN_AGREEMENT = 0.85
+# Two images are near-duplicate views of one scene when their signatures
+# (``image_signature``) correlate at least this much: frames 2 apart in
+# CamVid's 15 fps val sequence correlate 0.95-0.99 (5th percentile to
+# median); frames 2 s apart in its train sequences 0.52-0.83, where the
+# labels' agreement alone decides (BENCHMARKS.md, "Neighbouring frames
+# told by their images").
+MIN_VIEW_CORRELATION = 0.95
+# (rows, columns) of an image's signature
+SIGNATURE_SHAPE = (24, 32)
 # Regions narrower than this square are the frames' boundary jitter
 OPENING = 5
 # A patch whose neighbours label more than this share of its pixels as it
@@ -59,11 +71,49 @@ MAX_VOUCHED = 0.5
 RELABEL_SHARE = 0.5
 
 
+def image_signature(image: np.ndarray) -> np.ndarray:
+    """An image's coarse look, to tell near-duplicate views of one scene
+    (:func:`same_view`): its grey levels averaged over ``SIGNATURE_SHAPE``
+    cells, less their mean, of unit norm.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` image, any channel order.
+
+    Returns:
+        ``(rows * columns,)`` float32 (zeros for a flat image).
+    """
+    gray = np.asarray(image, dtype=np.float32)
+    if gray.ndim == 3:
+        gray = gray.mean(axis=2)
+    rows, columns = SIGNATURE_SHAPE
+    small = cv2.resize(gray, (columns, rows), interpolation=cv2.INTER_AREA)
+    small -= small.mean()
+    norm = float(np.linalg.norm(small))
+    return (small / norm if norm else small).ravel()
+
+
+def file_signature(path: str) -> np.ndarray | None:
+    """The signature (:func:`image_signature`) of an image file, decoded
+    in grey at a quarter of its size; ``None`` where it cannot be read."""
+    image = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    return None if image is None else image_signature(image)
+
+
+def same_view(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two images, by their signatures (:func:`image_signature`,
+    ``None`` where unknown), are near-duplicate views of one scene."""
+    if a is None or b is None:
+        return False
+    return float(np.dot(a, b)) >= MIN_VIEW_CORRELATION
+
+
 def neighbour_labels(
     previous: np.ndarray,
     label: np.ndarray,
     following: np.ndarray,
     ignore_index: tuple[int, ...] = (),
+    *,
+    one_view: bool = False,
 ) -> np.ndarray | None:
     """What the previous and next frames' labels say of ``label``'s
     pixels: their common class where they agree.
@@ -72,6 +122,9 @@ def neighbour_labels(
         previous, label, following: ``(H, W)`` integer labels of three
             consecutive images.
         ignore_index: mask values that are never scored.
+        one_view: whether the previous and next images are known to be
+            near-duplicate views of one scene (:func:`same_view`); else
+            their labels must agree on ``MIN_AGREEMENT`` of the pixels.
 
     Returns:
         ``(H, W)`` int array: the neighbours' common class where they agree
@@ -89,7 +142,9 @@ def neighbour_labels(
         scored &= (previous != value) & (following != value)
         scored &= label != value
     agree = scored & (previous == following)
-    if agree.sum() < MIN_AGREEMENT * max(int(scored.sum()), 1):
+    if not one_view and agree.sum() < MIN_AGREEMENT * max(
+        int(scored.sum()), 1
+    ):
         return None
     return np.where(agree, previous, -1).astype(np.int32)
 
@@ -134,12 +189,17 @@ def vouched_for(
     return _opened((common == label) & flagged)
 
 
-def same_scene(previous: np.ndarray, label: np.ndarray) -> bool:
-    """Whether the previous image is a view of the same scene: its label
-    agrees with ``label`` on at least ``MIN_AGREEMENT`` of the pixels both
-    score (negative values unscored)."""
+def same_scene(
+    previous: np.ndarray, label: np.ndarray, *, one_view: bool = False
+) -> bool:
+    """Whether the previous image is a view of the same scene: the images
+    are known to be near-duplicates (``one_view``, see :func:`same_view`),
+    or its label agrees with ``label`` on at least ``MIN_AGREEMENT`` of the
+    pixels both score (negative values unscored)."""
     if previous.shape != label.shape:
         return False
+    if one_view:
+        return True
     scored = (previous >= 0) & (label >= 0)
     agree = int((scored & (previous == label)).sum())
     return agree >= MIN_AGREEMENT * max(int(scored.sum()), 1)

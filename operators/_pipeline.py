@@ -31,6 +31,7 @@ from ..fixer_core import (
     apply_patches,
     image_error_score,
 )
+from ..fixer_core.neighbours import file_signature
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.repeats import (
     continue_runs,
@@ -486,10 +487,13 @@ def _find_label_errors(
                     batch.labels,
                     batch.pred_probs,
                     image_indices=batch.indices,
-                    following=following,
-                    preceding=preceding,
+                    following=following.label,
+                    preceding=preceding.label,
+                    signatures=[file_signature(p) for p in batch_paths(batch)],
+                    following_signature=following.signature(),
+                    preceding_signature=preceding.signature(),
                 )
-            preceding = None
+            preceding = _Frame.unknown()
             images = [
                 _ScoredImage(sample.id, index, mask, patches)
                 for sample, index, mask, patches in zip(
@@ -567,16 +571,36 @@ def _find_label_errors(
     yield Progress("Done", 1.0)
 
 
+class _Frame(NamedTuple):
+    """The image next to a batch: its label and its file, if known."""
+
+    label: np.ndarray | None
+    filepath: str | None
+
+    @classmethod
+    def unknown(cls) -> _Frame:
+        return cls(None, None)
+
+    def signature(self) -> np.ndarray | None:
+        """The image's signature (``neighbours.file_signature``)."""
+        return None if self.filepath is None else file_signature(self.filepath)
+
+
+def batch_paths(batch: Batch) -> list[str]:
+    """The files of a batch's images."""
+    return [sample.filepath for sample in batch.samples]
+
+
 def _with_following(
-    stream: Iterable[Batch], after: np.ndarray | None = None
-) -> Iterator[tuple[Batch, np.ndarray | None]]:
-    """Each batch with the labels of the image after it (``after`` after
-    the last): its last image's next frame, for ``LabelErrorFinder.find``.
-    One batch is read ahead."""
+    stream: Iterable[Batch], after: _Frame
+) -> Iterator[tuple[Batch, _Frame]]:
+    """Each batch with the image after it (``after`` after the last): its
+    last image's next frame, for ``LabelErrorFinder.find``. One batch is
+    read ahead."""
     held = None
     for batch in stream:
         if held is not None:
-            yield held, batch.labels[0]
+            yield held, _Frame(batch.labels[0], batch.samples[0].filepath)
         held = batch
     if held is not None:
         yield held, after
@@ -622,19 +646,19 @@ def _write_continued_runs(
 
 def _around_shard(
     view, gt_field: str, start: int, stop: int, size: int
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The labels of the images just before and after a rank's shard
-    ``[start, stop)`` of ``view`` (of ``size`` samples; ``None`` at its
-    ends): its first and last images' neighbouring frames, as a single
-    process sees them."""
+) -> tuple[_Frame, _Frame]:
+    """The images just before and after a rank's shard ``[start, stop)``
+    of ``view`` (of ``size`` samples; unknown at its ends): its first and
+    last images' neighbouring frames, as a single process sees them."""
 
-    def label(index: int) -> np.ndarray | None:
+    def frame(index: int) -> _Frame:
         if not 0 <= index < size:
-            return None
+            return _Frame.unknown()
         sample = view.skip(index).limit(1).select_fields(gt_field).first()
-        return stack_labels([load_mask(sample, gt_field)])[0]
+        label = stack_labels([load_mask(sample, gt_field)])[0]
+        return _Frame(label, sample.filepath)
 
-    return label(start - 1), label(stop)
+    return frame(start - 1), frame(stop)
 
 
 def _written_share(dataset: fo.Dataset, patches_field: str, ranks: Ranks):

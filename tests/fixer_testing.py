@@ -71,11 +71,15 @@ def write_frames_dataset(
     probs: np.ndarray,
     *,
     inline_masks: bool = False,
+    images: np.ndarray | None = None,
 ) -> list[str]:
     """Fills ``dataset`` with consecutive frames, in order, from arrays
-    (black images; see :func:`write_scenes_dataset`)."""
+    (``(N, H, W, 3)`` RGB ``images``, black by default; see
+    :func:`write_scenes_dataset`)."""
     scenes = SyntheticScenes(
-        images=np.zeros((*labels.shape, 3), np.uint8),
+        images=np.zeros((*labels.shape, 3), np.uint8)
+        if images is None
+        else images,
         clean_labels=truth,
         labels=labels,
         pred_probs=probs,

@@ -43,10 +43,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "camvid"))
-from inject import NUM_CLASSES, VOID, Layout, read_png  # noqa: E402
+from inject import CAMVID, NUM_CLASSES, VOID, Layout, read_png  # noqa: E402
 
 from fixer_core import FinderConfig, LabelErrorFinder  # noqa: E402
 from fixer_core.corrections import apply_patches  # noqa: E402
+from fixer_core.neighbours import file_signature  # noqa: E402
 from fixer_core.repeats import discount_runs  # noqa: E402
 
 REVIEWED = (100, 500, 1000, 2000)
@@ -68,16 +69,22 @@ class Cell:
     error_types: dict[int, str]
     probs: np.ndarray  # (N, K, H, W) float16
     probs_dir: Path
+    signatures: np.ndarray | None = None  # (N, D), None: images unused
 
     def images(self, split: str) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.splits) == split)
 
 
 def load_cell(
-    labels_dir: Path, probs_dir: Path, clean: bool, split: str
+    labels_dir: Path,
+    probs_dir: Path,
+    clean: bool,
+    split: str,
+    with_images: bool = True,
 ) -> Cell:
     """Reads the images of one split of a cell into memory (probabilities
-    as float16)."""
+    as float16; with the images' signatures, unless ``with_images`` is
+    false)."""
     layout = Layout(labels_dir)
     meta = json.loads(layout.meta.read_text())
     images = [im for im in meta["images"] if im["split"] == split]
@@ -124,7 +131,21 @@ def load_cell(
         types,
         probs,
         probs_dir,
+        signatures(images_of(images)) if with_images else None,
     )
+
+
+def images_of(images: list[dict]) -> list[Path]:
+    """The CamVid image files of a cell's images."""
+    return [
+        Path(CAMVID) / "images" / im["split"] / f"{im['name']}.jpg"
+        for im in images
+    ]
+
+
+def signatures(paths: Sequence[Path]) -> np.ndarray:
+    """``(N, D)`` the images' signatures, as the operator reads them."""
+    return np.stack([file_signature(p) for p in paths])
 
 
 def run_fixer(cell: Cell, config: FinderConfig | None = None):
@@ -145,10 +166,17 @@ def run_fixer(cell: Cell, config: FinderConfig | None = None):
     for b in batches:
         finder.update(*batch(b))
     patches = []
+    sig = cell.signatures
     for b in batches:
-        following = cell.labels[b.stop] if b.stop < n else None
+        more = b.stop < n
         for image in finder.find(
-            *batch(b), image_indices=list(b), following=following
+            *batch(b),
+            image_indices=list(b),
+            following=cell.labels[b.stop] if more else None,
+            signatures=None if sig is None else sig[b.start : b.stop],
+            following_signature=sig[b.stop]
+            if more and sig is not None
+            else None,
         ):
             patches += image
     return discount_runs(patches, finder.run_lengths), finder
@@ -426,13 +454,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_cell_arguments(parser)
     parser.add_argument("--no-cleanlab", action="store_true")
+    parser.add_argument(
+        "--no-images",
+        action="store_true",
+        help="neighbouring frames told by their labels alone",
+    )
     parser.add_argument("--config", default="{}", help="FinderConfig JSON")
     parser.add_argument(
         "--out", type=Path, default=Path("bench/results/realuse/reports")
     )
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    cell = load_cell(args.labels, args.probs, args.clean, args.split)
+    cell = load_cell(
+        args.labels, args.probs, args.clean, args.split, not args.no_images
+    )
     config = FinderConfig.from_dict(json.loads(args.config))
     patches, finder = run_fixer(cell, config)
     t_fixer = time.perf_counter() - began
@@ -444,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "cell": cell.name,
         "split": args.split,
         "config": config.to_dict(),
+        "images": cell.signatures is not None,
         "fixer": fixer,
         "cleanlab": cleanlab,
         "fixer_seconds": t_fixer,

@@ -2,6 +2,7 @@
 say-so, scored by the model, and nothing found where frames are not
 views of one scene."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -11,9 +12,12 @@ from fixer_core.issues import NEIGHBOURS_ISSUE
 from fixer_core.neighbours import (
     NEIGHBOURS_CAUSE,
     doubt_with_testimony,
+    file_signature,
+    image_signature,
     likelihood_ratios,
     neighbour_labels,
     odd_one_out,
+    same_view,
 )
 
 SIZE = (60, 80)
@@ -247,3 +251,70 @@ def test_a_slip_the_neighbours_name_is_corrected_to_their_class():
         ),
         labels[2],
     )
+
+
+def _texture(width, seed):
+    """A smooth grey texture ``SIZE[0]`` rows high."""
+    noise = np.random.default_rng(seed).uniform(0, 255, (SIZE[0], width))
+    return cv2.GaussianBlur(noise, (0, 0), 20)
+
+
+def _frames(n=5, step=2, seed=0):
+    """The camera's images of ``_sequence``'s scene, panning ``step`` px a
+    frame."""
+    wide = _texture(SIZE[1] + step * n, seed)
+    return np.stack([wide[:, step * i : step * i + SIZE[1]] for i in range(n)])
+
+
+def _noisy_neighbours():
+    """``_painted_over``'s frames, whose neighbours of frame 2 each have
+    a sixth of their ground relabelled: their labels agree on too little
+    to pass for views of one scene by the labels alone."""
+    labels, probs = _painted_over((0.7, 0.2, 0.1))
+    labels[1, 45:, :40] = 0
+    labels[3, 45:, 40:] = 0
+    assert neighbour_labels(labels[1], labels[2], labels[3]) is None
+    return labels, probs
+
+
+def _neighbour_patches(patches):
+    return [
+        (p.image_index, p.given_label, p.suggested_label)
+        for p in patches
+        if p.cause == NEIGHBOURS_CAUSE
+    ]
+
+
+def test_near_duplicate_images_are_neighbours_whose_labels_disagree():
+    labels, probs = _noisy_neighbours()
+    signatures = np.stack([image_signature(im) for im in _frames()])
+    assert same_view(signatures[1], signatures[3])
+    found, _ = find_label_errors(labels, probs, batch_size=2)
+    assert (2, 0, 1) not in _neighbour_patches(found)
+    found, _ = find_label_errors(
+        labels, probs, batch_size=2, signatures=signatures
+    )
+    assert (2, 0, 1) in _neighbour_patches(found)
+
+
+def test_images_of_other_scenes_do_not_make_neighbours():
+    labels, probs = _noisy_neighbours()
+    signatures = np.stack(
+        [image_signature(_texture(SIZE[1], seed)) for seed in range(5)]
+    )
+    assert not same_view(signatures[1], signatures[3])
+    found, _ = find_label_errors(
+        labels, probs, batch_size=2, signatures=signatures
+    )
+    assert _neighbour_patches(found) == []
+
+
+def test_an_image_file_signature(tmp_path):
+    image = _frames()[0].astype(np.uint8)
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), np.dstack([image] * 3))
+    assert same_view(file_signature(path), image_signature(image))
+    assert np.linalg.norm(file_signature(path)) == pytest.approx(1, abs=1e-5)
+    assert file_signature(tmp_path / "missing.png") is None
+    flat = image_signature(np.full(SIZE, 7, np.uint8))
+    assert not flat.any() and not same_view(flat, flat)

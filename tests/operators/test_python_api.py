@@ -13,12 +13,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from fixer_testing import PLUGIN, write_frames_dataset, write_scenes_dataset
 
 from fixer_core import FinderConfig, apply_patches, find_label_errors
-from fixer_core.neighbours import NEIGHBOURS_CAUSE
+from fixer_core.neighbours import NEIGHBOURS_CAUSE, file_signature
 from fixer_core.repeats import run_of_length
 from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
 
@@ -322,11 +323,23 @@ def test_core_import_loads_no_fiftyone():
 
 
 def _frames_dataset(
-    dataset_factory, root, labels, truth, probs, inline_masks=False
+    dataset_factory,
+    root,
+    labels,
+    truth,
+    probs,
+    inline_masks=False,
+    images=None,
 ):
     ds = dataset_factory(root.name)
     write_frames_dataset(
-        ds, root, labels, truth, probs, inline_masks=inline_masks
+        ds,
+        root,
+        labels,
+        truth,
+        probs,
+        inline_masks=inline_masks,
+        images=images,
     )
     return ds
 
@@ -399,6 +412,55 @@ def test_a_run_of_frames_is_scored_as_the_core_scores_it(
     # the one-off comes first in the view of every patch
     best = results.load_view("all").first()[results.patches_field]
     assert best.run_length == 1
+
+
+def test_frames_whose_images_are_near_duplicates_are_neighbours(
+    api, dataset_factory, tmp_path
+):
+    # an object moving 2 px per frame, painted over in frame 1 (the last
+    # image of the first batch); its neighbours' labels each have a sixth
+    # of the ground relabelled, so only the images, a smooth texture the
+    # camera pans across by 1 px a frame, show them to be views of one
+    # scene
+    size = (60, 80)
+    truth = np.zeros((5, *size), np.uint8)
+    truth[:, 45:, :] = 2
+    for i in range(5):
+        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
+    labels = truth.copy()
+    labels[1, 10:24, 12:26] = 0
+    labels[0, 45:, :40] = 0
+    labels[2, 45:, 40:] = 0
+    probs = np.where(
+        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
+    ).astype(np.float32)
+    probs[1, :, 10:24, 12:26] = np.array([0.7, 0.2, 0.1])[:, None, None]
+    noise = np.random.default_rng(0).uniform(0, 255, (size[0], size[1] + 10))
+    wide = cv2.GaussianBlur(noise, (0, 0), 20).astype(np.uint8)
+    images = np.stack(
+        [np.dstack([wide[:, i : i + size[1]]] * 3) for i in range(5)]
+    )
+    ds = _frames_dataset(
+        dataset_factory, tmp_path / "pan", labels, truth, probs, images=images
+    )
+    signatures = np.stack([file_signature(s.filepath) for s in ds])
+    expected, _ = find_label_errors(
+        labels, probs, batch_size=2, signatures=signatures
+    )
+    assert (1, NEIGHBOURS_CAUSE) in [
+        (p.image_index, p.cause) for p in expected
+    ]
+    without, _ = find_label_errors(labels, probs, batch_size=2)
+    assert NEIGHBOURS_CAUSE not in [p.cause for p in without]
+
+    results = _find(api, ds, config=FinderConfig(), batch_size=2)
+
+    field = results.patches_field
+    found = [s[field].detections for s in ds.select_fields(field)]
+    assert [len(d) for d in found] == [
+        sum(p.image_index == i for p in expected) for i in range(5)
+    ]
+    assert NEIGHBOURS_CAUSE in [d.cause for d in found[1]]
 
 
 def test_a_label_its_neighbouring_frames_contradict_is_flagged(
