@@ -833,7 +833,25 @@ class LabelErrorFinder:
             doubt = stats.label_doubt(
                 shape.given_label, shape.suggested_label, given_prob
             )
-            model_doubt = min((1.0 - given_prob) * doubt**DOUBT_IN_SCORE, 1.0)
+            # A model misses a rare class into the much more frequent
+            # classes around it: there its testimony is worth no more than
+            # the share of its misses that label errors can explain
+            # (``ClassStatistics.miss_share``), in the score and the
+            # probability alike.
+            blind = (
+                stats.miss_share(shape.given_label)
+                if cause != NEIGHBOURS_CAUSE
+                and much_rarer(
+                    shape.given_label,
+                    shape.suggested_label,
+                    stats.pixel_counts,
+                    config,
+                )
+                else 1.0
+            )
+            model_doubt = min(
+                (1.0 - given_prob) * (doubt * blind) ** DOUBT_IN_SCORE, 1.0
+            )
             score = model_doubt * size
             # The neighbouring frames, not the model's confusion rates,
             # name the class of a region they contradict.
@@ -895,16 +913,7 @@ class LabelErrorFinder:
                     excess = stats.excess_share(
                         g, s, float(habits[1][g, s]), float(habits[0][g])
                     )
-                # A model misses a rare class into the much more frequent
-                # classes around it: there its testimony is worth no more
-                # than the share of its misses that label errors can
-                # explain (``ClassStatistics.miss_share``).
-                misses = (
-                    stats.miss_share(g)
-                    if much_rarer(g, s, stats.pixel_counts, config)
-                    else 1.0
-                )
-                probability *= _calibrated(pair_share, doubt, excess, misses)
+                probability *= _calibrated(pair_share, doubt, excess, blind)
             error_type = classify_error(
                 shape.given_label,
                 shape.suggested_label,

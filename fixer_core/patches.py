@@ -28,7 +28,9 @@ class Patch:
             probability that a pixel's label is wrong (``1 - p_given``),
             discounted for small patches (see
             ``FinderConfig.score_area_scale``), weighted by the fourth root
-            of the label's doubt (``finder.DOUBT_IN_SCORE``), averaged over
+            of the label's doubt (``finder.DOUBT_IN_SCORE``; bounded by
+            ``ClassStatistics.miss_share`` where the suggested class is
+            much more frequent), averaged over
             its pixels with none on those whose label the neighbouring
             frames repeat, and the doubt their testimony raises on those
             whose label they agree against (``fixer_core.neighbours``);

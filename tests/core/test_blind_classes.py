@@ -114,3 +114,24 @@ def test_miss_share():
     )
     assert stats.miss_share(0) == 1.0
     assert stats.miss_share(1) == pytest.approx(0.5 / 0.8)
+
+
+def _pole_scores(patches):
+    ys, xs = POLES[0]
+    return sorted(p.score for p in patches if p.full_mask()[ys, xs].any())
+
+
+def test_a_blind_class_ranks_below_the_models_doubt_alone(monkeypatch):
+    """The score takes the bound as it takes the label's doubt (its fourth
+    root): a reviewer meets the poles later."""
+    _, patches, _ = _run()
+    bounded = _pole_scores(patches)
+    monkeypatch.setattr(
+        fixer_core.statistics.ClassStatistics,
+        "miss_share",
+        lambda self, given: 1.0,
+    )
+    _, patches, _ = _run()
+    alone = _pole_scores(patches)
+    assert len(bounded) == len(alone) > 0
+    assert all(b < a for b, a in zip(bounded, alone, strict=True))
