@@ -36,6 +36,8 @@ on the model alone.
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
@@ -92,7 +94,7 @@ def image_signature(image: np.ndarray) -> np.ndarray:
     return (small / norm if norm else small).ravel()
 
 
-def file_signature(path: str) -> np.ndarray | None:
+def file_signature(path: str | os.PathLike) -> np.ndarray | None:
     """The signature (:func:`image_signature`) of an image file, decoded
     in grey at a quarter of its size; ``None`` where it cannot be read."""
     image = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_4)
