@@ -91,6 +91,45 @@ def write_frames_dataset(
     )
 
 
+def painted_over_frames(
+    num_frames: int, painted: int, size: tuple[int, int] = (60, 80)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(labels, truth, probs)`` of frames of an object (class 1) moving 2
+    px a frame above a ground (class 2), painted over with the background
+    (class 0) in frame ``painted``; the model is sure of every class (0.9)
+    but there, where it doubts the label (0.7) but sees the object too
+    faintly (0.2) to suggest it."""
+    truth = np.zeros((num_frames, *size), np.uint8)
+    truth[:, 45:, :] = 2
+    for i in range(num_frames):
+        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
+    labels = truth.copy()
+    x = 10 + 2 * painted
+    labels[painted, 10:24, x : x + 14] = 0
+    probs = np.where(
+        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
+    ).astype(np.float32)
+    probs[painted, :, 10:24, x : x + 14] = np.array([0.7, 0.2, 0.1])[
+        :, None, None
+    ]
+    return labels, truth, probs
+
+
+def panning_images(
+    num_frames: int, size: tuple[int, int] = (60, 80)
+) -> np.ndarray:
+    """``(N, H, W, 3)`` images of a smooth texture the camera pans across
+    by 1 px a frame: near-duplicate views of one scene."""
+    rows, columns = size
+    noise = np.random.default_rng(0).uniform(
+        0, 255, (rows, columns + num_frames)
+    )
+    wide = cv2.GaussianBlur(noise, (0, 0), 20).astype(np.uint8)
+    return np.stack(
+        [np.dstack([wide[:, i : i + columns]] * 3) for i in range(num_frames)]
+    )
+
+
 def detection_mask(detection, shape: tuple[int, int]) -> np.ndarray:
     """Places a detection's box-sized mask in an ``(H, W)`` image."""
     height, width = shape

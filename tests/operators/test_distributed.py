@@ -22,11 +22,16 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from fixer_testing import PLUGIN, write_frames_dataset, write_scenes_dataset
+from fixer_testing import (
+    PLUGIN,
+    painted_over_frames,
+    panning_images,
+    write_frames_dataset,
+    write_scenes_dataset,
+)
 
 from fixer_core.neighbours import NEIGHBOURS_CAUSE
 from fixer_core.synthetic import SIMULATED_MODEL, make_scenes
@@ -230,32 +235,17 @@ def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
     the shards' edges, get their neighbours from the other shard (told by
     their labels, or by their images where the labels of frames 3 and 5
     agree too little)."""
-    size = (60, 80)
-    truth = np.zeros((NUM_IMAGES, *size), np.uint8)
-    truth[:, 45:, :] = 2
-    for i in range(NUM_IMAGES):
-        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
-    probs = np.where(
-        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
-    ).astype(np.float32)
-    labels = truth.copy()
     # frame 4's object painted over: a slip the model doubts but does not
     # name, which frames 3 and 5 contradict; in frame 5 the model calls a
     # block of ground background: a label frames 4 and 6 vouch for
-    labels[4, 10:24, 18:32] = 0
-    probs[4, :, 10:24, 18:32] = np.array([0.7, 0.2, 0.1])[:, None, None]
+    labels, truth, probs = painted_over_frames(NUM_IMAGES, painted=4)
     probs[5, :, 46:60, 40:54] = np.array([0.9, 0.05, 0.05])[:, None, None]
     images = None
     if told_by == "images":
-        # a texture the camera pans across by 1 px a frame; a sixth of
-        # the ground of frames 3 and 5 relabelled
+        # a sixth of the ground of frames 3 and 5 relabelled
         labels[3, 45:, :40] = 0
         labels[5, 45:, 60:] = 0
-        noise = np.random.default_rng(0).uniform(0, 255, (60, 80 + NUM_IMAGES))
-        wide = cv2.GaussianBlur(noise, (0, 0), 20).astype(np.uint8)
-        images = np.stack(
-            [np.dstack([wide[:, i : i + 80]] * 3) for i in range(NUM_IMAGES)]
-        )
+        images = panning_images(NUM_IMAGES)
     dataset = dataset_factory("frames")
     write_frames_dataset(
         dataset, tmp_path / "frames", labels, truth, probs, images=images

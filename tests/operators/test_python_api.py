@@ -13,10 +13,15 @@ import sys
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from fixer_testing import PLUGIN, write_frames_dataset, write_scenes_dataset
+from fixer_testing import (
+    PLUGIN,
+    painted_over_frames,
+    panning_images,
+    write_frames_dataset,
+    write_scenes_dataset,
+)
 
 from fixer_core import FinderConfig, apply_patches, find_label_errors
 from fixer_core.neighbours import NEIGHBOURS_CAUSE, file_signature
@@ -417,29 +422,13 @@ def test_a_run_of_frames_is_scored_as_the_core_scores_it(
 def test_frames_whose_images_are_near_duplicates_are_neighbours(
     api, dataset_factory, tmp_path
 ):
-    # an object moving 2 px per frame, painted over in frame 1 (the last
-    # image of the first batch); its neighbours' labels each have a sixth
-    # of the ground relabelled, so only the images, a smooth texture the
-    # camera pans across by 1 px a frame, show them to be views of one
-    # scene
-    size = (60, 80)
-    truth = np.zeros((5, *size), np.uint8)
-    truth[:, 45:, :] = 2
-    for i in range(5):
-        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
-    labels = truth.copy()
-    labels[1, 10:24, 12:26] = 0
+    # the object painted over in frame 1 (the last image of the first
+    # batch); its neighbours' labels each have a sixth of the ground
+    # relabelled, so only the images show them to be views of one scene
+    labels, truth, probs = painted_over_frames(5, painted=1)
     labels[0, 45:, :40] = 0
     labels[2, 45:, 40:] = 0
-    probs = np.where(
-        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
-    ).astype(np.float32)
-    probs[1, :, 10:24, 12:26] = np.array([0.7, 0.2, 0.1])[:, None, None]
-    noise = np.random.default_rng(0).uniform(0, 255, (size[0], size[1] + 10))
-    wide = cv2.GaussianBlur(noise, (0, 0), 20).astype(np.uint8)
-    images = np.stack(
-        [np.dstack([wide[:, i : i + size[1]]] * 3) for i in range(5)]
-    )
+    images = panning_images(5)
     ds = _frames_dataset(
         dataset_factory, tmp_path / "pan", labels, truth, probs, images=images
     )
@@ -468,19 +457,7 @@ def test_a_label_its_neighbouring_frames_contradict_is_flagged(
 ):
     # an object moving 2 px per frame, painted over in frame 1: the last
     # image of the first batch, whose next frame is in the second batch
-    size = (60, 80)
-    truth = np.zeros((5, *size), np.uint8)
-    truth[:, 45:, :] = 2
-    for i in range(5):
-        truth[i, 10:24, 10 + 2 * i : 24 + 2 * i] = 1
-    labels = truth.copy()
-    labels[1, 10:24, 12:26] = 0
-    probs = np.where(
-        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
-    ).astype(np.float32)
-    # the model doubts the label (0.7, not its usual 0.9) but sees the
-    # object too faintly to suggest it
-    probs[1, :, 10:24, 12:26] = np.array([0.7, 0.2, 0.1])[:, None, None]
+    labels, truth, probs = painted_over_frames(5, painted=1)
     ds = _frames_dataset(
         dataset_factory, tmp_path / "painted", labels, truth, probs
     )
