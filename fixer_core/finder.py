@@ -90,7 +90,8 @@ DOUBT_IN_SCORE = 0.25
 # far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``; its spatial thresholds grow with the model's
 # blur), each scored by the model's doubt in the label, mean 1 - p_g, times
-# a size factor and the fourth root of the label's doubt (below). Its
+# a size factor and the fourth root of the label's doubt and of its image's
+# excess over the model's habit (below). Its
 # error_probability is the size factor times the share
 # of label errors the data shows for its confusion at its confidence
 # (``ClassStatistics.error_rates``) and times the doubt the given class's
@@ -905,8 +906,10 @@ class LabelErrorFinder:
                 unreported.append(shape)
                 continue
             if cause != NEIGHBOURS_CAUSE:
-                # After the report's choice: it changes the probability
-                # alone, not which patches are reported.
+                # After the report's choice: it changes the probability,
+                # and the score as the label's doubt does (its fourth
+                # root: a habit ranks under an excess in a few images),
+                # not which patches are reported.
                 g, s = shape.given_label, shape.suggested_label
                 excess = 1.0
                 if habits is not None:
@@ -914,6 +917,7 @@ class LabelErrorFinder:
                         g, s, float(habits[1][g, s]), float(habits[0][g])
                     )
                 probability *= _calibrated(pair_share, doubt, excess, blind)
+                score *= excess**DOUBT_IN_SCORE
             error_type = classify_error(
                 shape.given_label,
                 shape.suggested_label,

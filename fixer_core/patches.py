@@ -30,7 +30,9 @@ class Patch:
             ``FinderConfig.score_area_scale``), weighted by the fourth root
             of the label's doubt (``finder.DOUBT_IN_SCORE``; bounded by
             ``ClassStatistics.miss_share`` where the suggested class is
-            much more frequent), averaged over
+            much more frequent) and of the share of its pair's
+            disagreement in its image beyond the model's habit
+            (``ClassStatistics.excess_share``), averaged over
             its pixels with none on those whose label the neighbouring
             frames repeat, and the doubt their testimony raises on those
             whose label they agree against (``fixer_core.neighbours``);

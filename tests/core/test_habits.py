@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import fixer_core.finder
+import fixer_core.statistics
 from fixer_core import FinderConfig, LabelErrorFinder
 from fixer_core.statistics import (
     ClassStatisticsAccumulator,
@@ -69,20 +70,31 @@ def test_a_habit_is_less_likely_an_error_than_a_concentrated_disagreement():
     p_habit = [p.error_probability for p in habit]
     p_concentrated = [p.error_probability for p in concentrated]
     assert max(p_habit) < min(p_concentrated)
+    # and ranks below it: the score takes the excess as it takes the doubt
+    assert max(p.score for p in habit) < min(p.score for p in concentrated)
     # half of an image's disagreement is the habit's: the excess is half
     size = SQUARE**2 / (SQUARE**2 + FLOOR.score_area_scale)
     assert p_habit == pytest.approx([0.5 * size] * 10)
 
 
-def test_the_factor_leaves_the_reported_patches_and_their_order(monkeypatch):
+def test_the_factor_leaves_the_reported_patches(monkeypatch):
     found, _ = _run(HABIT)
     monkeypatch.setattr(fixer_core.finder, "_calibrated", lambda *_: 1.0)
+    monkeypatch.setattr(
+        fixer_core.statistics.ClassStatistics,
+        "excess_share",
+        lambda *_: 1.0,
+    )
     unchanged, _ = _run(HABIT)
 
     def key(p):
-        return p.image_index, p.box, p.score
+        return p.image_index, p.box
 
     assert [key(p) for p in found] == [key(p) for p in unchanged]
+    # the excess lowers the scores, after the report's choice
+    assert all(
+        a.score < b.score for a, b in zip(found, unchanged, strict=True)
+    )
     # under the report's floor, still reported
     assert all(
         p.error_probability < FLOOR.min_error_probability for p in found
