@@ -99,6 +99,12 @@ def find_label_shift(
             f"argmax of shape {argmax.shape} fits neither the label's "
             f"{label.shape} nor its search grid {lab.shape}"
         )
+    known = (lab >= 0) & (pred >= 0)
+    unmoved = np.count_nonzero(known & (lab != pred)) / max(
+        np.count_nonzero(known), 1
+    )
+    if unmoved < MIN_GAIN:
+        return None  # no move can remove MIN_GAIN of the pixels
     reach = max(1, math.ceil(MAX_SHIFT_SHARE * min(label.shape) / step))
     scored, agree = _move_counts(lab, pred, reach)
     # label pixel (y, x) moves to (y + dy, x + dx): entry [dy, dx] + reach;
@@ -109,8 +115,12 @@ def find_label_shift(
     wrong = (scored - agree) / np.maximum(scored, 1)
     best = np.argmin(np.where(moves, wrong, np.inf))  # the first, row-major
     dy, dx = (int(v) - reach for v in np.unravel_index(best, wrong.shape))
-    unmoved = float(wrong[reach, reach])
-    shift = LabelShift(dy * step, dx * step, unmoved, float(wrong.flat[best]))
+    shift = LabelShift(
+        dy * step,
+        dx * step,
+        float(wrong[reach, reach]),
+        float(wrong.flat[best]),
+    )
     far_enough = max(abs(dy), abs(dx)) >= 2
     if (
         far_enough

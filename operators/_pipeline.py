@@ -480,7 +480,9 @@ def _find_label_errors(
         preceding, after = _around_shard(
             view, params.gt_field, start, stop, num_samples
         )
-        for batch, following in _with_following(second, after):
+        for (batch, signatures), following in _with_following(
+            _signed(second), after
+        ):
             check_database()
             with naming_sample(batch, source.where):
                 found = finder.find(
@@ -489,11 +491,11 @@ def _find_label_errors(
                     image_indices=batch.indices,
                     following=following.label,
                     preceding=preceding.label,
-                    signatures=[file_signature(p) for p in batch_paths(batch)],
-                    following_signature=following.signature(),
-                    preceding_signature=preceding.signature(),
+                    signatures=signatures,
+                    following_signature=following.signature,
+                    preceding_signature=preceding.signature,
                 )
-            preceding = _Frame.unknown()
+            preceding = _Frame(None, None)
             images = [
                 _ScoredImage(sample.id, index, mask, patches)
                 for sample, index, mask, patches in zip(
@@ -572,36 +574,33 @@ def _find_label_errors(
 
 
 class _Frame(NamedTuple):
-    """The image next to a batch: its label and its file, if known."""
+    """The image next to a batch: its label and its signature
+    (``neighbours.file_signature``), ``None`` where unknown."""
 
     label: np.ndarray | None
-    filepath: str | None
-
-    @classmethod
-    def unknown(cls) -> _Frame:
-        return cls(None, None)
-
-    def signature(self) -> np.ndarray | None:
-        """The image's signature (``neighbours.file_signature``)."""
-        return None if self.filepath is None else file_signature(self.filepath)
+    signature: np.ndarray | None
 
 
-def batch_paths(batch: Batch) -> list[str]:
-    """The files of a batch's images."""
-    return [sample.filepath for sample in batch.samples]
+_SignedBatch = tuple[Batch, list[np.ndarray | None]]
+
+
+def _signed(stream: Iterable[Batch]) -> Iterator[_SignedBatch]:
+    """Each batch with its images' signatures, each file read once."""
+    for batch in stream:
+        yield batch, [file_signature(s.filepath) for s in batch.samples]
 
 
 def _with_following(
-    stream: Iterable[Batch], after: _Frame
-) -> Iterator[tuple[Batch, _Frame]]:
+    stream: Iterable[_SignedBatch], after: _Frame
+) -> Iterator[tuple[_SignedBatch, _Frame]]:
     """Each batch with the image after it (``after`` after the last): its
     last image's next frame, for ``LabelErrorFinder.find``. One batch is
     read ahead."""
     held = None
-    for batch in stream:
+    for batch, signatures in stream:
         if held is not None:
-            yield held, _Frame(batch.labels[0], batch.samples[0].filepath)
-        held = batch
+            yield held, _Frame(batch.labels[0], signatures[0])
+        held = batch, signatures
     if held is not None:
         yield held, after
 
@@ -653,10 +652,10 @@ def _around_shard(
 
     def frame(index: int) -> _Frame:
         if not 0 <= index < size:
-            return _Frame.unknown()
+            return _Frame(None, None)
         sample = view.skip(index).limit(1).select_fields(gt_field).first()
         label = stack_labels([load_mask(sample, gt_field)])[0]
-        return _Frame(label, sample.filepath)
+        return _Frame(label, file_signature(sample.filepath))
 
     return frame(start - 1), frame(stop)
 

@@ -22,23 +22,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corrections_study import odd_maps  # noqa: E402
 from evaluate import VOID, load_cell, mean_iou, run_fixer  # noqa: E402
 
 from fixer_core.corrections import apply_patches  # noqa: E402
-from fixer_core.neighbours import neighbour_labels, odd_one_out  # noqa: E402
-
-
-def odd_maps(labels: np.ndarray) -> np.ndarray:
-    """Each image's odd-one-out classes (-1 where none), its neighbours
-    being the images before and after it in the split."""
-    lab = np.where(labels == VOID, -1, labels).astype(np.int64)
-    out = np.full(lab.shape, -1, np.int64)
-    for i in range(1, len(lab) - 1):
-        common = neighbour_labels(lab[i - 1], lab[i], lab[i + 1], (-1,))
-        odd = None if common is None else odd_one_out(common, lab[i])
-        if odd is not None:
-            out[i] = odd
-    return out
 
 
 def main() -> None:
@@ -77,7 +64,12 @@ def main() -> None:
         kind_of[e] = kinds.index(t)
     kind = np.where(errors >= 0, kind_of[errors], -1)
     valid = clean != VOID
-    odd = odd_maps(labels)
+    odd = np.stack(
+        [
+            np.full(m.shape, -1) if o is None else o
+            for m, o in zip(labels, odd_maps(labels), strict=True)
+        ]
+    )
     base = mean_iou(clean, labels)
     print(
         f"{cell.name}: labels {base:.4f}, corrected "
