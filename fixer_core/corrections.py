@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .patches import Patch
-from .repeats import Run, run_of_length
+from .repeats import Run, continues_run, run_of_length
 from .shift import SHIFTED_CAUSE, LabelShift
 
 
@@ -23,10 +23,11 @@ def apply_patches(
     patch whose ``error_probability`` is at least ``min_probability`` set
     to its suggested class. The input is never modified.
 
-    ``skip_repeats`` leaves out the patches that repeat one of the
-    previous image (``Patch.repeat_of``): frames whose labels agree with
-    each other where the model disagrees with them all are left to the
-    reviewer (BENCHMARKS.md, "Repeated patches").
+    ``skip_repeats`` leaves out the patches that continue a run begun in
+    an earlier image (``fixer_core.repeats.continues_run``): frames whose
+    labels agree with each other where the model disagrees with them all
+    are left to the reviewer (BENCHMARKS.md, "Repeated patches"), even
+    where the run began with a change of the label.
 
     With the label's ``shift`` (``LabelErrorFinder.shift_of``), the label
     is first moved back into line with its image (keeping its own pixels
@@ -57,7 +58,7 @@ def corrects(
     patch's pixels to its suggested class."""
     return not (
         patch.error_probability < min_probability
-        or (skip_repeats and patch.repeat_of is not None)
+        or (skip_repeats and continues_run(patch))
         or (shift is not None and patch.cause == SHIFTED_CAUSE)
     )
 

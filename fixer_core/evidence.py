@@ -42,7 +42,8 @@ class PatchEvidence:
             labels with the suggested class; ``None`` where the previous
             image is not a view of the same scene. Where a run of repeats
             begins, a majority means its label changed there while the
-            model's view did not (see ``fixer_core.repeats``).
+            model's view did not (see ``fixer_core.repeats``); the run's
+            later patches then carry its first patch's share.
     """
 
     top_labels: tuple[int, ...]
@@ -150,6 +151,7 @@ def reason_text(
     vouched: float | None = None,
     contradicted: float | None = None,
     relabelled: float | None = None,
+    changed_run: bool = False,
 ) -> str:
     """One sentence in plain words on why a patch was flagged.
 
@@ -177,6 +179,8 @@ def reason_text(
             agree to label otherwise (``PatchEvidence.contradicted``).
         relabelled: share of the patch that the previous image labels
             with the suggested class (``PatchEvidence.relabelled``).
+        changed_run: whether the patch's run began with a change of the
+            label (``fixer_core.repeats.patch_keeps_score``).
 
     Example:
         >>> text = reason_text("Building", "Pole", top=[("Pole", 0.81)],
@@ -218,18 +222,25 @@ def reason_text(
             "the same label"
         )
     elif run_length > 1:
-        frames = (
-            "image shows"
-            if run_length == 2
-            else f"{run_length - 1} images show"
-        )
-        if began_with_relabel(relabelled):
+        if changed_run and began_with_relabel(relabelled):
             parts.append(
                 f"the previous image labels {relabelled:.0%} of it "
-                f"{suggested}: the label changed here, and the next "
-                f"{frames} the same disagreement"
+                f"{suggested}: the label changed here, the model's view "
+                f"did not, and the next {run_length - 1} images repeat "
+                "the label's mistake"
+            )
+        elif changed_run:
+            parts.append(
+                f"the same disagreement runs over {run_length} images, "
+                "from one where the label changed and the model's view "
+                "did not: this image repeats the label's mistake"
             )
         else:
+            frames = (
+                "image shows"
+                if run_length == 2
+                else f"{run_length - 1} images show"
+            )
             parts.append(
                 f"the next {frames} the same disagreement here, each "
                 "labelled on its own: more likely the model's habit"
@@ -258,6 +269,8 @@ def explain_patches(
     """The reason (see :func:`reason_text`) of each patch of a whole run,
     e.g. the patches of ``find_label_errors``; patches without evidence
     get the pixel rule's wording."""
+    from .repeats import patch_keeps_score  # repeats imports patches
+
     others = same_confusion(
         [(p.given_label, p.suggested_label) for p in patches]
     )
@@ -284,6 +297,7 @@ def explain_patches(
                 vouched=e.vouched if e else None,
                 contradicted=e.contradicted if e else None,
                 relabelled=e.relabelled if e else None,
+                changed_run=patch_keeps_score(p),
             )
         )
     return out

@@ -286,6 +286,9 @@ class LabelErrorFinder:
         self._num_scored = 0
         self._num_pixels = 0
         self._expected = ExpectedErrors()
+        # runs of earlier shards, begun with a change of the label, that
+        # later shards continue (``merge_findings``)
+        self._continued_changes: set[tuple[int, int]] = set()
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
@@ -583,12 +586,13 @@ class LabelErrorFinder:
             self._tally.merge(other["tally"])
             self._num_scored += other["num_scored"]
             self._num_pixels += other["num_pixels"]
-            self._expected.merge(other["expected"], joined.runs)
+            self._expected.merge(other["expected"], joined)
             self._shifts.update(other["shifts"])
             self._num_repeats += other["repeats"]
             self._num_vouched += other["vouched"]
         self._num_repeats += joined.repeats
         self._repeats.run_lengths = joined.run_lengths
+        self._continued_changes = joined.changed
 
     def summary(self) -> FinderSummary:
         """Groups the patches found so far into specific issues."""
@@ -600,7 +604,9 @@ class LabelErrorFinder:
         )
         flagged = sum(t["pixels"] for t in totals.values())
         in_issues = sum(i.num_pixels for i in issues)
-        expected, variance = self._expected.estimate(self.run_lengths)
+        expected, variance = self._expected.estimate(
+            self.run_lengths, self._continued_changes
+        )
         return FinderSummary(
             issues=issues,
             totals=totals,
@@ -812,9 +818,17 @@ class LabelErrorFinder:
         ``fixer_core.statistics.image_disagreement``), where the pairs
         have habits: a reported patch's probability takes the share of
         its pair's disagreement the image shows beyond them
-        (``_calibrated``)."""
+        (``_calibrated``). Where a shape continues a run of repeats that
+        began with a change of the label, the neighbouring frames repeat
+        the label's mistake: they vouch for nothing
+        (``RepeatLinker.continue_changes``)."""
         patches, unreported = [], []
-        for shape, mean in zip(shapes, means, strict=True):
+        repeating = [False] * len(shapes)
+        if vouched is not None:
+            repeating = self._repeats.continue_changes(image_index, shapes)
+        for shape, mean, repeats_change in zip(
+            shapes, means, repeating, strict=True
+        ):
             given_prob = float(mean[shape.given_label])
             suggested_prob = float(mean[shape.suggested_label])
             if (
@@ -872,7 +886,11 @@ class LabelErrorFinder:
             share_vouched = (
                 None if vouched is None else _masked_share(vouched, shape)
             )
-            unvouched = 1.0 if share_vouched is None else 1.0 - share_vouched
+            unvouched = (
+                1.0
+                if share_vouched is None or repeats_change
+                else 1.0 - share_vouched
+            )
             share_contradicted = (
                 None
                 if contradicted is None

@@ -64,7 +64,8 @@ class Patch:
         repeat_of: the index of the image where the run this patch
             repeats began: the same disagreement at the same place in the
             previous image(s) (see ``fixer_core.repeats``); ``None`` for a
-            run's first patch.
+            run's first patch, and for every patch of a run that began
+            with a change of the label (each repeats the label's mistake).
         run: ``(image index, position)`` of its run's first patch, ``None``
             where repeats are not linked.
         run_length: the images the run spans, once known (see

@@ -31,7 +31,14 @@ once, not ``L`` times.
 Unless the run began with a change of the label: where the previous
 image labels most of the run's first patch as the model sees it, the
 label changed there and the model's view did not, as where an
-annotator's repeated mistake begins; that first patch keeps its score.
+annotator's repeated mistake begins. Each of that run's patches is the
+same label mistake again, to be fixed again: none is a repeat, each
+keeps its score, and the neighbouring frames, which repeat the mistake,
+vouch for none of them (:meth:`RepeatLinker.continue_changes`). The
+corrected labels still take only the run's first patch
+(:func:`continues_run`). Over shards, a shard does not know how a run of
+the previous shard began while it scores its images: there the
+neighbours may vouch for the run's frames, as for a habit's.
 On datasets that are not ordered in time nothing links, by the same rule.
 """
 
@@ -40,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -63,9 +70,10 @@ class RepeatLinker:
     """Streams each image's patches, in input order, and marks repeats.
 
     Every patch gets its run (``Patch.run``: the image index and position
-    of the run's first patch); repeats also get ``repeat_of``. Memory holds
-    the patches' boxes of the last ``window`` images, and the length of
-    each run of more than one image (:attr:`run_lengths`).
+    of the run's first patch); repeats also get ``repeat_of``, unless
+    their run began with a change of the label. Memory holds the patches'
+    boxes of the last ``window`` images, and the length of each run of
+    more than one image (:attr:`run_lengths`).
 
     Args:
         window: how many previous images a patch is compared with (0 links
@@ -77,9 +85,14 @@ class RepeatLinker:
         self._recent: deque[Linked] = deque(maxlen=max(window, 1))
         self.run_lengths: Counter[Run] = Counter()
         """The images each run of more than one image spans, so far."""
+        # the recent images' runs whose first patch was reported and began
+        # with a change of the label
+        self._changed: set[Run] = set()
         self._first: int | None = None  # the first image linked
         # runs begun in the first ``window`` images (see ``shard_runs``)
         self._heads: list[tuple[int, np.ndarray, np.ndarray, Run, bool]] = []
+        # their reported patches and repeats among them
+        self._head_counts: dict[Run, list[int]] = {}
 
     def link(
         self,
@@ -106,21 +119,43 @@ class RepeatLinker:
             reported = j < len(patches)
             if run is None:
                 run = (image_index, j)
-                repeat_of = None
                 if self.begins(run):
                     self._heads.append(
                         (image_index, boxes[j], pairs[j], run, reported)
                     )
+                    self._head_counts[run] = [0, 0]
+                if reported and patch_keeps_score(patch):
+                    self._changed.add(run)
             else:
                 self.run_lengths[run] = self.run_lengths.get(run, 1) + 1
-                repeat_of = run[0]
             if reported:
+                repeat = run[0] != image_index and run not in self._changed
                 out.append(
-                    dataclasses.replace(patch, run=run, repeat_of=repeat_of)
+                    dataclasses.replace(
+                        patch, run=run, repeat_of=run[0] if repeat else None
+                    )
                 )
+                if run in self._head_counts:
+                    self._head_counts[run][0] += 1
+                    self._head_counts[run][1] += repeat
             runs.append(run)
         self._recent.append((image_index, boxes, pairs, runs))
+        self._changed &= {run for linked in self._recent for run in linked[3]}
         return out
+
+    def continue_changes(
+        self, image_index: int, shapes: Sequence[PatchGeometry]
+    ) -> list[bool]:
+        """Whether each of an image's shapes, linked now, would continue a
+        run that began with a change of the label: the neighbouring frames
+        of such a run repeat the label's mistake, they do not vouch for
+        it."""
+        if not self._changed or not shapes:
+            return [False] * len(shapes)
+        recent = [r for r in self._recent if r[0] >= image_index - self.window]
+        boxes = np.array([s.box for s in shapes], dtype=np.float64)
+        pairs = np.array([(s.given_label, s.suggested_label) for s in shapes])
+        return [run in self._changed for run in _runs_of(boxes, pairs, recent)]
 
     def begins(self, run: Run) -> bool:
         """Whether ``run`` began in the first ``window`` images this linker
@@ -135,6 +170,8 @@ class RepeatLinker:
             list(self._heads),
             list(self._recent),
             Counter(self.run_lengths),
+            set(self._changed),
+            {run: tuple(n) for run, n in self._head_counts.items()},
         )
 
 
@@ -152,12 +189,17 @@ class ShardRuns:
             next shard may continue.
         run_lengths: the images each run of more than one image spans
             within the shard.
+        changed: the tail's runs that began with a change of the label.
+        head_counts: the reported patches of each of ``heads``' runs, and
+            the repeats among them.
     """
 
     window: int
     heads: list[tuple[int, np.ndarray, np.ndarray, Run, bool]]
     tail: list[Linked]
     run_lengths: Counter[Run]
+    changed: set[Run]
+    head_counts: dict[Run, tuple[int, int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,14 +211,18 @@ class JoinedRuns:
             continues}``.
         run_lengths: the images each run of more than one image spans,
             over all shards.
-        repeats: reported patches that begin a run in their shard and
-            repeat one of an earlier shard (the shards' own linkers did
-            not count them as repeats).
+        repeats: the repeats among the reported patches of the runs that
+            continue an earlier shard's, less those the shards' own
+            linkers counted.
+        changed: the runs in ``runs``' values that began with a change of
+            the label: their patches in the later shards are not repeats
+            (see :func:`continue_runs`).
     """
 
     runs: dict[Run, Run]
     run_lengths: Counter[Run]
     repeats: int
+    changed: set[Run]
 
 
 def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
@@ -194,37 +240,54 @@ def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
     lengths: Counter[Run] = Counter()
     repeats = 0
     tail: list[Linked] = []  # the last images before the next shard
+    changed: set[Run] = set()  # the tail's runs begun with a change
+    continued: set[Run] = set()
     for shard in shards:
-        for index, box, pair, head, reported in shard.heads:
+        for index, box, pair, head, _ in shard.heads:
             recent = [t for t in tail if t[0] >= index - shard.window]
             run = _run_of(box, pair, recent)
             if run is not None:
                 runs[head] = run
                 own = shard.run_lengths.get(head, 1)
                 lengths[run] = lengths.get(run, 1) + own
-                repeats += reported
+                reported, counted = shard.head_counts[head]
+                if run in changed:
+                    continued.add(run)
+                    repeats -= counted
+                else:
+                    repeats += reported - counted
         lengths.update(
             {r: n for r, n in shard.run_lengths.items() if r not in runs}
         )
+        changed |= {r for r in shard.changed if r not in runs}
         joined = [
             (index, boxes, pairs, [runs.get(r, r) for r in linked])
             for index, boxes, pairs, linked in shard.tail
         ]
         tail = [*tail, *joined][-max(shard.window, 1) :]
-    return JoinedRuns(runs, lengths, repeats)
+        changed &= {run for linked in tail for run in linked[3]}
+    return JoinedRuns(runs, lengths, repeats, continued)
 
 
-def continue_runs(
-    patches: Sequence[Patch], runs: Mapping[Run, Run]
-) -> list[Patch]:
-    """The patches with the runs their runs continue (``runs``: see
-    :attr:`JoinedRuns.runs`): a run's first patch becomes a repeat."""
-    return [
-        dataclasses.replace(p, run=runs[p.run], repeat_of=runs[p.run][0])
-        if p.run in runs
-        else p
-        for p in patches
-    ]
+def continue_runs(patches: Sequence[Patch], joined: JoinedRuns) -> list[Patch]:
+    """The patches with the runs their runs continue (see
+    :attr:`JoinedRuns.runs`): repeats of the earlier run, unless it began
+    with a change of the label."""
+    out = []
+    for p in patches:
+        if p.run in joined.runs:
+            run = joined.runs[p.run]
+            repeat_of = None if run in joined.changed else run[0]
+            p = dataclasses.replace(p, run=run, repeat_of=repeat_of)
+        out.append(p)
+    return out
+
+
+def continues_run(patch: Patch) -> bool:
+    """Whether a patch continues a run begun in an earlier image: a
+    repeat, or the same label mistake again in a run that began with a
+    change of the label."""
+    return patch.run is not None and patch.run[0] != patch.image_index
 
 
 class ExpectedErrors:
@@ -245,10 +308,10 @@ class ExpectedErrors:
         self.squares = 0.0  # sum of their squares
         # run -> [sum, sum of squares] of its patches that share its score
         self.runs: dict[Run, list[float]] = {}
-        # the runs the stream begins with whose first patch keeps its
-        # score: that patch's probability (a repeat if an earlier shard's
-        # run continues there)
-        self.kept: dict[Run, float] = {}
+        # the runs the stream begins with whose patches keep their score:
+        # [sum, sum of squares] of those patches (repeats if an earlier
+        # shard's run continues there, unless it began with a change)
+        self.kept: dict[Run, list[float]] = {}
         # (image index, the runs it began) of the images a run may continue
         self._open: deque[tuple[int, list[Run]]] = deque()
 
@@ -262,41 +325,49 @@ class ExpectedErrors:
             self.squares += q * q
             if p.run is None:
                 continue
-            if patch_keeps_score(p):
-                if linker.begins(p.run):
-                    self.kept[p.run] = q
+            keeps = patch_keeps_score(p)
+            if keeps and not linker.begins(p.run):
                 continue
-            sums = self.runs.setdefault(p.run, [0.0, 0.0])
+            sums = (self.kept if keeps else self.runs).setdefault(
+                p.run, [0.0, 0.0]
+            )
             sums[0] += q
             sums[1] += q * q
-        begun = [p.run for p in patches if p.run and p.repeat_of is None]
+        begun = [p.run for p in patches if p.run and not continues_run(p)]
         self._open.append((image_index, begun))
         while self._open and self._open[0][0] <= image_index - linker.window:
             for run in self._open.popleft()[1]:
                 if run not in linker.run_lengths and not linker.begins(run):
                     self.runs.pop(run, None)
 
-    def merge(self, other: ExpectedErrors, joined: Mapping[Run, Run]) -> None:
-        """Adds the next shard's sums; ``joined`` maps the runs it began
-        that continue an earlier shard's (:attr:`JoinedRuns.runs`) to
-        those: their first patches are repeats there."""
+    def merge(self, other: ExpectedErrors, joined: JoinedRuns) -> None:
+        """Adds the next shard's sums (``joined``: the runs it began that
+        continue an earlier shard's; their patches are that run's)."""
         self.total += other.total
         self.squares += other.squares
         for run, (total, squares) in other.runs.items():
-            sums = self.runs.setdefault(joined.get(run, run), [0.0, 0.0])
+            sums = self.runs.setdefault(joined.runs.get(run, run), [0.0, 0.0])
             sums[0] += total
             sums[1] += squares
-        for run, q in other.kept.items():
-            if run in joined:
-                sums = self.runs.setdefault(joined[run], [0.0, 0.0])
-                sums[0] += q
-                sums[1] += q * q
+        for run, (total, squares) in other.kept.items():
+            if run in joined.runs:
+                sums = self.runs.setdefault(joined.runs[run], [0.0, 0.0])
+                sums[0] += total
+                sums[1] += squares
 
-    def estimate(self, run_lengths: Mapping[Run, int]) -> tuple[float, float]:
+    def estimate(
+        self,
+        run_lengths: Mapping[Run, int],
+        changed: Collection[Run] = (),
+    ) -> tuple[float, float]:
         """The expected count and its variance (the patches taken as
-        independent), with the runs' final ``run_lengths``."""
+        independent), with the runs' final ``run_lengths``; the patches of
+        the ``changed`` runs (:attr:`JoinedRuns.changed`) that later shards
+        continue keep their probabilities."""
         mean, squares = self.total, self.squares
         for run, (total, run_squares) in self.runs.items():
+            if run in changed:
+                continue
             share = run_score(1.0, run_lengths.get(run, 1))
             mean -= total * (1.0 - share)
             squares -= run_squares * (1.0 - share * share)
@@ -331,7 +402,7 @@ def discount_runs(
     in the score, and runs of frames"). A run's first patch whose label
     changed from the previous image (``PatchEvidence.relabelled``; see
     ``fixer_core.neighbours.began_with_relabel``) keeps its score and
-    probability.
+    probability, and so does each patch of its run.
     """
     if run_lengths is None:
         run_lengths = Counter(p.run for p in patches if p.run is not None)
@@ -364,17 +435,25 @@ def frame_probability(patch: Patch) -> float:
     return run_of_length(patch, 1).error_probability
 
 
-def keeps_score(repeat: bool, relabelled: float | None) -> bool:
+def keeps_score(
+    repeat: bool, relabelled: float | None, continues: bool
+) -> bool:
     """Whether a patch keeps its score whatever its run's length: the
-    first patch of a run (not a ``repeat``) that began with a change of its
-    label (``relabelled``: ``PatchEvidence.relabelled``)."""
-    return not repeat and began_with_relabel(relabelled)
+    patches of a run that began with a change of its label, that is the
+    first patch (not a ``repeat``; ``relabelled``:
+    ``PatchEvidence.relabelled``) where the label changed, and the run's
+    patches that ``continue`` it without being repeats."""
+    if repeat:
+        return False
+    return continues or began_with_relabel(relabelled)
 
 
 def patch_keeps_score(patch: Patch) -> bool:
     """:func:`keeps_score` of a patch."""
     relabelled = None if patch.evidence is None else patch.evidence.relabelled
-    return keeps_score(patch.repeat_of is not None, relabelled)
+    return keeps_score(
+        patch.repeat_of is not None, relabelled, continues_run(patch)
+    )
 
 
 def _run_of(

@@ -12,6 +12,7 @@ import cv2
 import fiftyone as fo
 
 from ..fixer_core import Patch, error_map, reason_text, same_confusion
+from ..fixer_core.neighbours import began_with_relabel
 
 # Detection attributes written from ``Patch.evidence`` in pass 2, and
 # from the whole run afterwards
@@ -112,6 +113,33 @@ class WrittenPatches:
             for r in sample
         )
 
+    def changed_runs(self, continued: Mapping[str, str]) -> set[str]:
+        """The stored runs whose first patch is here and began with a
+        change of the label (``continued``: the stored runs that continue
+        an earlier shard's, whose first patches are not)."""
+        return {
+            r["run"]
+            for sample in self.rows
+            for r in sample
+            if not r["repeat"]
+            and r["run"] not in continued
+            and began_with_relabel(r["relabelled"])
+        }
+
+    def continue_runs(
+        self, continued: Mapping[str, str], changed: set[str]
+    ) -> None:
+        """Gives each patch its run as over all shards (``continued``:
+        stored run -> the earlier shard's run it continues; ``changed``:
+        the runs that began with a change of the label): whether it
+        repeats, and ``changed_run``."""
+        for sample in self.rows:
+            for r in sample:
+                run = continued.get(r["run"], r["run"])
+                if r["run"] in continued:
+                    r["repeat"] = run not in changed
+                r["changed_run"] = not r["repeat"] and run in changed
+
 
 def read_patches(view, patches_field: str) -> WrittenPatches:
     """Reads the patches of ``view`` in one pass over its samples.
@@ -193,4 +221,5 @@ def _reason(row: dict, others: int, run_length: int) -> str:
         vouched=row["vouched"],
         contradicted=row["contradicted"],
         relabelled=row["relabelled"],
+        changed_run=row["changed_run"],
     )

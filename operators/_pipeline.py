@@ -34,9 +34,9 @@ from ..fixer_core import (
 from ..fixer_core.neighbours import file_signature
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.repeats import (
+    JoinedRuns,
     continue_runs,
     join_shards,
-    keeps_score,
     run_score,
 )
 from ..fixer_core.shift import LabelShift
@@ -532,9 +532,7 @@ def _find_label_errors(
     findings = ranks.gather(finder.findings())
     joined = join_shards([f["runs"] for f in findings])
     with ranks.stage():
-        _write_continued_runs(
-            dataset, first_images, joined.runs, values_of, finder
-        )
+        _write_continued_runs(dataset, first_images, joined, values_of, finder)
         write_taken_back(
             dataset,
             held.taken_back(joined),
@@ -553,9 +551,13 @@ def _find_label_errors(
         written = read_patches(targets, fields["patches"])
     runs = {run_key(run): n for run, n in joined.run_lengths.items()}
     continued = {run_key(a): run_key(b) for a, b in joined.runs.items()}
+    changed = written.changed_runs(continued)
+    changed |= {run_key(run) for run in joined.changed}
     pairs = None
     if ranks.world_size > 1:
         pairs = sum(ranks.gather(written.pair_counts()), Counter())
+        changed = set().union(*ranks.gather(changed))
+    written.continue_runs(continued, changed)
     with ranks.stage():
         _explain(
             dataset,
@@ -617,25 +619,25 @@ class _ScoredImage(NamedTuple):
 def _write_continued_runs(
     dataset: fo.Dataset,
     first_images: list[_ScoredImage],
-    runs: dict[tuple[int, int], tuple[int, int]],
+    joined: JoinedRuns,
     values_of: Callable[..., dict],
     finder: LabelErrorFinder,
 ) -> None:
     """Writes again the shard's first images whose patches begin runs
-    that continue the previous shard's (``runs``: see
-    ``fixer_core.repeats.join_shards``): those patches are repeats, which
-    their corrected masks leave to the reviewer, with the earlier run.
+    that continue the previous shard's (see
+    ``fixer_core.repeats.join_shards``): those patches continue the
+    earlier run, which their corrected masks leave to the reviewer.
     ``values_of`` gives an image's fields (see ``_sample_values``)."""
     continued = [
         image
         for image in first_images
-        if any(p.run in runs for p in image.patches)
+        if any(p.run in joined.runs for p in image.patches)
     ]
     values = [
         values_of(
             image.sample_id,
             image.mask,
-            continue_runs(image.patches, runs),
+            continue_runs(image.patches, joined),
             shift=finder.shift_of(image.index),
         )
         for image in continued
@@ -1123,12 +1125,13 @@ def _explain(
 ) -> None:
     """Sets each written patch's ``issue`` (from the run's issues),
     ``same_confusion`` and ``reason`` (see ``explain_patches``), and the
-    final ``confidence``, ``error_probability``, ``run_length`` and
-    ``run`` of the patches of runs of repeats
+    final ``confidence``, ``error_probability``, ``run_length``, ``run``
+    and ``repeat`` of the patches of runs of repeats
     (``fixer_core.discount_runs``; ``run_lengths``: the images each run
     spans, over all ranks; ``continued``: the runs begun in a rank's shard
-    that continue an earlier shard's, as stored), by position in two bulk
-    writes:
+    that continue an earlier shard's, as stored; ``written`` knows which
+    began with a change of the label, see
+    ``WrittenPatches.continue_runs``), by position in two bulk writes:
     ``issue`` and ``same_confusion`` (with the runs' fields, which exist
     already), then ``reason`` (MongoDB adds one update's new fields in
     name order; this keeps them in the order they always had)."""
@@ -1159,7 +1162,7 @@ def _explain(
             reasons[f"{prefix}.{j}.reason"] = reason
             row = written.rows[k][j]
             if run_length > 1:
-                if not keeps_score(row["repeat"], row["relabelled"]):
+                if not row["changed_run"]:
                     for name in ("confidence", "error_probability"):
                         values[f"{prefix}.{j}.{name}"] = run_score(
                             row[name], run_length
@@ -1167,6 +1170,7 @@ def _explain(
                 values[f"{prefix}.{j}.run_length"] = run_length
             if row["run"] in continued:
                 values[f"{prefix}.{j}.run"] = continued[row["run"]]
+                values[f"{prefix}.{j}.repeat"] = row["repeat"]
         first.append(values)
         second.append(reasons)
     write_sample_fields(dataset, ids, first)

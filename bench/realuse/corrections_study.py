@@ -108,7 +108,7 @@ def rules(t: float, gain: dict[int, int]) -> dict[str, Callable]:
 
     def whole_run(p) -> bool:
         relabelled = p.evidence.relabelled if p.evidence else None
-        return p.run_length == 1 or keeps_score(False, relabelled)
+        return p.run_length == 1 or keeps_score(False, relabelled, False)
 
     out = {
         f"p>={s}": (lambda p, s=s: p.error_probability >= s)

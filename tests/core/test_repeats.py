@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from fixer_testing import painted_over_frames
 
 from fixer_core import (
     FinderConfig,
@@ -268,7 +269,7 @@ def test_shards_joined_link_as_one_linker_over_all_frames(window):
         ]
         joined = join_shards([s.shard_runs() for _, s, _ in shards])
         patches = [p for found, _, _ in shards for p in found]
-        assert continue_runs(patches, joined.runs) == whole
+        assert continue_runs(patches, joined) == whole
         assert joined.run_lengths == linker.run_lengths
         repeats = sum(p.repeat_of is not None for p in patches)
         assert repeats + joined.repeats == sum(
@@ -278,21 +279,29 @@ def test_shards_joined_link_as_one_linker_over_all_frames(window):
         # the probabilities the runs share
         first, *others = [count for _, _, count in shards]
         for count in others:
-            first.merge(count, joined.runs)
+            first.merge(count, joined)
         final = discount_runs(whole, linker.run_lengths)
-        mean, variance = first.estimate(linker.run_lengths)
+        mean, variance = first.estimate(linker.run_lengths, joined.changed)
         q = np.array([p.error_probability for p in final])
         assert mean == pytest.approx(q.sum())
         assert variance == pytest.approx((q * (1 - q)).sum())
 
 
-def test_a_run_across_shards_is_one_run_for_the_finders():
+@pytest.mark.parametrize("changed", [False, True], ids=["habit", "changed"])
+def test_a_run_across_shards_is_one_run_for_the_finders(changed):
     """Two finders, each scoring one shard of the frames (the statistics
     of all of them), summarize and score a run that crosses the shards'
-    edge as one finder does."""
-    labels, probs = _frames([None, (5, 5), (5, 7), (6, 9), (5, 11), None])
+    edge as one finder does: a run of the model's habit, and one that
+    began with a change of the label (frame 0 labels the block as the
+    model sees it)."""
+    labels, probs = _frames([(5, 3), (5, 5), (5, 7), (6, 9), (5, 11), None])
+    if changed:
+        labels[0][labels[0] == 1] = 2
+    else:
+        labels[0], probs[0] = labels[5], probs[5]
     whole, summary = find_label_errors(labels, probs)
     assert [p.run_length for p in whole] == [4] * 4
+    assert summary.repeats == (0 if changed else 3)
 
     finders = [LabelErrorFinder(["a", "b", "c", "d"]) for _ in range(2)]
     found = []
@@ -309,12 +318,12 @@ def test_a_run_across_shards_is_one_run_for_the_finders():
     first, second = finders
     joined = join_shards([f.findings()["runs"] for f in finders])
     first.merge_findings([second.findings()])
-    found = discount_runs(continue_runs(found, joined.runs), first.run_lengths)
+    found = discount_runs(continue_runs(found, joined), first.run_lengths)
     assert [(p.run, p.repeat_of, p.run_length) for p in found] == [
         (p.run, p.repeat_of, p.run_length) for p in whole
     ]
     assert [p.score for p in found] == pytest.approx([p.score for p in whole])
-    assert first.summary().repeats == summary.repeats == 3
+    assert first.summary().repeats == summary.repeats
     # the run's probabilities are shared in the expected count as one
     # finder shares them
     assert sum(p.error_probability for p in whole) == pytest.approx(
@@ -345,15 +354,35 @@ def test_a_run_that_began_with_a_change_of_its_label_keeps_its_score():
     )
     labels[:2][labels[:2] == 1] = 2
     raw, final = _scored_runs(labels, probs)
-    (head,) = [p for p in final if p.repeat_of is None]
-    (before,) = [p for p in raw if p.image_index == head.image_index]
-    assert (head.image_index, head.run_length) == (2, 4)
+    # each frame repeats the label's mistake: none is a repeat, and each
+    # keeps the score its own frame gives it
+    assert [(p.image_index, p.run, p.repeat_of) for p in final] == [
+        (i, (2, 0), None) for i in range(2, 6)
+    ]
+    assert [p.run_length for p in final] == [4] * 4
+    assert [p.score for p in final] == [p.score for p in raw]
+    assert [p.error_probability for p in final] == [
+        p.error_probability for p in raw
+    ]
+    head = final[0]
     assert head.evidence.relabelled > 0.5
-    assert head.score == before.score
-    assert head.error_probability == before.error_probability
-    (reason,) = explain_patches([head], ["a", "b", "c", "d"])
-    assert "the previous image labels" in reason
-    assert "the label changed here" in reason
+    assert final[1].evidence.relabelled == 0
+    reasons = explain_patches(final, ["a", "b", "c", "d"])
+    assert "the label changed here" in reasons[0]
+    assert all("repeats the label's mistake" in r for r in reasons[1:])
+    # the corrected labels take the run once, at its first frame
+    corrected = [
+        apply_patches(
+            labels[i],
+            [p for p in final if p.image_index == i],
+            skip_repeats=True,
+        )
+        for i in range(6)
+    ]
+    assert (corrected[2] == 2).sum() == (labels[2] == 1).sum() + (
+        labels[2] == 2
+    ).sum()
+    assert all((corrected[i] == labels[i]).all() for i in (3, 4, 5))
 
 
 def test_a_run_that_began_with_a_change_of_the_models_view_shares_its_score():
@@ -376,3 +405,45 @@ def test_a_run_that_began_with_a_change_of_the_models_view_shares_its_score():
     )
     (reason,) = explain_patches([head], ["a", "b", "c", "d"])
     assert "more likely the model's habit" in reason
+
+
+def _moving_object(mistake: bool):
+    """Ten frames of an object (class 1) moving 2 px a frame above a
+    ground (class 2), near-identical labels (each frame the other's
+    neighbour). Frames 3-7 label the object's top half 0: an annotator's
+    mistake kept over five frames (``mistake``), or the model's habit (it
+    sees it as 0 there, the labels right)."""
+    labels, truth, probs = painted_over_frames(10, 0)
+    labels[0] = truth[0]
+    probs = np.where(
+        truth[:, None] == np.arange(3)[None, :, None, None], 0.9, 0.05
+    ).astype(np.float32)
+    for i in range(3, 8):
+        block = truth[i] == 1
+        block[17:] = False
+        if mistake:
+            labels[i][block] = 0
+        else:
+            probs[i, 0][block], probs[i, 1][block] = 0.9, 0.05
+    return labels, probs
+
+
+def test_the_neighbours_of_a_repeated_mistake_do_not_vouch_for_it():
+    # the frames around each of a run's later frames repeat its label:
+    # where the run began with a change of the label, that is the same
+    # mistake again, and every frame is reported with its own score
+    labels, probs = _moving_object(mistake=True)
+    patches, summary = find_label_errors(labels, probs)
+    assert [p.image_index for p in patches] == [3, 4, 5, 6, 7]
+    assert [p.run for p in patches] == [(3, 0)] * 5
+    assert all(p.repeat_of is None for p in patches)
+    assert summary.repeats == 0
+    assert min(p.error_probability for p in patches) > 0.5
+
+
+def test_the_neighbours_of_a_habit_vouch_for_its_labels():
+    labels, probs = _moving_object(mistake=False)
+    patches, summary = find_label_errors(labels, probs)
+    # the run's middle frames are vouched for by their neighbours
+    assert {p.image_index for p in patches} <= {3, 7}
+    assert summary.vouched >= 3

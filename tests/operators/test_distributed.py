@@ -272,36 +272,46 @@ def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
         )
 
 
-def _run_frames() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run_frames(
+    changed: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """10 frames (labels, truth, probabilities) labelled 0 over a ground
     of class 3 rising 6 px a frame (the frames differ too much to be
     each other's neighbours), in which frames 2-7 label an object of
     class 2 drifting 2 px a frame as class 1: one disagreement repeated
-    in 6 frames."""
+    in 6 frames. Where the run began with a ``changed`` label, frames 0-1
+    show the object too, labelled 2."""
     size = (64, 80)
     truth = np.zeros((NUM_IMAGES, *size), np.uint8)
     for i in range(NUM_IMAGES):
         truth[i, 60 - 6 * i :, :] = 3
     labels = truth.copy()
-    for i in range(2, 8):
+    for i in range(0 if changed else 2, 8):
         truth[i, 5:17, 5 + 2 * i : 17 + 2 * i] = 2
-        labels[i, 5:17, 5 + 2 * i : 17 + 2 * i] = 1
+        labels[i, 5:17, 5 + 2 * i : 17 + 2 * i] = 1 if i >= 2 else 2
     probs = np.where(
         truth[:, None] == np.arange(4)[None, :, None, None], 0.94, 0.02
     ).astype(np.float32)
     return labels, truth, probs
 
 
+@pytest.mark.parametrize("changed", [False, True], ids=["habit", "changed"])
 def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
-    fixer_plugin, dataset_factory, tmp_path
+    fixer_plugin, dataset_factory, tmp_path, changed
 ):
     """The run of frames 2-7 crosses the edge of two workers' shards
     (0-4, 5-9) and both edges of three workers' (0-2, 3-5, 6-9): it is
     one run of 6 frames, as with one process (its first patch, repeats,
-    scores, corrected masks and the summary's repeats)."""
+    scores, corrected masks and the summary's repeats). A run that began
+    with a change of the label has no repeats: each of its patches keeps
+    its score."""
     dataset = dataset_factory("run")
-    write_frames_dataset(dataset, tmp_path / "frames", *_run_frames())
-    least = {"batch_size": 2, "correct_min_probability": 0.7}
+    frames = _run_frames(changed)
+    write_frames_dataset(dataset, tmp_path / "frames", *frames)
+    least = {
+        "batch_size": 2,
+        "correct_min_probability": 0.4 if changed else 0.7,
+    }
     _find(dataset, "single", **least)
     _find(dataset, "two", workers=2, **least)
     _find(dataset, "three", workers=3, **least)
@@ -311,16 +321,29 @@ def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
     assert [len(patches) for patches in found] == [0, 0] + [1] * 6 + [0, 0]
     patches = [p for image in found for p in image]
     assert [p.run for p in patches] == ["2:0"] * 6
-    assert [p.repeat for p in patches] == [False] + [True] * 5
+    assert [p.repeat for p in patches] == [False] + [not changed] * 5
     assert [p.run_length for p in patches] == [6] * 6
-    assert dataset.load_run_results("single").summary["repeats"] == 5
-    # the run's first patch, corrected as its frame was scored (0.82),
-    # is taken back once the run is known (0.33 for the run's 6 frames),
-    # over the shards' edges too
-    assert patches[0].error_probability < least["correct_min_probability"]
-    labels = _run_frames()[0]
-    corrected = dataset.values("single_corrected")
-    np.testing.assert_array_equal(corrected[2].get_mask(), labels[2])
+    summary = dataset.load_run_results("single").summary
+    assert summary["repeats"] == (0 if changed else 5)
+    labels = frames[0]
+    corrected = [c.get_mask() for c in dataset.values("single_corrected")]
+    if changed:
+        # each frame keeps its own probability (0.5; the run's 6 frames
+        # would share it: 0.2); only the first is corrected
+        assert [p.error_probability for p in patches] == pytest.approx(
+            [0.5] * 6, abs=0.02
+        )
+        assert "the label changed here" in patches[0].reason
+        assert "repeats the label's mistake" in patches[1].reason
+        assert (corrected[2] != labels[2]).any()
+    else:
+        # the run's first patch, corrected as its frame was scored
+        # (0.82), is taken back once the run is known (0.33 for the run's
+        # 6 frames), over the shards' edges too
+        assert patches[0].error_probability < 0.7
+        np.testing.assert_array_equal(corrected[2], labels[2])
+    for i in range(3, 8):
+        np.testing.assert_array_equal(corrected[i], labels[i])
     for run in ("two", "three"):
         _assert_same_run(dataset, "single", run)
 
