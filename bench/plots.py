@@ -7,13 +7,14 @@
   ``bench/bench_vs_cleanlab_speed.py`` (its runs with one core each);
 * ``recall_realuse_<split>.png``: share of the injected errors found
   after reviewing the N best patches, FIXER and cleanlab, on each model x
-  injector cell of a folder of ``bench/realuse/evaluate.py`` reports.
+  injector cell of a folder of ``bench/realuse/evaluate.py`` reports
+  (injector C's from ``bench/realuse/evaluate_runs.py``, same folder).
 
     python bench/plots.py \\
         --report bench/results/camvid-f4/runs/<tag>/report-val.json \\
         --scale bench/results/scale-ade.jsonl \\
         --speed bench/results/speed-camvid.jsonl \\
-        --realuse bench/results/realuse/reports-runprob2 --out bench/plots
+        --realuse bench/results/reports-s9b --out bench/plots
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def plot_scale(scale: list[dict], speed: list[dict], out: Path) -> Path:
 
 
 REALUSE_MODELS = ("espnet", "unet-clean", "unet-cv")
-REALUSE_INJECTORS = ("a", "b")
+REALUSE_INJECTORS = ("a", "b", "c")
 # bench/realuse/evaluate.py counts the errors found every this many patches
 CURVE_STEP = 50
 
@@ -125,7 +126,7 @@ def plot_realuse(folder: Path, out: Path, split: str = "val") -> Path:
     fig, axes = plt.subplots(
         len(REALUSE_INJECTORS),
         len(REALUSE_MODELS),
-        figsize=(12, 7),
+        figsize=(12, 10),
         sharex=True,
         sharey=True,
     )
