@@ -42,8 +42,7 @@ class PatchEvidence:
             labels with the suggested class; ``None`` where the previous
             image is not a view of the same scene. Where a run of repeats
             begins, a majority means its label changed there while the
-            model's view did not (see ``fixer_core.repeats``); the run's
-            later patches then carry its first patch's share.
+            model's view did not (see ``fixer_core.repeats``).
     """
 
     top_labels: tuple[int, ...]
