@@ -531,6 +531,15 @@ def _find_label_errors(
 
     findings = ranks.gather(finder.findings())
     joined = join_shards([f["runs"] for f in findings])
+    if joined.changed and ranks.is_lead:
+        logger.warning(
+            "%d run(s) that began with a change of the label cross the "
+            "ranks' shards' edges: past an edge, their frames were scored "
+            "as those of a model's habit, which the neighbouring frames "
+            "may vouch for; one process would report them "
+            "(docs/distributed.md)",
+            len(joined.changed),
+        )
     with ranks.stage():
         _write_continued_runs(dataset, first_images, joined, values_of, finder)
         write_taken_back(

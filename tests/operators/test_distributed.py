@@ -297,7 +297,7 @@ def _run_frames(
 
 @pytest.mark.parametrize("changed", [False, True], ids=["habit", "changed"])
 def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
-    fixer_plugin, dataset_factory, tmp_path, changed
+    fixer_plugin, dataset_factory, tmp_path, changed, caplog
 ):
     """The run of frames 2-7 crosses the edge of two workers' shards
     (0-4, 5-9) and both edges of three workers' (0-2, 3-5, 6-9): it is
@@ -316,6 +316,10 @@ def test_a_run_of_repeats_across_shards_is_the_run_one_process_finds(
     _find(dataset, "two", workers=2, **least)
     _find(dataset, "three", workers=3, **least)
     dataset.reload()
+    # a run begun with a change that crosses an edge is named: past it,
+    # the neighbouring frames could have vouched for its frames
+    crossing = "cross the ranks' shards' edges" in caplog.text
+    assert crossing == changed
 
     found = [d.detections for d in dataset.values("single_patches")]
     assert [len(patches) for patches in found] == [0, 0] + [1] * 6 + [0, 0]
