@@ -88,6 +88,22 @@ def check_same_length(labels: ArrayLike, pred_probs: ArrayLike) -> None:
         raise ValueError(f"pred_probs {problem}")
 
 
+def check_signatures(signatures: ArrayLike | None, num_images: int) -> None:
+    """Raises a ValueError unless ``signatures``, if given, hold one row
+    per image.
+
+    Example:
+        >>> check_signatures(np.zeros((2, 768)), 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: got 2 signatures for 3 images
+    """
+    if signatures is not None and len(signatures) != num_images:
+        raise ValueError(
+            f"got {len(signatures)} signatures for {num_images} images"
+        )
+
+
 def check_find_inputs(
     labels: ArrayLike, pred_probs: ArrayLike, batch_size: object
 ) -> None:

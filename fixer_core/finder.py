@@ -22,6 +22,7 @@ from ._checks import (
     ArrayLike,
     as_tensor,
     check_find_inputs,
+    check_signatures,
     prepare_labels,
     prepare_pred_probs,
 )
@@ -286,9 +287,6 @@ class LabelErrorFinder:
         self._num_scored = 0
         self._num_pixels = 0
         self._expected = ExpectedErrors()
-        # runs of earlier shards, begun with a change of the label, that
-        # later shards continue (``merge_findings``)
-        self._continued_changes: set[tuple[int, int]] = set()
         self._shifts: dict[int, LabelShift] = {}
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
@@ -397,10 +395,7 @@ class LabelErrorFinder:
             raise ValueError(
                 f"got {len(image_indices)} image_indices for {n} images"
             )
-        if signatures is not None and len(signatures) != n:
-            raise ValueError(
-                f"got {len(signatures)} signatures for {n} images"
-            )
+        check_signatures(signatures, n)
         thresholds = torch.as_tensor(stats.thresholds, device=labels.device)
         weights = class_weights(
             stats,
@@ -592,7 +587,6 @@ class LabelErrorFinder:
             self._num_vouched += other["vouched"]
         self._num_repeats += joined.repeats
         self._repeats.run_lengths = joined.run_lengths
-        self._continued_changes = joined.changed
 
     def summary(self) -> FinderSummary:
         """Groups the patches found so far into specific issues."""
@@ -604,9 +598,7 @@ class LabelErrorFinder:
         )
         flagged = sum(t["pixels"] for t in totals.values())
         in_issues = sum(i.num_pixels for i in issues)
-        expected, variance = self._expected.estimate(
-            self.run_lengths, self._continued_changes
-        )
+        expected, variance = self._expected.estimate(self.run_lengths)
         return FinderSummary(
             issues=issues,
             totals=totals,
@@ -1330,10 +1322,7 @@ def find_label_errors(
         8
     """
     check_find_inputs(labels, pred_probs, batch_size)
-    if signatures is not None and len(signatures) != len(labels):
-        raise ValueError(
-            f"got {len(signatures)} signatures for {len(labels)} images"
-        )
+    check_signatures(signatures, len(labels))
     labels = as_tensor(labels)
     pred_probs = as_tensor(pred_probs)
     if pred_probs.ndim != 4:

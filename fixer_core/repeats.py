@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class RepeatLinker:
         self._changed: set[Run] = set()
         self._first: int | None = None  # the first image linked
         # runs begun in the first ``window`` images (see ``shard_runs``)
-        self._heads: list[tuple[int, np.ndarray, np.ndarray, Run, bool]] = []
+        self._heads: list[tuple[int, np.ndarray, np.ndarray, Run]] = []
         # their reported patches and repeats among them
         self._head_counts: dict[Run, list[int]] = {}
 
@@ -120,9 +120,7 @@ class RepeatLinker:
             if run is None:
                 run = (image_index, j)
                 if self.begins(run):
-                    self._heads.append(
-                        (image_index, boxes[j], pairs[j], run, reported)
-                    )
+                    self._heads.append((image_index, boxes[j], pairs[j], run))
                     self._head_counts[run] = [0, 0]
                 if reported and patch_keeps_score(patch):
                     self._changed.add(run)
@@ -140,7 +138,8 @@ class RepeatLinker:
                     self._head_counts[run][1] += repeat
             runs.append(run)
         self._recent.append((image_index, boxes, pairs, runs))
-        self._changed &= {run for linked in self._recent for run in linked[3]}
+        if self._changed:
+            self._changed &= {r for linked in self._recent for r in linked[3]}
         return out
 
     def continue_changes(
@@ -195,7 +194,7 @@ class ShardRuns:
     """
 
     window: int
-    heads: list[tuple[int, np.ndarray, np.ndarray, Run, bool]]
+    heads: list[tuple[int, np.ndarray, np.ndarray, Run]]
     tail: list[Linked]
     run_lengths: Counter[Run]
     changed: set[Run]
@@ -243,7 +242,7 @@ def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
     changed: set[Run] = set()  # the tail's runs begun with a change
     continued: set[Run] = set()
     for shard in shards:
-        for index, box, pair, head, _ in shard.heads:
+        for index, box, pair, head in shard.heads:
             recent = [t for t in tail if t[0] >= index - shard.window]
             run = _run_of(box, pair, recent)
             if run is not None:
@@ -314,6 +313,10 @@ class ExpectedErrors:
         self.kept: dict[Run, list[float]] = {}
         # (image index, the runs it began) of the images a run may continue
         self._open: deque[tuple[int, list[Run]]] = deque()
+        # the earlier shards' runs begun with a change of the label that
+        # the merged shards continue: their patches keep their
+        # probabilities (``merge``)
+        self._changed: set[Run] = set()
 
     def add(
         self, image_index: int, patches: Sequence[Patch], linker: RepeatLinker
@@ -345,6 +348,7 @@ class ExpectedErrors:
         continue an earlier shard's; their patches are that run's)."""
         self.total += other.total
         self.squares += other.squares
+        self._changed |= joined.changed
         for run, (total, squares) in other.runs.items():
             sums = self.runs.setdefault(joined.runs.get(run, run), [0.0, 0.0])
             sums[0] += total
@@ -355,18 +359,12 @@ class ExpectedErrors:
                 sums[0] += total
                 sums[1] += squares
 
-    def estimate(
-        self,
-        run_lengths: Mapping[Run, int],
-        changed: Collection[Run] = (),
-    ) -> tuple[float, float]:
+    def estimate(self, run_lengths: Mapping[Run, int]) -> tuple[float, float]:
         """The expected count and its variance (the patches taken as
-        independent), with the runs' final ``run_lengths``; the patches of
-        the ``changed`` runs (:attr:`JoinedRuns.changed`) that later shards
-        continue keep their probabilities."""
+        independent), with the runs' final ``run_lengths``."""
         mean, squares = self.total, self.squares
         for run, (total, run_squares) in self.runs.items():
-            if run in changed:
+            if run in self._changed:
                 continue
             share = run_score(1.0, run_lengths.get(run, 1))
             mean -= total * (1.0 - share)
@@ -415,7 +413,7 @@ def discount_runs(
 def run_of_length(patch: Patch, length: int) -> Patch:
     """The patch as one of a run of ``length`` images: its score and
     probability shared by the run (:func:`run_score`), unless it keeps its
-    score (:func:`keeps_score`)."""
+    score (:func:`patch_keeps_score`)."""
     if length == patch.run_length:
         return patch
     score, probability = patch.score, patch.error_probability
@@ -435,25 +433,16 @@ def frame_probability(patch: Patch) -> float:
     return run_of_length(patch, 1).error_probability
 
 
-def keeps_score(
-    repeat: bool, relabelled: float | None, continues: bool
-) -> bool:
+def patch_keeps_score(patch: Patch) -> bool:
     """Whether a patch keeps its score whatever its run's length: the
     patches of a run that began with a change of its label, that is the
-    first patch (not a ``repeat``; ``relabelled``:
-    ``PatchEvidence.relabelled``) where the label changed, and the run's
-    patches that ``continue`` it without being repeats."""
-    if repeat:
+    first patch (not a repeat) where the label changed
+    (``PatchEvidence.relabelled``, see ``began_with_relabel``), and the
+    run's patches that continue it without being repeats."""
+    if patch.repeat_of is not None:
         return False
-    return continues or began_with_relabel(relabelled)
-
-
-def patch_keeps_score(patch: Patch) -> bool:
-    """:func:`keeps_score` of a patch."""
     relabelled = None if patch.evidence is None else patch.evidence.relabelled
-    return keeps_score(
-        patch.repeat_of is not None, relabelled, continues_run(patch)
-    )
+    return continues_run(patch) or began_with_relabel(relabelled)
 
 
 def _run_of(

@@ -32,10 +32,10 @@ from inject import VOID, Layout, read_png  # noqa: E402
 from fixer_core.corrections import apply_patches  # noqa: E402
 from fixer_core.neighbours import (  # noqa: E402
     NEIGHBOURS_CAUSE,
+    began_with_relabel,
     neighbour_labels,
     odd_one_out,
 )
-from fixer_core.repeats import keeps_score  # noqa: E402
 from fixer_core.shift import SHIFTED_CAUSE  # noqa: E402
 
 BINS = ((0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 2))
@@ -108,7 +108,7 @@ def rules(t: float, gain: dict[int, int]) -> dict[str, Callable]:
 
     def whole_run(p) -> bool:
         relabelled = p.evidence.relabelled if p.evidence else None
-        return p.run_length == 1 or keeps_score(False, relabelled, False)
+        return p.run_length == 1 or began_with_relabel(relabelled)
 
     out = {
         f"p>={s}": (lambda p, s=s: p.error_probability >= s)

@@ -281,7 +281,7 @@ def test_shards_joined_link_as_one_linker_over_all_frames(window):
         for count in others:
             first.merge(count, joined)
         final = discount_runs(whole, linker.run_lengths)
-        mean, variance = first.estimate(linker.run_lengths, joined.changed)
+        mean, variance = first.estimate(linker.run_lengths)
         q = np.array([p.error_probability for p in final])
         assert mean == pytest.approx(q.sum())
         assert variance == pytest.approx((q * (1 - q)).sum())
