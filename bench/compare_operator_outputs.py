@@ -32,6 +32,7 @@ import json
 import os
 import pickle
 import sys
+from collections import Counter
 from pathlib import Path
 
 from compare_outputs import dumps_of_checkouts
@@ -63,6 +64,9 @@ def main() -> None:
             else f"{len(differ)} values differ: {differ[:10]}"
         )
     )
+    fields = Counter(k[1] for k in differ if isinstance(k, tuple))
+    if fields:
+        print("  samples that differ, by field:", dict(sorted(fields.items())))
     if "schema" in differ:  # name the paths, with their types
         old, now = set(base["schema"]), set(new["schema"])
         print("  schema only in base:", sorted(old - now))

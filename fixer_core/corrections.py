@@ -26,8 +26,10 @@ def apply_patches(
     ``skip_repeats`` leaves out the patches that continue a run begun in
     an earlier image (``fixer_core.repeats.continues_run``): frames whose
     labels agree with each other where the model disagrees with them all
-    are left to the reviewer (BENCHMARKS.md, "Repeated patches"), even
-    where the run began with a change of the label.
+    are left to the reviewer (BENCHMARKS.md, "Repeated patches"). Not
+    where the run began with a change of the label: each of its frames is
+    the same label mistake again, taken where its run's first patch
+    (``Patch.run_probability``) reaches ``min_probability`` too.
 
     With the label's ``shift`` (``LabelErrorFinder.shift_of``), the label
     is first moved back into line with its image (keeping its own pixels
@@ -58,7 +60,14 @@ def corrects(
     patch's pixels to its suggested class."""
     return not (
         patch.error_probability < min_probability
-        or (skip_repeats and continues_run(patch))
+        or (
+            skip_repeats
+            and continues_run(patch)
+            and (
+                patch.run_probability is None
+                or patch.run_probability < min_probability
+            )
+        )
         or (shift is not None and patch.cause == SHIFTED_CAUSE)
     )
 

@@ -70,6 +70,11 @@ class Patch:
             where repeats are not linked.
         run_length: the images the run spans, once known (see
             ``fixer_core.repeats.discount_runs``).
+        run_probability: for a patch that continues a run begun with a
+            change of the label (not a repeat): the ``error_probability``
+            of the run's first patch. A frame of such a run is a label
+            error only if the run is (see
+            ``fixer_core.corrections.corrects``); ``None`` otherwise.
         issue: name of the specific issue the patch belongs to, if any.
         evidence: what the finder saw on the patch (top classes, the
             given class's threshold, the rule that flagged it).
@@ -93,6 +98,7 @@ class Patch:
     repeat_of: int | None = None
     run: tuple[int, int] | None = None
     run_length: int = 1
+    run_probability: float | None = None
     issue: str | None = None
     evidence: PatchEvidence | None = None
 

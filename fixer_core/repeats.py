@@ -34,11 +34,13 @@ label changed there and the model's view did not, as where an
 annotator's repeated mistake begins. Each of that run's patches is the
 same label mistake again, to be fixed again: none is a repeat, each
 keeps its score, and the neighbouring frames, which repeat the mistake,
-vouch for none of them (:meth:`RepeatLinker.continue_changes`). The
-corrected labels still take only the run's first patch
-(:func:`continues_run`). Over shards, a shard does not know how a run of
-the previous shard began while it scores its images: there the
-neighbours may vouch for the run's frames, as for a habit's.
+vouch for none of them (:meth:`RepeatLinker.continue_changes`). A frame
+of such a run is a label error only if the run is: each later patch
+carries its run's first patch's probability (``Patch.run_probability``),
+and the corrected labels take it only where both are high enough
+(``fixer_core.corrections.corrects``). Over shards, a shard does not
+know how a run of the previous shard began while it scores its images:
+there the neighbours may vouch for the run's frames, as for a habit's.
 On datasets that are not ordered in time nothing links, by the same rule.
 """
 
@@ -86,8 +88,8 @@ class RepeatLinker:
         self.run_lengths: Counter[Run] = Counter()
         """The images each run of more than one image spans, so far."""
         # the recent images' runs whose first patch was reported and began
-        # with a change of the label
-        self._changed: set[Run] = set()
+        # with a change of the label: their first patch's probability
+        self._changed: dict[Run, float] = {}
         self._first: int | None = None  # the first image linked
         # runs begun in the first ``window`` images (see ``shard_runs``)
         self._heads: list[tuple[int, np.ndarray, np.ndarray, Run]] = []
@@ -123,14 +125,19 @@ class RepeatLinker:
                     self._heads.append((image_index, boxes[j], pairs[j], run))
                     self._head_counts[run] = [0, 0]
                 if reported and patch_keeps_score(patch):
-                    self._changed.add(run)
+                    self._changed[run] = patch.error_probability
             else:
                 self.run_lengths[run] = self.run_lengths.get(run, 1) + 1
             if reported:
                 repeat = run[0] != image_index and run not in self._changed
                 out.append(
                     dataclasses.replace(
-                        patch, run=run, repeat_of=run[0] if repeat else None
+                        patch,
+                        run=run,
+                        repeat_of=run[0] if repeat else None,
+                        run_probability=self._changed.get(run)
+                        if run[0] != image_index
+                        else None,
                     )
                 )
                 if run in self._head_counts:
@@ -139,7 +146,10 @@ class RepeatLinker:
             runs.append(run)
         self._recent.append((image_index, boxes, pairs, runs))
         if self._changed:
-            self._changed &= {r for linked in self._recent for r in linked[3]}
+            alive = {r for linked in self._recent for r in linked[3]}
+            self._changed = {
+                r: q for r, q in self._changed.items() if r in alive
+            }
         return out
 
     def continue_changes(
@@ -169,7 +179,7 @@ class RepeatLinker:
             list(self._heads),
             list(self._recent),
             Counter(self.run_lengths),
-            set(self._changed),
+            dict(self._changed),
             {run: tuple(n) for run, n in self._head_counts.items()},
         )
 
@@ -188,7 +198,8 @@ class ShardRuns:
             next shard may continue.
         run_lengths: the images each run of more than one image spans
             within the shard.
-        changed: the tail's runs that began with a change of the label.
+        changed: the tail's runs that began with a change of the label,
+            with their first patch's probability.
         head_counts: the reported patches of each of ``heads``' runs, and
             the repeats among them.
     """
@@ -197,7 +208,7 @@ class ShardRuns:
     heads: list[tuple[int, np.ndarray, np.ndarray, Run]]
     tail: list[Linked]
     run_lengths: Counter[Run]
-    changed: set[Run]
+    changed: dict[Run, float]
     head_counts: dict[Run, tuple[int, int]]
 
 
@@ -214,14 +225,14 @@ class JoinedRuns:
             continue an earlier shard's, less those the shards' own
             linkers counted.
         changed: the runs in ``runs``' values that began with a change of
-            the label: their patches in the later shards are not repeats
-            (see :func:`continue_runs`).
+            the label, with their first patch's probability: their patches
+            in the later shards are not repeats (see :func:`continue_runs`).
     """
 
     runs: dict[Run, Run]
     run_lengths: Counter[Run]
     repeats: int
-    changed: set[Run]
+    changed: dict[Run, float]
 
 
 def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
@@ -239,8 +250,8 @@ def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
     lengths: Counter[Run] = Counter()
     repeats = 0
     tail: list[Linked] = []  # the last images before the next shard
-    changed: set[Run] = set()  # the tail's runs begun with a change
-    continued: set[Run] = set()
+    changed: dict[Run, float] = {}  # the tail's runs begun with a change
+    continued: dict[Run, float] = {}
     for shard in shards:
         for index, box, pair, head in shard.heads:
             recent = [t for t in tail if t[0] >= index - shard.window]
@@ -251,33 +262,41 @@ def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
                 lengths[run] = lengths.get(run, 1) + own
                 reported, counted = shard.head_counts[head]
                 if run in changed:
-                    continued.add(run)
+                    continued[run] = changed[run]
                     repeats -= counted
                 else:
                     repeats += reported - counted
         lengths.update(
             {r: n for r, n in shard.run_lengths.items() if r not in runs}
         )
-        changed |= {r for r in shard.changed if r not in runs}
+        changed.update(
+            {r: q for r, q in shard.changed.items() if r not in runs}
+        )
         joined = [
             (index, boxes, pairs, [runs.get(r, r) for r in linked])
             for index, boxes, pairs, linked in shard.tail
         ]
         tail = [*tail, *joined][-max(shard.window, 1) :]
-        changed &= {run for linked in tail for run in linked[3]}
+        alive = {run for linked in tail for run in linked[3]}
+        changed = {r: q for r, q in changed.items() if r in alive}
     return JoinedRuns(runs, lengths, repeats, continued)
 
 
 def continue_runs(patches: Sequence[Patch], joined: JoinedRuns) -> list[Patch]:
     """The patches with the runs their runs continue (see
     :attr:`JoinedRuns.runs`): repeats of the earlier run, unless it began
-    with a change of the label."""
+    with a change of the label (then with its ``run_probability``)."""
     out = []
     for p in patches:
         if p.run in joined.runs:
             run = joined.runs[p.run]
-            repeat_of = None if run in joined.changed else run[0]
-            p = dataclasses.replace(p, run=run, repeat_of=repeat_of)
+            changed = joined.changed.get(run)
+            p = dataclasses.replace(
+                p,
+                run=run,
+                repeat_of=None if changed is not None else run[0],
+                run_probability=changed,
+            )
         out.append(p)
     return out
 
@@ -348,7 +367,7 @@ class ExpectedErrors:
         continue an earlier shard's; their patches are that run's)."""
         self.total += other.total
         self.squares += other.squares
-        self._changed |= joined.changed
+        self._changed |= set(joined.changed)
         for run, (total, squares) in other.runs.items():
             sums = self.runs.setdefault(joined.runs.get(run, run), [0.0, 0.0])
             sums[0] += total

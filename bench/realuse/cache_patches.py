@@ -36,6 +36,7 @@ def main() -> None:
             {
                 "patches": patches,
                 "shifts": shifts,
+                "statistics": finder.statistics.to_dict(),
                 "config": config.to_dict(),
                 "labels_dir": str(args.labels),
                 "probs_dir": str(args.probs),

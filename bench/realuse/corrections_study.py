@@ -123,7 +123,7 @@ def rules(t: float, gain: dict[int, int]) -> dict[str, Callable]:
             "p>=t, whole runs skipped": lambda p: (
                 p.error_probability >= t and whole_run(p)
             ),
-            "oracle patches": lambda p: gain[id(p)] > 0,
+            "oracle patches": lambda p: gain.get(id(p), 0) > 0,
         }
     )
     return {

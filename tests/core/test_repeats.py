@@ -15,7 +15,7 @@ from fixer_core import (
     error_map,
     find_label_errors,
 )
-from fixer_core.corrections import taken_back
+from fixer_core.corrections import corrects, taken_back
 from fixer_core.evidence import PatchEvidence, explain_patches
 from fixer_core.patches import PatchGeometry
 from fixer_core.repeats import (
@@ -370,19 +370,43 @@ def test_a_run_that_began_with_a_change_of_its_label_keeps_its_score():
     reasons = explain_patches(final, ["a", "b", "c", "d"])
     assert "the label changed here" in reasons[0]
     assert all("repeats the label's mistake" in r for r in reasons[1:])
-    # the corrected labels take the run once, at its first frame
-    corrected = [
-        apply_patches(
+    # each later frame carries the first frame's probability, and the
+    # corrected labels take the mistake in every frame
+    assert head.run_probability is None
+    assert [p.run_probability for p in final[1:]] == [
+        head.error_probability
+    ] * 3
+    for i in range(2, 6):
+        corrected = apply_patches(
             labels[i],
             [p for p in final if p.image_index == i],
             skip_repeats=True,
         )
-        for i in range(6)
-    ]
-    assert (corrected[2] == 2).sum() == (labels[2] == 1).sum() + (
-        labels[2] == 2
-    ).sum()
-    assert all((corrected[i] == labels[i]).all() for i in (3, 4, 5))
+        assert (corrected == 2).sum() == (labels[i] == 1).sum() + (
+            labels[i] == 2
+        ).sum()
+
+
+def test_a_frame_of_a_repeated_mistake_is_corrected_only_with_its_run():
+    labels, probs = _frames(
+        [(5, 5), (5, 7), (6, 9), (6, 11), (7, 13), (7, 15)]
+    )
+    labels[:2][labels[:2] == 1] = 2
+    _, final = _scored_runs(labels, probs)
+    later = final[1]
+
+    def corrected(own: float, first: float) -> bool:
+        patch = dataclasses.replace(
+            later, error_probability=own, run_probability=first
+        )
+        return corrects(patch, 0.7, skip_repeats=True)
+
+    assert corrected(0.9, 0.8)
+    # a frame is a label error only if its run is
+    assert not corrected(0.9, 0.5)
+    assert not corrected(0.5, 0.9)
+    # a habit's repeat carries no run probability: left to the reviewer
+    assert not corrected(0.9, None)
 
 
 def test_a_run_that_began_with_a_change_of_the_models_view_shares_its_score():
