@@ -186,7 +186,7 @@ def test_two_workers_write_what_one_process_writes(
     op = _find_delegated(
         scenes_dataset, "ranks", workers=2, num_threads=num_threads
     )
-    assert op.run_state == "completed", op.result
+    assert op.run_state == "completed", op.result.error
     _assert_same_run(scenes_dataset, "single", "ranks")
 
 
@@ -253,7 +253,7 @@ def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
 
     _find(dataset, "single", batch_size=2)
     op = _find_delegated(dataset, "ranks", workers=2)
-    assert op.run_state == "completed", op.result
+    assert op.run_state == "completed", op.result.error
 
     for run in ("single", "ranks"):
         found = [d.detections for d in dataset.values(f"{run}_patches")]
@@ -545,7 +545,7 @@ def test_two_workers_train_the_folds_one_process_trains(
     service = DelegatedOperationService()
     service.execute_queued_operations(dataset_name=dataset.name)
     (op,) = service.list_operations(dataset_name=dataset.name)
-    assert op.run_state == "completed", op.result
+    assert op.run_state == "completed", op.result.error
     for fold in range(3):
         one = torch.load(tmp_path / "one" / f"fold_{fold}.pt")["model"]
         two = torch.load(tmp_path / "two" / f"fold_{fold}.pt")["model"]
