@@ -87,7 +87,12 @@ from ._sources import (
     tie_to_labels,
     train_fold_models,
 )
-from ._taken_back import HeldCorrections, write_taken_back
+from ._taken_back import (
+    HeldContinuations,
+    HeldCorrections,
+    write_continued_corrections,
+    write_taken_back,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -470,11 +475,15 @@ def _find_label_errors(
         corrected_dir=corrected_dir,
         correct_min_probability=params.config.correct_min_probability,
     )
-    # the shard's images in runs begun in its first images: those runs
-    # may continue the previous shard's
-    in_first_runs: list[_ImagePatches] = []
+    # the shard's first images: their runs may continue the previous
+    # shard's
+    first_images: list[_ScoredImage] = []
     held = HeldCorrections(
         params.config.correct_min_probability, params.config.repeat_window
+    )
+    continuing = HeldContinuations(
+        params.config.correct_min_probability,
+        start + params.config.repeat_window if start > 0 else None,
     )
     with ranks.stage():
         preceding, after = _around_shard(
@@ -506,16 +515,16 @@ def _find_label_errors(
                     strict=True,
                 )
             ]
-            if start > 0:
-                in_first_runs += [
-                    (image.sample_id, image.index, image.patches)
-                    for image in images
-                    if _in_first_runs(
-                        image.patches, start + params.config.repeat_window
-                    )
-                ]
+            first_images += [
+                image
+                for image in images
+                if image.index < start + params.config.repeat_window
+            ]
             for image in images:
                 held.hold(image.sample_id, image.index, image.patches, finder)
+                continuing.hold(
+                    image.sample_id, image.index, image.patches, finder
+                )
             values = [
                 values_of(
                     image.sample_id,
@@ -544,20 +553,16 @@ def _find_label_errors(
             len(joined.changed),
         )
     with ranks.stage():
-        _write_continued_runs(
-            dataset,
-            in_first_runs,
-            joined,
-            values_of,
-            finder,
-            params.gt_field,
-        )
+        _write_continued_runs(dataset, first_images, joined, values_of, finder)
         write_taken_back(
             dataset,
             held.taken_back(joined),
             params.gt_field,
             fields["corrected"],
             finder,
+        )
+        write_continued_corrections(
+            dataset, continuing.corrected(joined, finder), fields["corrected"]
         )
     summary = None
     if ranks.is_lead:
@@ -635,51 +640,35 @@ class _ScoredImage(NamedTuple):
     patches: list[Patch]
 
 
-# (sample id, image index, the image's patches)
-_ImagePatches = tuple[str, int, list[Patch]]
-
-
-def _in_first_runs(patches: list[Patch], end: int) -> bool:
-    """Whether any of an image's patches belongs to a run begun before
-    image ``end`` (the end of its shard's first images)."""
-    return any(p.run is not None and p.run[0] < end for p in patches)
-
-
 def _write_continued_runs(
     dataset: fo.Dataset,
-    images: list[_ImagePatches],
+    first_images: list[_ScoredImage],
     joined: JoinedRuns,
     values_of: Callable[..., dict],
     finder: LabelErrorFinder,
-    gt_field: str,
 ) -> None:
-    """Writes again the shard's images whose patches belong to runs that
-    continue the previous shard's (see ``fixer_core.repeats.join_shards``):
-    those patches continue the earlier run, which their corrected masks
-    leave to the reviewer, unless it began with a change of the label
-    (``fixer_core.corrections.corrects``). ``values_of`` gives an image's
-    fields (see ``_sample_values``)."""
+    """Writes again the shard's first images whose patches begin runs
+    that continue the previous shard's (see
+    ``fixer_core.repeats.join_shards``): those patches continue the
+    earlier run, which their corrected masks leave to the reviewer unless
+    it began with a change of the label (``HeldContinuations`` corrects
+    the later images). ``values_of`` gives an image's fields (see
+    ``_sample_values``)."""
     continued = [
         image
-        for image in images
-        if any(p.run in joined.runs for p in image[2])
+        for image in first_images
+        if any(p.run in joined.runs for p in image.patches)
     ]
-    if not continued:
-        return
-    ids = [sample_id for sample_id, _, _ in continued]
-    samples = dataset.select(ids, ordered=True).select_fields(gt_field)
     values = [
         values_of(
-            sample_id,
-            load_mask(sample, gt_field),
-            continue_runs(patches, joined),
-            shift=finder.shift_of(index),
+            image.sample_id,
+            image.mask,
+            continue_runs(image.patches, joined),
+            shift=finder.shift_of(image.index),
         )
-        for sample, (sample_id, index, patches) in zip(
-            samples, continued, strict=True
-        )
+        for image in continued
     ]
-    write_sample_fields(dataset, ids, values)
+    write_sample_fields(dataset, [i.sample_id for i in continued], values)
 
 
 def _around_shard(

@@ -1,4 +1,4 @@
-"""Corrections that runs of repeats take back once they end.
+"""Corrections that runs of repeats change once they are known.
 
 Pass 2 writes each image's corrected mask as soon as the image is scored,
 with each patch's probability as its own image shows it. A run of repeats
@@ -10,18 +10,30 @@ those patches while their runs may still grow, and
 :func:`write_taken_back` restores their pixels in the written masks, so
 that the corrected masks are those of the final probabilities, as
 ``apply_patches`` gives them on ``find_label_errors``' patches.
+
+Over ranks, a shard's runs that continue the previous shard's are known
+once the shards' runs are joined. Where such a run began with a change of
+the label, each of its frames is corrected (``fixer_core.corrections``),
+which the later shard's masks, written as repeats, left out:
+:class:`HeldContinuations` keeps the patches that would then be taken,
+and :func:`write_continued_corrections` sets them in the written masks.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import cv2
 import fiftyone as fo
 
 from ..fixer_core import LabelErrorFinder, Patch, apply_patches
 from ..fixer_core.corrections import corrects, taken_back
-from ..fixer_core.repeats import JoinedRuns, patch_keeps_score
+from ..fixer_core.repeats import (
+    JoinedRuns,
+    continue_runs,
+    patch_keeps_score,
+)
 from ._documents import label_document, write_sample_fields
 from ._samples import load_mask
 
@@ -89,6 +101,76 @@ class HeldCorrections:
         return out
 
 
+class HeldContinuations:
+    """The patches past a rank's first images (``first_end``; ``None``
+    for the first rank, which continues no run) that belong to runs begun
+    in them and would be corrected as frames of a run begun with a change
+    of the label: probable enough, and left out of their masks as
+    repeats. The first images are written again whole
+    (``_write_continued_runs``). Memory holds those patches only."""
+
+    def __init__(self, min_probability: float, first_end: int | None):
+        self.min_probability = min_probability
+        self.first_end = first_end
+        self._held: list[Held] = []
+
+    def hold(
+        self,
+        sample_id: str,
+        index: int,
+        patches: list[Patch],
+        finder: LabelErrorFinder,
+    ) -> None:
+        """Holds the image's patches that a run begun with a change of the
+        label, in an earlier shard, would correct."""
+        if self.first_end is None or index < self.first_end:
+            return
+        shift = finder.shift_of(index)
+        held = [
+            p
+            for p in patches
+            if p.run is not None
+            and p.run[0] < self.first_end
+            and p.repeat_of is not None
+            and corrects(p, self.min_probability, shift=shift)
+        ]
+        if held:
+            self._held.append((sample_id, index, held))
+
+    def corrected(
+        self, joined: JoinedRuns, finder: LabelErrorFinder
+    ) -> list[Held]:
+        """The held images whose patches the runs over all shards
+        (``joined``) correct, with those patches."""
+        out = []
+        for sample_id, index, patches in self._held:
+            shift = finder.shift_of(index)
+            taken = [
+                p
+                for p in continue_runs(patches, joined)
+                if corrects(
+                    p, self.min_probability, skip_repeats=True, shift=shift
+                )
+            ]
+            if taken:
+                out.append((sample_id, index, taken))
+        return out
+
+
+def write_continued_corrections(
+    dataset: fo.Dataset, images: list[Held], corrected_field: str
+) -> None:
+    """Sets each patch's suggested class in its image's written corrected
+    mask (see :class:`HeldContinuations`)."""
+
+    def paint(sample, index, patches, corrected):
+        for p in patches:
+            x, y, w, h = p.box
+            corrected[y : y + h, x : x + w][p.mask] = p.suggested_label
+
+    _rewrite_masks(dataset, images, [corrected_field], corrected_field, paint)
+
+
 def write_taken_back(
     dataset: fo.Dataset,
     images: list[Held],
@@ -99,25 +181,41 @@ def write_taken_back(
     """Restores, in each image's written corrected mask, the pixels of
     the patches taken back: the ground truth's, moved back into line with
     the image where its label was found shifted."""
-    if not images:
-        return
-    ids = [sample_id for sample_id, _, _ in images]
-    samples = dataset.select(ids, ordered=True).select_fields(
-        [gt_field, corrected_field]
-    )
-    inline_ids, inline = [], []
-    for sample, (sample_id, index, patches) in zip(
-        samples, images, strict=True
-    ):
+
+    def paint(sample, index, patches, corrected):
         base = apply_patches(
             load_mask(sample, gt_field), [], shift=finder.shift_of(index)
         )
-        segmentation = sample[corrected_field]
-        corrected = segmentation.get_mask()
         for p in patches:
             x, y, w, h = p.box
             window = corrected[y : y + h, x : x + w]
             window[p.mask] = base[y : y + h, x : x + w][p.mask]
+
+    _rewrite_masks(
+        dataset, images, [gt_field, corrected_field], corrected_field, paint
+    )
+
+
+def _rewrite_masks(
+    dataset: fo.Dataset,
+    images: list[Held],
+    fields: list[str],
+    corrected_field: str,
+    paint: Callable,
+) -> None:
+    """Rewrites each image's corrected mask as ``paint(sample, index,
+    patches, mask)`` changes it in place (``sample`` with ``fields``)."""
+    if not images:
+        return
+    ids = [sample_id for sample_id, _, _ in images]
+    samples = dataset.select(ids, ordered=True).select_fields(fields)
+    inline_ids, inline = [], []
+    for sample, (sample_id, index, patches) in zip(
+        samples, images, strict=True
+    ):
+        segmentation = sample[corrected_field]
+        corrected = segmentation.get_mask()
+        paint(sample, index, patches, corrected)
         if segmentation.mask_path is None:
             inline_ids.append(sample_id)
             inline.append(
