@@ -548,7 +548,7 @@ def _find_label_errors(
             "%d run(s) that began with a change of the label cross the "
             "ranks' shards' edges: past an edge, their frames were scored "
             "as those of a model's habit, which the neighbouring frames "
-            "may vouch for; one process would report them "
+            "may vouch for; one process would report and correct them "
             "(docs/distributed.md)",
             len(joined.changed),
         )
