@@ -88,7 +88,6 @@ from ._sources import (
     train_fold_models,
 )
 from ._taken_back import (
-    HeldContinuations,
     HeldCorrections,
     write_continued_corrections,
     write_taken_back,
@@ -479,10 +478,8 @@ def _find_label_errors(
     # shard's
     first_images: list[_ScoredImage] = []
     held = HeldCorrections(
-        params.config.correct_min_probability, params.config.repeat_window
-    )
-    continuing = HeldContinuations(
         params.config.correct_min_probability,
+        params.config.repeat_window,
         start + params.config.repeat_window if start > 0 else None,
     )
     with ranks.stage():
@@ -522,9 +519,6 @@ def _find_label_errors(
             ]
             for image in images:
                 held.hold(image.sample_id, image.index, image.patches, finder)
-                continuing.hold(
-                    image.sample_id, image.index, image.patches, finder
-                )
             values = [
                 values_of(
                     image.sample_id,
@@ -562,7 +556,7 @@ def _find_label_errors(
             finder,
         )
         write_continued_corrections(
-            dataset, continuing.corrected(joined, finder), fields["corrected"]
+            dataset, held.continued(joined, finder), fields["corrected"]
         )
     summary = None
     if ranks.is_lead:
@@ -651,8 +645,8 @@ def _write_continued_runs(
     that continue the previous shard's (see
     ``fixer_core.repeats.join_shards``): those patches continue the
     earlier run, which their corrected masks leave to the reviewer unless
-    it began with a change of the label (``HeldContinuations`` corrects
-    the later images). ``values_of`` gives an image's fields (see
+    it began with a change of the label (``HeldCorrections.continued``
+    has the later images). ``values_of`` gives an image's fields (see
     ``_sample_values``)."""
     continued = [
         image

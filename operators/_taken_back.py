@@ -15,7 +15,7 @@ Over ranks, a shard's runs that continue the previous shard's are known
 once the shards' runs are joined. Where such a run began with a change of
 the label, each of its frames is corrected (``fixer_core.corrections``),
 which the later shard's masks, written as repeats, left out:
-:class:`HeldContinuations` keeps the patches that would then be taken,
+:class:`HeldCorrections` keeps the patches that would then be taken,
 and :func:`write_continued_corrections` sets them in the written masks.
 """
 
@@ -43,17 +43,33 @@ Held = tuple[str, int, list[Patch]]
 
 
 class HeldCorrections:
-    """The patches a rank's corrected masks took that their runs may take
-    back, in image order. An image leaves the last ``window`` images with
-    its runs' length known to be one (then nothing is taken back, and it
-    is dropped) or more (then it is held to the end): memory holds the
-    images of runs of more than one image."""
+    """The patches whose corrections a rank's runs change once they are
+    known, in image order:
 
-    def __init__(self, min_probability: float, window: int) -> None:
+    - those its corrected masks took that their runs may take back. An
+      image leaves the last ``window`` images with its runs' length known
+      to be one (then nothing is taken back, and it is dropped) or more
+      (then it is held to the end): memory holds the images of runs of
+      more than one image.
+    - past the shard's first images (up to ``first_end``; ``None`` for
+      the first shard, which continues no run), those of runs begun in
+      them that its masks left out as repeats and that a run begun with a
+      change of the label, in an earlier shard, would correct. The first
+      images are written again whole (``_write_continued_runs``).
+    """
+
+    def __init__(
+        self,
+        min_probability: float,
+        window: int,
+        first_end: int | None = None,
+    ) -> None:
         self.min_probability = min_probability
         self.window = window
+        self.first_end = first_end
         self._recent: deque[Held] = deque()
         self._in_runs: list[Held] = []
+        self._continuing: list[Held] = []
 
     def hold(
         self,
@@ -63,10 +79,22 @@ class HeldCorrections:
         finder: LabelErrorFinder,
     ) -> None:
         """Holds the image's first patches of runs that its corrected
-        mask took (see ``apply_patches``)."""
+        mask took (see ``apply_patches``), and its repeats that a
+        continued run begun with a change of the label would correct."""
+        shift = finder.shift_of(index)
+        if self.first_end is not None and index >= self.first_end:
+            continuing = [
+                p
+                for p in patches
+                if p.run is not None
+                and p.run[0] < self.first_end
+                and p.repeat_of is not None
+                and corrects(p, self.min_probability, shift=shift)
+            ]
+            if continuing:
+                self._continuing.append((sample_id, index, continuing))
         if self.min_probability <= 0:
             return  # every patch is corrected, whatever its run
-        shift = finder.shift_of(index)
         held = [
             p
             for p in patches
@@ -100,50 +128,14 @@ class HeldCorrections:
                 out.append((sample_id, index, back))
         return out
 
-
-class HeldContinuations:
-    """The patches past a rank's first images (``first_end``; ``None``
-    for the first rank, which continues no run) that belong to runs begun
-    in them and would be corrected as frames of a run begun with a change
-    of the label: probable enough, and left out of their masks as
-    repeats. The first images are written again whole
-    (``_write_continued_runs``). Memory holds those patches only."""
-
-    def __init__(self, min_probability: float, first_end: int | None):
-        self.min_probability = min_probability
-        self.first_end = first_end
-        self._held: list[Held] = []
-
-    def hold(
-        self,
-        sample_id: str,
-        index: int,
-        patches: list[Patch],
-        finder: LabelErrorFinder,
-    ) -> None:
-        """Holds the image's patches that a run begun with a change of the
-        label, in an earlier shard, would correct."""
-        if self.first_end is None or index < self.first_end:
-            return
-        shift = finder.shift_of(index)
-        held = [
-            p
-            for p in patches
-            if p.run is not None
-            and p.run[0] < self.first_end
-            and p.repeat_of is not None
-            and corrects(p, self.min_probability, shift=shift)
-        ]
-        if held:
-            self._held.append((sample_id, index, held))
-
-    def corrected(
+    def continued(
         self, joined: JoinedRuns, finder: LabelErrorFinder
     ) -> list[Held]:
-        """The held images whose patches the runs over all shards
-        (``joined``) correct, with those patches."""
+        """The held images whose repeats the runs over all shards
+        (``joined``) correct, with those patches: frames of a run begun
+        with a change of the label in an earlier shard."""
         out = []
-        for sample_id, index, patches in self._held:
+        for sample_id, index, patches in self._continuing:
             shift = finder.shift_of(index)
             taken = [
                 p
@@ -161,7 +153,7 @@ def write_continued_corrections(
     dataset: fo.Dataset, images: list[Held], corrected_field: str
 ) -> None:
     """Sets each patch's suggested class in its image's written corrected
-    mask (see :class:`HeldContinuations`)."""
+    mask (see :meth:`HeldCorrections.continued`)."""
 
     def paint(sample, index, patches, corrected):
         for p in patches:
