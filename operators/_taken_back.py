@@ -37,8 +37,7 @@ from ..fixer_core.repeats import (
 from ._documents import label_document, write_sample_fields
 from ._samples import load_mask
 
-# (sample id, image index, the patches its corrected mask took that its
-# runs may take back)
+# (sample id, image index, the patches whose correction its runs change)
 Held = tuple[str, int, list[Patch]]
 
 
