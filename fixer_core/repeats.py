@@ -129,15 +129,15 @@ class RepeatLinker:
             else:
                 self.run_lengths[run] = self.run_lengths.get(run, 1) + 1
             if reported:
-                repeat = run[0] != image_index and run not in self._changed
+                continues = run[0] != image_index
+                changed = self._changed.get(run) if continues else None
+                repeat = continues and changed is None
                 out.append(
                     dataclasses.replace(
                         patch,
                         run=run,
                         repeat_of=run[0] if repeat else None,
-                        run_probability=self._changed.get(run)
-                        if run[0] != image_index
-                        else None,
+                        run_probability=changed,
                     )
                 )
                 if run in self._head_counts:

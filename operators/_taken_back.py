@@ -155,9 +155,7 @@ def write_continued_corrections(
     mask (see :meth:`HeldCorrections.continued`)."""
 
     def paint(sample, index, patches, corrected):
-        for p in patches:
-            x, y, w, h = p.box
-            corrected[y : y + h, x : x + w][p.mask] = p.suggested_label
+        return apply_patches(corrected, patches)
 
     _rewrite_masks(dataset, images, [corrected_field], corrected_field, paint)
 
@@ -181,6 +179,7 @@ def write_taken_back(
             x, y, w, h = p.box
             window = corrected[y : y + h, x : x + w]
             window[p.mask] = base[y : y + h, x : x + w][p.mask]
+        return corrected
 
     _rewrite_masks(
         dataset, images, [gt_field, corrected_field], corrected_field, paint
@@ -195,7 +194,7 @@ def _rewrite_masks(
     paint: Callable,
 ) -> None:
     """Rewrites each image's corrected mask as ``paint(sample, index,
-    patches, mask)`` changes it in place (``sample`` with ``fields``)."""
+    patches, mask)`` returns it (``sample`` with ``fields``)."""
     if not images:
         return
     ids = [sample_id for sample_id, _, _ in images]
@@ -205,8 +204,7 @@ def _rewrite_masks(
         samples, images, strict=True
     ):
         segmentation = sample[corrected_field]
-        corrected = segmentation.get_mask()
-        paint(sample, index, patches, corrected)
+        corrected = paint(sample, index, patches, segmentation.get_mask())
         if segmentation.mask_path is None:
             inline_ids.append(sample_id)
             inline.append(
