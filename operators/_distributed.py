@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import json
 import logging
 import multiprocessing
@@ -343,11 +344,21 @@ class _Forked:
 
 
 def _work_forked(request: dict, environ: dict[str, str]) -> None:
+    _enter_fork(environ)
+    work(request)
+
+
+def _enter_fork(environ: dict[str, str]) -> None:
+    """Makes a forked worker its own process."""
+    # The parent's garbage came along (an operator's finished asyncio
+    # task, its traceback's frames holding a destroyed gloo process group,
+    # say): freed here, the group's destructor waits on threads that were
+    # not forked, and the rank hangs or aborts. Never collect it here.
+    gc.freeze()
     os.environ.update(environ)
     # its own MongoDB client, as map_samples' workers: pymongo's clients
     # must not cross a fork
     food._disconnect()
-    work(request)
 
 
 def _interpreters(

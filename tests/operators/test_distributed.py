@@ -393,6 +393,53 @@ def test_a_daemonic_process_starts_new_interpreters(fixer_plugin):
     assert answer.get() is False
 
 
+def test_a_forked_worker_leaves_its_parents_garbage_alone(
+    fixer_plugin, tmp_path
+):
+    """A process group destroyed in this process but still held by a
+    garbage cycle (as a finished operator's traceback holds one) would,
+    collected in a forked worker, wait on threads the fork did not copy:
+    the worker hung (or aborted, "terminate called ... Invalid
+    argument"). A forked worker never collects its parent's garbage."""
+    import gc
+
+    import torch.distributed as dist
+
+    distributed = importlib.import_module(
+        f"{fixer_plugin.module.__name__}.operators._distributed"
+    )
+
+    class Cycle:
+        pass
+
+    gc.disable()  # the cycle stays uncollected until the fork
+    try:
+        dist.init_process_group(
+            "gloo",
+            init_method=f"file://{tmp_path / 'store'}",
+            rank=0,
+            world_size=1,
+        )
+        cycle = Cycle()
+        cycle.group, cycle.itself = dist.group.WORLD, cycle
+        del cycle
+        dist.destroy_process_group()
+
+        def worker():
+            distributed._enter_fork({})
+            gc.collect()
+
+        forked = multiprocessing.get_context("fork").Process(target=worker)
+        forked.start()
+        forked.join(60)
+        if forked.exitcode is None:
+            forked.kill()
+        assert forked.exitcode == 0
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 @STARTS
 def test_a_worker_that_cannot_start_fails_the_run_at_once(
     scenes_dataset, monkeypatch, num_threads
