@@ -21,11 +21,13 @@ def classify_error(
 
     The rules, checked in this order:
 
-    - ``"ambiguous"``: the pair is confused in both directions across the
-      dataset (at least ``ambiguous_min_rate`` of the interior pixels of each
-      class are confidently predicted as the other: an inconsistent labelling
-      policy, such as rug vs floor) and the model itself is split on the
-      patch (mean given-class probability at least
+    - ``"ambiguous"``: an inconsistent labelling policy for the team to
+      settle, such as rug vs floor. Either labels and model swap the pair
+      about equally in both directions across the dataset
+      (``ClassStatistics.swapped_evenly``), or they confuse it both ways
+      often (at least ``ambiguous_min_rate`` of the interior pixels of
+      each class are confidently predicted as the other) and the model
+      itself is split on the patch (mean given-class probability at least
       ``ambiguous_min_given_prob``).
     - ``"false_negative"``: the suggested class is much rarer than the given
       one (at most ``fn_max_frequency_ratio`` of its pixels) and the patch
@@ -35,7 +37,7 @@ def classify_error(
     - ``"general"``: everything else.
     """
     rates = statistics.confusion_rates
-    if (
+    if statistics.swapped_evenly[given, suggested] or (
         min(rates[given, suggested], rates[suggested, given])
         >= config.ambiguous_min_rate
         and given_prob >= config.ambiguous_min_given_prob

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ ERROR_RATE_BINS = 10
 # from 10^-SHARE_DECADES (lower shares fall in the first bin) to 1.
 SHARE_DECADES = 6
 SHARE_BINS = 60
+# A pair is swapped about equally both ways when neither direction's rate
+# is more than twice the other's (``ClassStatistics.swapped_evenly``)
+AMBIGUOUS_MIN_SYMMETRY = 0.5
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,26 @@ class ClassStatistics:
         return (
             self.confident_joint / np.maximum(self.interior_counts, 1)[:, None]
         )
+
+    @functools.cached_property
+    def swapped_evenly(self) -> np.ndarray:
+        """``(K, K)`` bool: the pairs that labels and model swap about
+        equally in both directions, the mark of an inconsistent labelling
+        policy (sky and trees through bare branches labelled either way)
+        rather than of a model's one-way habit (poles called building).
+        About equally: the smaller direction's rate (``confusion_rates``)
+        is at least ``AMBIGUOUS_MIN_SYMMETRY`` of the larger's; and each
+        is at least its class's mean rate of confusion with another
+        labelled class, so that chance confusions of a few pixels do not
+        count."""
+        rates = self.confusion_rates
+        others = max(int((self.interior_counts > 0).sum()) - 1, 1)
+        mean = (rates.sum(axis=1) - np.diag(rates)) / others
+        common = (rates >= mean[:, None]) & (rates > 0)
+        low, high = np.minimum(rates, rates.T), np.maximum(rates, rates.T)
+        even = common & common.T & (low >= AMBIGUOUS_MIN_SYMMETRY * high)
+        np.fill_diagonal(even, False)
+        return even
 
     def weakly_predicted(self) -> np.ndarray:
         """Indices of the labelled classes whose threshold (the model's mean
