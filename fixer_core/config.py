@@ -87,7 +87,9 @@ class FinderConfig:
             confidently predicted as the other.
         ambiguous_min_given_prob: ... and a patch of that pair is ambiguous
             when the model still gives its given class at least this mean
-            probability (the model itself is split).
+            probability (the model itself is split). A pair that labels
+            and model swap about equally both ways is ambiguous whatever
+            these two (``ClassStatistics.swapped_evenly``).
         min_issue_patches: a recurring pattern becomes a specific issue when
             it holds at least this many patches ...
         min_issue_images: ... in at least this many images.
