@@ -498,7 +498,7 @@ class LabelErrorFinder:
                 vouched=vouched,
                 contradicted=contradicted,
                 ratios=ratios,
-                previous=before
+                previous=(before, labels_np[i])
                 if before is not None
                 and same_scene(
                     before,
@@ -789,7 +789,7 @@ class LabelErrorFinder:
         vouched: np.ndarray | None = None,
         contradicted: np.ndarray | None = None,
         ratios: np.ndarray | None = None,
-        previous: np.ndarray | None = None,
+        previous: tuple[np.ndarray, np.ndarray] | None = None,
         habits: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[list[Patch], list[PatchGeometry]]:
         """The reported patches of one image's shapes, scored and typed,
@@ -803,13 +803,13 @@ class LabelErrorFinder:
         not in doubt, on its contradicted part the model's doubt is raised
         by the neighbours' testimony, with their likelihood ``ratios``
         (per given class) in this image. ``previous`` is the previous
-        image's label where it is a view of the same scene: the share of
-        each patch it labels with the suggested class goes in the evidence
-        (``relabelled``). ``habits`` are the image's ``(K,)`` interior
-        pixels by label and ``(K, K)`` by (label, argmax) (see
-        ``fixer_core.statistics.image_disagreement``), where the pairs
-        have habits: a reported patch's probability takes the share of
-        its pair's disagreement the image shows beyond them
+        image's label, where it is a view of the same scene, and this
+        image's: the share of each patch it labels with the suggested
+        class goes in the evidence (``relabelled``). ``habits`` are the
+        image's ``(K,)`` interior pixels by label and ``(K, K)`` by
+        (label, argmax) (see ``fixer_core.statistics.image_disagreement``),
+        where the pairs have habits: a reported patch's probability takes
+        the share of its pair's disagreement the image shows beyond them
         (``_calibrated``). Where a shape continues a run of repeats that
         began with a change of the label, the neighbouring frames repeat
         the label's mistake: they vouch for nothing
@@ -962,7 +962,7 @@ class LabelErrorFinder:
                         relabelled=None
                         if previous is None
                         else relabelled_share(
-                            previous,
+                            *previous,
                             shape.suggested_label,
                             shape.box,
                             shape.mask,

@@ -36,6 +36,7 @@ on the model alone.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import cv2
@@ -71,6 +72,11 @@ MAX_VOUCHED = 0.5
 # class (a majority; BENCHMARKS.md, "Errors repeated over consecutive
 # frames").
 RELABEL_SHARE = 0.5
+# The previous image's label is searched for a patch's surroundings up to
+# this share of the image's larger side away (``relabelled_share``): an
+# object that moved with its surroundings between the frames was not
+# relabelled (BENCHMARKS.md, "A change of the label told from motion").
+MAX_MOTION = 1 / 32
 
 
 def image_signature(image: np.ndarray) -> np.ndarray:
@@ -209,23 +215,129 @@ def same_scene(
 
 def relabelled_share(
     previous: np.ndarray,
+    label: np.ndarray,
     suggested: int,
     box: tuple[int, int, int, int],
     mask: np.ndarray,
 ) -> float:
     """The share of a patch's pixels that the previous image (a view of
     the same scene, see :func:`same_scene`) labels with its suggested
-    class.
+    class, where they are and where the patch's surroundings moved to: the
+    previous label is aligned on the labels around the patch, searched up
+    to ``MAX_MOTION`` of the image away, and the smaller share counts. A
+    pole that the camera's motion moved with the facade behind it was not
+    relabelled where it stood before.
 
     Args:
         previous: ``(H, W)`` integer label of the previous image.
+        label: ``(H, W)`` integer label of the image (negative values
+            unscored).
         suggested: the patch's suggested class.
         box: the patch's ``(x, y, w, h)``.
         mask: its ``(h, w)`` bool mask in the box.
     """
     x, y, w, h = box
-    same = previous[y : y + h, x : x + w][mask] == suggested
+    here = _share(previous[y : y + h, x : x + w], mask, suggested)
+    radius = round(MAX_MOTION * max(label.shape))
+    if here < RELABEL_SHARE or radius == 0:
+        return here
+    dx, dy = _motion(previous, label, box, mask, radius)
+    if dx == dy == 0:
+        return here
+    moved = _crop(previous, x + dx, y + dy, w, h)
+    return min(here, _share(moved, mask, suggested))
+
+
+def _share(label: np.ndarray, mask: np.ndarray, value: int) -> float:
+    same = label[mask] == value
     return int(np.count_nonzero(same)) / same.size  # np.mean, faster
+
+
+def _motion(
+    previous: np.ndarray,
+    label: np.ndarray,
+    box: tuple[int, int, int, int],
+    mask: np.ndarray,
+    radius: int,
+) -> tuple[int, int]:
+    """The shift ``(dx, dy)``, each within about ``radius``, at which the
+    previous label agrees best with the scored labels around the patch
+    (the smallest shift among the best): searched on every other row and
+    column at even shifts, then to the pixel around the best."""
+    radius += radius % 2
+    x, y, w, h = box
+    height, width = label.shape
+    x0, y0 = max(x - radius, 0), max(y - radius, 0)
+    x1, y1 = min(x + w + radius, width), min(y + h + radius, height)
+    around = label[y0:y1, x0:x1]
+    ring = around >= 0
+    ring[y - y0 : y - y0 + h, x - x0 : x - x0 + w] &= ~mask
+    classes = np.unique(around[ring])
+    span = (x1 - x0 + 2 * radius, y1 - y0 + 2 * radius)
+    search = _crop(previous, x0 - radius, y0 - radius, *span)
+    coarse = _agreement(
+        search[::2, ::2], around[::2, ::2], ring[::2, ::2], classes
+    )
+    coarse -= _shift_penalty(radius // 2)
+    cy, cx = np.unravel_index(np.argmax(coarse), coarse.shape)
+    dx, dy = 2 * int(cx) - radius - 1, 2 * int(cy) - radius - 1
+    rows, cols = around.shape
+    search = _crop(previous, x0 + dx, y0 + dy, cols + 2, rows + 2)
+    fine = [
+        (
+            np.count_nonzero(
+                ring & (search[j : j + rows, i : i + cols] == around)
+            ),
+            -abs(dx + i) - abs(dy + j),
+            (dx + i, dy + j),
+        )
+        for j in range(3)
+        for i in range(3)
+    ]
+    return max(fine)[2]
+
+
+def _agreement(
+    search: np.ndarray,
+    around: np.ndarray,
+    ring: np.ndarray,
+    classes: np.ndarray,
+) -> np.ndarray:
+    """The pixels of ``ring`` whose label in ``around`` the ``search``
+    label repeats, at each placement of ``around`` inside ``search``."""
+    out = 0.0
+    for k in classes:
+        out = out + cv2.matchTemplate(
+            (search == k).astype(np.float32),
+            (ring & (around == k)).astype(np.float32),
+            cv2.TM_CCORR,
+        )
+    return np.asarray(out, np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _shift_penalty(radius: int) -> np.ndarray:
+    """``(2 radius + 1, 2 radius + 1)`` float32: each shift's length, over
+    ``2 radius + 1``; under 1, so that it only breaks ties between the
+    agreements' whole pixel counts (the smallest shift wins)."""
+    offsets = np.abs(np.arange(-radius, radius + 1))
+    length = offsets[:, None] + offsets[None, :]
+    penalty = (length / (2.0 * radius + 1.0)).astype(np.float32)
+    penalty.flags.writeable = False
+    return penalty
+
+
+def _crop(label: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """``label[y : y + h, x : x + w]``, -1 outside the image."""
+    height, width = label.shape
+    if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+        return label[y : y + h, x : x + w]
+    out = np.full((h, w), -1, dtype=label.dtype)
+    xa, ya = max(x, 0), max(y, 0)
+    xb, yb = min(x + w, width), min(y + h, height)
+    if xa < xb and ya < yb:
+        out[ya - y : yb - y, xa - x : xb - x] = label[ya:yb, xa:xb]
+    return out
 
 
 def began_with_relabel(relabelled: float | None) -> bool:

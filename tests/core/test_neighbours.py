@@ -11,12 +11,14 @@ from fixer_core.corrections import apply_patches
 from fixer_core.issues import NEIGHBOURS_ISSUE
 from fixer_core.neighbours import (
     NEIGHBOURS_CAUSE,
+    began_with_relabel,
     doubt_with_testimony,
     file_signature,
     image_signature,
     likelihood_ratios,
     neighbour_labels,
     odd_one_out,
+    relabelled_share,
     same_view,
 )
 
@@ -318,3 +320,34 @@ def test_an_image_file_signature(tmp_path):
     assert file_signature(tmp_path / "missing.png") is None
     flat = image_signature(np.full(SIZE, 7, np.uint8))
     assert not flat.any() and not same_view(flat, flat)
+
+
+def _pole_scene(pan: int) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
+    """Two frames of a facade (1) with a doorway (3) over a road (0) and a
+    pole (2), 5 x 40 px, the camera panned ``pan`` px between them: the
+    second frame, and the pole's box and mask there."""
+    previous = np.ones((120, 160), np.int64)
+    previous[80:] = 0
+    previous[40:80, 75:90] = 3
+    previous[30:70, 60:65] = 2
+    label = np.roll(previous, pan, axis=1)
+    box = (60 + pan, 30, 5, 40)
+    return previous, label, box, np.ones((40, 5), bool)
+
+
+def test_an_object_the_camera_moved_was_not_relabelled():
+    """The pole 4 px further right with everything around it: the previous
+    frame labels its place as the facade the model calls it, but the pole
+    is there, moved with its surroundings."""
+    previous, label, box, mask = _pole_scene(pan=4)
+    x, y, w, h = box
+    assert (previous[y : y + h, x : x + w] == 1).mean() >= 0.5
+    assert relabelled_share(previous, label, 1, box, mask) == 0.0
+
+
+def test_a_label_changed_in_place_was_relabelled():
+    """The same frames, but the pole labelled only in the second: the
+    previous frame labels its place facade wherever it is aligned."""
+    previous, label, box, mask = _pole_scene(pan=4)
+    previous[30:70, 60:65] = 1
+    assert began_with_relabel(relabelled_share(previous, label, 1, box, mask))
