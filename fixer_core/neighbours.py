@@ -242,8 +242,6 @@ def relabelled_share(
     if here < RELABEL_SHARE or radius == 0:
         return here
     dx, dy = _motion(previous, label, box, mask, radius)
-    if dx == dy == 0:
-        return here
     moved = _crop(previous, x + dx, y + dy, w, h)
     return min(here, _share(moved, mask, suggested))
 

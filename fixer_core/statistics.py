@@ -132,7 +132,7 @@ class ClassStatistics:
         """``(K,)`` share of scored pixels labelled with each class."""
         return self.pixel_counts / max(int(self.pixel_counts.sum()), 1)
 
-    @property
+    @functools.cached_property
     def confusion_rates(self) -> np.ndarray:
         """``(K, K)`` share of interior pixels of ``i`` confidently ``j``."""
         return (
