@@ -34,6 +34,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--labels", type=Path, required=True)
     parser.add_argument("--probs", type=Path, required=True)
+    parser.add_argument(
+        "--split",
+        default="train",
+        help="train (frames 1 s apart) or val (a 15 fps sequence: the "
+        "neighbouring frames' rules run)",
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     parser.add_argument(
         "--float16",
@@ -43,13 +49,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    names = sorted(p.stem for p in (args.probs / "train").glob("*.npy"))
+    names = sorted(p.stem for p in (args.probs / args.split).glob("*.npy"))
     names = names[: args.images]
     labels = np.stack(
-        [read_png(args.labels / "noisy" / "train" / f"{n}.png") for n in names]
+        [
+            read_png(args.labels / "noisy" / args.split / f"{n}.png")
+            for n in names
+        ]
     )
     probs = np.stack(
-        [np.load(args.probs / "train" / f"{n}.npy") for n in names]
+        [np.load(args.probs / args.split / f"{n}.npy") for n in names]
     )
     if not args.float16:
         probs = probs.astype(np.float32)

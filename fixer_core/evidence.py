@@ -33,8 +33,9 @@ class PatchEvidence:
             a whole label region whose mean probabilities name another
             class, else ``"pixel"`` (flagged pixel by pixel).
         vouched: share of the patch's pixels that the previous and next
-            images label as this one does (see ``fixer_core.neighbours``);
-            ``None`` where the image has no such neighbours.
+            images label as this one does, in place or where the scene
+            moved (see ``fixer_core.neighbours``); ``None`` where the image
+            has no such neighbours.
         contradicted: share of the patch's pixels that the previous and
             next images agree to label otherwise; ``None`` where the image
             has no such neighbours.

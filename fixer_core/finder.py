@@ -49,6 +49,7 @@ from .neighbours import (
     same_scene,
     same_view,
     vouched_for,
+    vouched_where_moved,
 )
 from .patches import Patch, PatchGeometry, find_patch_geometry
 from .regions import LabelRegions, label_regions
@@ -110,9 +111,11 @@ DOUBT_IN_SCORE = 0.25
 # model's misses of the given class that label errors can explain
 # (``ClassStatistics.miss_share``: a model blind to a thin, rare class
 # calls its correct labels the class around them). In a sequence of frames,
-# the pixels whose label both neighbouring frames repeat are vouched for:
-# score and probability are scaled by the share of a patch that is not,
-# and a patch mostly vouched for is dropped (``fixer_core.neighbours``).
+# the pixels whose label both neighbouring frames repeat, in place or
+# where the camera's steady motion moved the patch's surroundings, are
+# vouched for: score and probability are scaled by the share of a patch
+# that is not, and a patch mostly vouched for is dropped
+# (``fixer_core.neighbours``).
 # Where both neighbours agree against the label, their testimony raises the
 # model's doubt in the score by Bayes' rule, with the likelihood ratio the
 # image shows (how rarely the neighbours contradict the labels the model
@@ -472,6 +475,9 @@ class LabelErrorFinder:
                     (-1,),
                     one_view=same_view(views[i], views[i + 2]),
                 )
+            # the three frames' labels, for what they vouch for where the
+            # scene moved (``vouched_where_moved``)
+            moved = None if common is None else (before, labels_np[i], after)
             vouched = odd = contradicted = ratios = None
             if common is not None:
                 flagged = suggested_np[i] >= 0
@@ -498,6 +504,7 @@ class LabelErrorFinder:
                 vouched=vouched,
                 contradicted=contradicted,
                 ratios=ratios,
+                moved=moved,
                 previous=(before, labels_np[i])
                 if before is not None
                 and same_scene(
@@ -522,6 +529,7 @@ class LabelErrorFinder:
                     weights,
                     config,
                     ratios,
+                    moved,
                 )
             shift = find_label_shift(labels_np[i], argmax_np[i])
             if shift is None and common is not None:
@@ -697,11 +705,13 @@ class LabelErrorFinder:
         weights: Tensor | None,
         config: FinderConfig,
         ratios: np.ndarray,
+        moved: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> list[Patch]:
         """Patches of the regions the neighbouring frames contradict,
         beyond those the model's patches hold: a region at least half
         inside them is theirs already. ``ratios``: the neighbours'
-        likelihood ratios in this image (see ``_make_patches``)."""
+        likelihood ratios in this image; ``moved``: the three frames'
+        labels (see ``_make_patches``)."""
         held = np.zeros(label.shape, dtype=bool)
         for p in patches:
             x, y, w, h = p.box
@@ -731,6 +741,7 @@ class LabelErrorFinder:
             cause=NEIGHBOURS_CAUSE,
             contradicted=odd >= 0,
             ratios=ratios,
+            moved=moved,
         )
         return patches
 
@@ -791,6 +802,7 @@ class LabelErrorFinder:
         ratios: np.ndarray | None = None,
         previous: tuple[np.ndarray, np.ndarray] | None = None,
         habits: tuple[np.ndarray, np.ndarray] | None = None,
+        moved: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[list[Patch], list[PatchGeometry]]:
         """The reported patches of one image's shapes, scored and typed,
         and the shapes that only the neighbouring frames keep from being
@@ -802,18 +814,22 @@ class LabelErrorFinder:
         ``fixer_core.neighbours``): on a patch's vouched part the label is
         not in doubt, on its contradicted part the model's doubt is raised
         by the neighbours' testimony, with their likelihood ``ratios``
-        (per given class) in this image. ``previous`` is the previous
-        image's label, where it is a view of the same scene, and this
-        image's: the share of each patch it labels with the suggested
-        class goes in the evidence (``relabelled``). ``habits`` are the
-        image's ``(K,)`` interior pixels by label and ``(K, K)`` by
-        (label, argmax) (see ``fixer_core.statistics.image_disagreement``),
-        where the pairs have habits: a reported patch's probability takes
-        the share of its pair's disagreement the image shows beyond them
-        (``_calibrated``). Where a shape continues a run of repeats that
-        began with a change of the label, the neighbouring frames repeat
-        the label's mistake: they vouch for nothing
-        (``RepeatLinker.continue_changes``)."""
+        (per given class) in this image. ``moved`` holds the previous,
+        this and the next image's labels, where the neighbours are views of
+        one scene: a patch is also vouched for where they repeat its label
+        once aligned on its surroundings (``vouched_where_moved``), and
+        in place they then contradict no more than the rest. ``previous``
+        is the previous image's label, where it is a view of the same
+        scene, and this image's: the share of each patch it labels with
+        the suggested class goes in the evidence (``relabelled``).
+        ``habits`` are the image's ``(K,)`` interior pixels by label and
+        ``(K, K)`` by (label, argmax) (see
+        ``fixer_core.statistics.image_disagreement``), where the pairs have
+        habits: a reported patch's probability takes the share of its
+        pair's disagreement the image shows beyond them (``_calibrated``).
+        Where a shape continues a run of repeats that began with a change
+        of the label, the neighbouring frames repeat the label's mistake:
+        they vouch for nothing (``RepeatLinker.continue_changes``)."""
         patches, unreported = [], []
         repeating = [False] * len(shapes)
         if vouched is not None:
@@ -878,6 +894,14 @@ class LabelErrorFinder:
             share_vouched = (
                 None if vouched is None else _masked_share(vouched, shape)
             )
+            if moved is not None and (share_vouched or 0.0) <= MAX_VOUCHED:
+                share_vouched = share_vouched or 0.0
+                share_vouched = max(
+                    share_vouched,
+                    vouched_where_moved(
+                        *moved, shape.box, shape.mask, share_vouched
+                    ),
+                )
             unvouched = (
                 1.0
                 if share_vouched is None or repeats_change
@@ -888,6 +912,12 @@ class LabelErrorFinder:
                 if contradicted is None
                 else _masked_share(contradicted, shape)
             )
+            if share_contradicted and share_vouched:
+                # In place, the neighbours may contradict what they vouch
+                # for where it moved: the motion, not a testimony.
+                share_contradicted = min(
+                    share_contradicted, 1.0 - share_vouched
+                )
             if share_contradicted:
                 # The size factor grows with the model's blur; the
                 # neighbours' testimony does not blur with the model: its

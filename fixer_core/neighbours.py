@@ -24,7 +24,10 @@ The other way round, where both neighbours label a pixel as this frame
 does, three labellings made one by one agree: the label is *vouched for*,
 and a model that disagrees there shows its own habit (or a policy the
 labellers follow throughout), not a slip of this frame. Only the rest of
-a patch is in doubt (see :func:`vouched_for`).
+a patch is in doubt (see :func:`vouched_for`). Where the camera moved, a
+pole or a doorway stands a few pixels away in each neighbour; aligned on
+the patch's surroundings, their labels vouch for it there
+(:func:`vouched_where_moved`).
 
 Where the neighbours contradict a label the model doubts, the two pieces
 of evidence are independent: the model's doubt is raised by the
@@ -241,9 +244,61 @@ def relabelled_share(
     radius = round(MAX_MOTION * max(label.shape))
     if here < RELABEL_SHARE or radius == 0:
         return here
-    dx, dy = _motion(previous, label, box, mask, radius)
+    dx, dy, _ = _motion(previous, label, box, mask, radius)
     moved = _crop(previous, x + dx, y + dy, w, h)
     return min(here, _share(moved, mask, suggested))
+
+
+def vouched_where_moved(
+    previous: np.ndarray,
+    label: np.ndarray,
+    following: np.ndarray,
+    box: tuple[int, int, int, int],
+    mask: np.ndarray,
+    above: float = 0.0,
+) -> float:
+    """The share of a patch's pixels whose label both neighbouring frames
+    repeat where the patch's surroundings moved to (see
+    :func:`vouched_for`, which reads them in place): each neighbour's
+    label is aligned on the labels around the patch, up to ``MAX_MOTION``
+    of the image away, as in :func:`relabelled_share`. A pole the camera
+    panned past is vouched for where it stands in each frame.
+
+    The alignment counts only where it shows the steady motion of one
+    scene: the previous frame repeats at least ``MIN_AGREEMENT`` of the
+    labels around the patch at its best shift, and the next frame as much
+    at the opposite shift (the middle frame sits between its neighbours;
+    within 2 px, each shift being found to the pixel). Else, as where a
+    label error reaches beyond its patch and pulls the search aside, 0.
+    As in :func:`vouched_for`, parts narrower than ``OPENING`` do not
+    count.
+
+    Args:
+        previous, label, following: ``(H, W)`` integer labels of three
+            consecutive images (negative values unscored).
+        box: the patch's ``(x, y, w, h)``.
+        mask: its ``(h, w)`` bool mask in the box.
+        above: a share already known (in place): where the previous frame
+            alone shows the result cannot exceed it, 0 without searching
+            the next frame.
+    """
+    radius = round(MAX_MOTION * max(label.shape))
+    if radius == 0:
+        return 0.0
+    x, y, w, h = box
+    here = label[y : y + h, x : x + w]
+    area = max(int(np.count_nonzero(mask)), 1)
+    ax, ay, agreement = _motion(previous, label, box, mask, radius)
+    repeated = mask & (_crop(previous, x + ax, y + ay, w, h) == here)
+    if agreement < MIN_AGREEMENT or np.count_nonzero(repeated) <= above * area:
+        return 0.0
+    bx, by, agreement = _motion(
+        following, label, box, mask, radius, near=(-ax, -ay)
+    )
+    if agreement < MIN_AGREEMENT:
+        return 0.0
+    repeated &= _crop(following, x + bx, y + by, w, h) == here
+    return int(np.count_nonzero(_opened(repeated))) / area
 
 
 def _share(label: np.ndarray, mask: np.ndarray, value: int) -> float:
@@ -257,11 +312,14 @@ def _motion(
     box: tuple[int, int, int, int],
     mask: np.ndarray,
     radius: int,
-) -> tuple[int, int]:
-    """The shift ``(dx, dy)``, each within about ``radius``, at which the
-    previous label agrees best with the scored labels around the patch
-    (the smallest shift among the best): searched on every other row and
-    column at even shifts, then to the pixel around the best."""
+    near: tuple[int, int] | None = None,
+) -> tuple[int, int, float]:
+    """The shift ``(dx, dy)``, each within about ``radius`` (or within 2
+    px of ``near``), at which the previous label agrees best with the
+    scored labels around the patch (the smallest shift among the best),
+    and the share of those labels it repeats there: searched on every
+    other row and column at even shifts, then to the pixel around the
+    best (around ``near``, to the pixel only)."""
     radius += radius % 2
     x, y, w, h = box
     height, width = label.shape
@@ -270,17 +328,23 @@ def _motion(
     around = label[y0:y1, x0:x1]
     ring = around >= 0
     ring[y - y0 : y - y0 + h, x - x0 : x - x0 + w] &= ~mask
-    classes = np.unique(around[ring])
-    span = (x1 - x0 + 2 * radius, y1 - y0 + 2 * radius)
-    search = _crop(previous, x0 - radius, y0 - radius, *span)
-    coarse = _agreement(
-        search[::2, ::2], around[::2, ::2], ring[::2, ::2], classes
-    )
-    coarse -= _shift_penalty(radius // 2)
-    cy, cx = np.unravel_index(np.argmax(coarse), coarse.shape)
-    dx, dy = 2 * int(cx) - radius - 1, 2 * int(cy) - radius - 1
+    reach = 2
+    if near is None:
+        classes = np.unique(around[ring])
+        span = (x1 - x0 + 2 * radius, y1 - y0 + 2 * radius)
+        search = _crop(previous, x0 - radius, y0 - radius, *span)
+        coarse = _agreement(
+            search[::2, ::2], around[::2, ::2], ring[::2, ::2], classes
+        )
+        coarse -= _shift_penalty(radius // 2)
+        cy, cx = np.unravel_index(np.argmax(coarse), coarse.shape)
+        near, reach = (2 * int(cx) - radius, 2 * int(cy) - radius), 1
     rows, cols = around.shape
-    search = _crop(previous, x0 + dx, y0 + dy, cols + 2, rows + 2)
+    size = 2 * reach + 1
+    dx, dy = near[0] - reach, near[1] - reach
+    search = _crop(
+        previous, x0 + dx, y0 + dy, cols + size - 1, rows + size - 1
+    )
     fine = [
         (
             np.count_nonzero(
@@ -289,10 +353,11 @@ def _motion(
             -abs(dx + i) - abs(dy + j),
             (dx + i, dy + j),
         )
-        for j in range(3)
-        for i in range(3)
+        for j in range(size)
+        for i in range(size)
     ]
-    return max(fine)[2]
+    agreeing, _, (dx, dy) = max(fine)
+    return dx, dy, agreeing / max(int(np.count_nonzero(ring)), 1)
 
 
 def _agreement(

@@ -20,6 +20,8 @@ from fixer_core.neighbours import (
     odd_one_out,
     relabelled_share,
     same_view,
+    vouched_for,
+    vouched_where_moved,
 )
 
 SIZE = (60, 80)
@@ -149,7 +151,9 @@ def test_only_the_part_the_neighbours_do_not_repeat_is_in_doubt():
         1,
         0,
     )
-    vouched = 14 * 10 / (14 * 24)  # x 16-26 of the patch's x 14-38
+    # in place, both neighbours label x 16-26 of the patch's x 14-38 as 1;
+    # the previous frame aligned on its object's motion (2 px), x 16-28
+    vouched = 14 * 12 / (14 * 24)
     assert patch.evidence.vouched == pytest.approx(vouched, abs=0.02)
     # scored as alone, times the share in doubt
     order = [2, 0, 4, 1, 3]
@@ -163,7 +167,7 @@ def test_only_the_part_the_neighbours_do_not_repeat_is_in_doubt():
     assert patch.evidence.contradicted == pytest.approx(contradicted, abs=0.02)
     assert patch.score == pytest.approx(alone.score * (1 - vouched), abs=0.01)
     (reason,) = explain_patches([patch], ["a", "b", "c"])
-    assert "the previous and next images label 42% of it b too" in reason
+    assert "the previous and next images label 50% of it b too" in reason
     assert "the previous and next images label 33% of it otherwise" in reason
 
 
@@ -352,3 +356,55 @@ def test_a_label_changed_in_place_was_relabelled():
     previous, label, box, mask = _pole_scene(pan=4)
     previous[30:70, 60:65] = 1
     assert began_with_relabel(relabelled_share(previous, label, 1, box, mask))
+
+
+def _panned(pan: int, steps: tuple[int, ...] = (-1, 0, 1)) -> np.ndarray:
+    """Frames of ``_pole_scene``'s facade, the camera panned ``pan`` px
+    further at each step."""
+    scene, *_ = _pole_scene(0)
+    return np.stack([np.roll(scene, pan * step, axis=1) for step in steps])
+
+
+def test_a_pole_the_camera_panned_past_is_vouched_for_where_it_moved():
+    """In place, the neighbours label the pole's pixels facade: they vouch
+    for none of it. Aligned on its surroundings, they label it pole."""
+    previous, label, following = _panned(4)
+    _, _, box, mask = _pole_scene(0)
+    x, y, w, h = box
+    common = neighbour_labels(previous, label, following)
+    assert not vouched_for(common, label, label == 2).any()
+    assert vouched_where_moved(previous, label, following, box, mask) == 1.0
+
+
+def test_neighbours_that_did_not_move_steadily_vouch_for_nothing():
+    """Both neighbours panned the same way (the middle frame does not sit
+    between them): the alignment is not the motion of one scene."""
+    previous, label, _ = _panned(4)
+    _, _, box, mask = _pole_scene(0)
+    assert vouched_where_moved(previous, label, previous, box, mask) == 0.0
+
+
+def test_a_pole_labelled_in_one_frame_only_is_not_vouched_for():
+    previous, label, following = _panned(4)
+    previous[previous == 2] = 1
+    following[following == 2] = 1
+    _, _, box, mask = _pole_scene(0)
+    assert vouched_where_moved(previous, label, following, box, mask) == 0.0
+
+
+def test_a_models_mistake_on_a_pole_the_camera_panned_past_is_not_flagged():
+    """A model blind to the pole in the middle frame of a pan: the frames
+    around vouch for its label where it moved; alone, it is flagged."""
+    labels = _panned(4, steps=(-2, -1, 0, 1, 2))
+    seen = labels.copy()
+    seen[2][seen[2] == 2] = 1
+    probs = np.full((5, 4, *labels.shape[1:]), 0.02, np.float32)
+    for c in range(4):
+        probs[:, c][seen == c] = 0.94
+    patches, _ = find_label_errors(labels, probs, batch_size=2)
+    assert [p for p in patches if p.given_label == 2] == []
+    order = [2, 0, 4, 1, 3]
+    alone, _ = find_label_errors(labels[order], probs[order], batch_size=2)
+    assert [
+        (p.image_index, p.given_label, p.suggested_label) for p in alone
+    ] == [(0, 2, 1)]
