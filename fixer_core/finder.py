@@ -912,13 +912,10 @@ class LabelErrorFinder:
                 if contradicted is None
                 else _masked_share(contradicted, shape)
             )
-            if share_contradicted and share_vouched:
+            if share_contradicted:
                 # In place, the neighbours may contradict what they vouch
                 # for where it moved: the motion, not a testimony.
-                share_contradicted = min(
-                    share_contradicted, 1.0 - share_vouched
-                )
-            if share_contradicted:
+                share_contradicted = min(share_contradicted, unvouched)
                 # The size factor grows with the model's blur; the
                 # neighbours' testimony does not blur with the model: its
                 # part takes the factor at the reference scale.
