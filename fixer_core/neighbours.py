@@ -328,6 +328,8 @@ def _motion(
     around = label[y0:y1, x0:x1]
     ring = around >= 0
     ring[y - y0 : y - y0 + h, x - x0 : x - x0 + w] &= ~mask
+    if not ring.any():
+        return 0, 0, 0.0  # nothing around the patch to align on
     reach = 2
     if near is None:
         classes = np.unique(around[ring])

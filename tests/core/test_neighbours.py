@@ -408,3 +408,16 @@ def test_a_models_mistake_on_a_pole_the_camera_panned_past_is_not_flagged():
     assert [
         (p.image_index, p.given_label, p.suggested_label) for p in alone
     ] == [(0, 2, 1)]
+
+
+def test_a_patch_with_nothing_scored_around_it_is_not_aligned():
+    """Surroundings all unscored (-1): nothing to align on, so the
+    neighbours vouch for nothing where it moved, and the previous frame's
+    share is read in place."""
+    previous, label, following = _panned(4)
+    _, _, box, mask = _pole_scene(0)
+    for frame in (previous, label, following):
+        frame[frame != 2] = -1
+    assert vouched_where_moved(previous, label, following, box, mask) == 0.0
+    previous[30:70, 60:65] = 1  # the pole's place labelled facade before
+    assert relabelled_share(previous, label, 1, box, mask) == 1.0
