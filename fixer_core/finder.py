@@ -894,12 +894,12 @@ class LabelErrorFinder:
             share_vouched = (
                 None if vouched is None else _masked_share(vouched, shape)
             )
-            if moved is not None and (share_vouched or 0.0) <= MAX_VOUCHED:
-                share_vouched = share_vouched or 0.0
+            in_place = share_vouched or 0.0
+            if moved is not None and in_place <= MAX_VOUCHED:
                 share_vouched = max(
-                    share_vouched,
+                    in_place,
                     vouched_where_moved(
-                        *moved, shape.box, shape.mask, share_vouched
+                        *moved, shape.box, shape.mask, in_place
                     ),
                 )
             unvouched = (

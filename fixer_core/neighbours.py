@@ -241,10 +241,11 @@ def relabelled_share(
     """
     x, y, w, h = box
     here = _share(previous[y : y + h, x : x + w], mask, suggested)
-    radius = round(MAX_MOTION * max(label.shape))
+    radius = _search_radius(label)
     if here < RELABEL_SHARE or radius == 0:
         return here
-    dx, dy, _ = _motion(previous, label, box, mask, radius)
+    surroundings = _surroundings(label, box, mask, radius)
+    dx, dy, _ = _motion(previous, surroundings, radius)
     moved = _crop(previous, x + dx, y + dy, w, h)
     return min(here, _share(moved, mask, suggested))
 
@@ -282,18 +283,19 @@ def vouched_where_moved(
             alone shows the result cannot exceed it, 0 without searching
             the next frame.
     """
-    radius = round(MAX_MOTION * max(label.shape))
+    radius = _search_radius(label)
     if radius == 0:
         return 0.0
     x, y, w, h = box
     here = label[y : y + h, x : x + w]
     area = max(int(np.count_nonzero(mask)), 1)
-    ax, ay, agreement = _motion(previous, label, box, mask, radius)
+    surroundings = _surroundings(label, box, mask, radius)
+    ax, ay, agreement = _motion(previous, surroundings, radius)
     repeated = mask & (_crop(previous, x + ax, y + ay, w, h) == here)
     if agreement < MIN_AGREEMENT or np.count_nonzero(repeated) <= above * area:
         return 0.0
     bx, by, agreement = _motion(
-        following, label, box, mask, radius, near=(-ax, -ay)
+        following, surroundings, radius, near=(-ax, -ay)
     )
     if agreement < MIN_AGREEMENT:
         return 0.0
@@ -301,26 +303,29 @@ def vouched_where_moved(
     return int(np.count_nonzero(_opened(repeated))) / area
 
 
+def _search_radius(label: np.ndarray) -> int:
+    """How far, in pixels, a neighbour is searched for a patch's
+    surroundings: ``MAX_MOTION`` of the image's larger side, made even
+    (the coarse search steps by 2)."""
+    radius = round(MAX_MOTION * max(label.shape))
+    return radius + radius % 2
+
+
 def _share(label: np.ndarray, mask: np.ndarray, value: int) -> float:
     same = label[mask] == value
     return int(np.count_nonzero(same)) / same.size  # np.mean, faster
 
 
-def _motion(
-    previous: np.ndarray,
+def _surroundings(
     label: np.ndarray,
     box: tuple[int, int, int, int],
     mask: np.ndarray,
     radius: int,
-    near: tuple[int, int] | None = None,
-) -> tuple[int, int, float]:
-    """The shift ``(dx, dy)``, each within about ``radius`` (or within 2
-    px of ``near``), at which the previous label agrees best with the
-    scored labels around the patch (the smallest shift among the best),
-    and the share of those labels it repeats there: searched on every
-    other row and column at even shifts, then to the pixel around the
-    best (around ``near``, to the pixel only)."""
-    radius += radius % 2
+) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The labels around a patch that a neighbour is aligned on: the
+    corner ``(x0, y0)`` of the box grown by ``radius`` (within the image),
+    its labels and the ``ring`` of them that count (scored, outside the
+    patch)."""
     x, y, w, h = box
     height, width = label.shape
     x0, y0 = max(x - radius, 0), max(y - radius, 0)
@@ -328,13 +333,31 @@ def _motion(
     around = label[y0:y1, x0:x1]
     ring = around >= 0
     ring[y - y0 : y - y0 + h, x - x0 : x - x0 + w] &= ~mask
+    return x0, y0, around, ring
+
+
+def _motion(
+    other: np.ndarray,
+    surroundings: tuple[int, int, np.ndarray, np.ndarray],
+    radius: int,
+    near: tuple[int, int] | None = None,
+) -> tuple[int, int, float]:
+    """The shift ``(dx, dy)``, each within about ``radius`` (or within 2
+    px of ``near``), at which the ``other`` frame's label agrees best with
+    a patch's ``surroundings`` (see :func:`_surroundings`, grown by the
+    same even ``radius``; the smallest shift among the best), and the
+    share of them it repeats there: searched on every other row and
+    column at even shifts, then to the pixel around the best (around
+    ``near``, to the pixel only)."""
+    x0, y0, around, ring = surroundings
     if not ring.any():
         return 0, 0, 0.0  # nothing around the patch to align on
     reach = 2
     if near is None:
         classes = np.unique(around[ring])
-        span = (x1 - x0 + 2 * radius, y1 - y0 + 2 * radius)
-        search = _crop(previous, x0 - radius, y0 - radius, *span)
+        rows, cols = around.shape
+        span = (cols + 2 * radius, rows + 2 * radius)
+        search = _crop(other, x0 - radius, y0 - radius, *span)
         coarse = _agreement(
             search[::2, ::2], around[::2, ::2], ring[::2, ::2], classes
         )
@@ -344,9 +367,7 @@ def _motion(
     rows, cols = around.shape
     size = 2 * reach + 1
     dx, dy = near[0] - reach, near[1] - reach
-    search = _crop(
-        previous, x0 + dx, y0 + dy, cols + size - 1, rows + size - 1
-    )
+    search = _crop(other, x0 + dx, y0 + dy, cols + size - 1, rows + size - 1)
     fine = [
         (
             np.count_nonzero(
