@@ -39,6 +39,7 @@ from .issues import (
     issue_lookup,
 )
 from .neighbours import (
+    MAX_MOTION,
     MAX_VOUCHED,
     NEIGHBOURS_CAUSE,
     doubt_with_testimony,
@@ -492,6 +493,13 @@ class LabelErrorFinder:
                     labels_np[i],
                     self.num_classes,
                 )
+            previous = None
+            if before is not None and same_scene(
+                before,
+                labels_np[i],
+                one_view=same_view(views[i], views[i + 1]),
+            ):
+                previous = (before, labels_np[i])
             patches, unreported = self._make_patches(
                 int(image_indices[i]),
                 tuple(labels_np.shape[1:]),
@@ -505,14 +513,7 @@ class LabelErrorFinder:
                 contradicted=contradicted,
                 ratios=ratios,
                 moved=moved,
-                previous=(before, labels_np[i])
-                if before is not None
-                and same_scene(
-                    before,
-                    labels_np[i],
-                    one_view=same_view(views[i], views[i + 1]),
-                )
-                else None,
+                previous=previous,
                 habits=None
                 if habits is None
                 else (habits[0][i], habits[1][i]),
@@ -539,7 +540,11 @@ class LabelErrorFinder:
                 self._shifts[int(image_indices[i])] = shift
                 patches = _with_shift_cause(patches, shift, labels_np[i])
             patches = self._repeats.link(
-                int(image_indices[i]), patches, unreported
+                int(image_indices[i]),
+                patches,
+                unreported,
+                image_shape=labels_np[i].shape,
+                motion=_camera_motion(previous),
             )
             self._expected.add(int(image_indices[i]), patches, self._repeats)
             for p in patches:
@@ -833,7 +838,9 @@ class LabelErrorFinder:
         patches, unreported = [], []
         repeating = [False] * len(shapes)
         if vouched is not None:
-            repeating = self._repeats.continue_changes(image_index, shapes)
+            repeating = self._repeats.continue_changes(
+                image_index, shapes, image_shape, _camera_motion(previous)
+            )
         for shape, mean, repeats_change in zip(
             shapes, means, repeating, strict=True
         ):
@@ -1033,6 +1040,14 @@ def _testified(
         size * doubt * share
         + sharp * doubt_with_testimony(doubt, ratio) * testified
     )
+
+
+def _camera_motion(previous: tuple[np.ndarray, np.ndarray] | None) -> float:
+    """How far the camera may have moved since the previous image, in
+    units of the image's larger side, for the linker of repeats:
+    ``MAX_MOTION`` where the previous image is a view of the same scene
+    (``previous`` set), else 0."""
+    return 0.0 if previous is None else MAX_MOTION
 
 
 def _masked_share(flags: np.ndarray, shape: PatchGeometry) -> float:

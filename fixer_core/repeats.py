@@ -10,8 +10,12 @@ are independent from frame to frame. A reviewer should meet the run once.
 
 A patch *repeats* when the previous ``window`` images, in input order, hold
 a patch with the same (given, suggested) classes whose box overlaps its own
-(intersection over union at least ``MIN_BOX_IOU``). It links to the run's
-first patch, so a run that moves slowly across the frames stays one run.
+(intersection over union at least ``MIN_BOX_IOU``). Where the previous
+image is a view of the same scene, each box's sides are taken at least as
+long as the camera's motion between them (``neighbours.MAX_MOTION`` of
+the image): a thin pole's box moves past its own width. It links to the
+run's first patch, so a run that moves slowly across the frames stays
+one run.
 Disagreements left unreported because the neighbouring frames vouch for
 their labels (``fixer_core.neighbours``) still belong to their runs: they
 link the frames around them and count in the run's length.
@@ -58,13 +62,17 @@ from .patches import Patch, PatchGeometry
 
 # A run of repeats: (image index, position) of its first patch
 Run = tuple[int, int]
-# One linked image: (image index, boxes (n, 4), (given, suggested) pairs
-# (n, 2), each of its patches' runs)
+# One linked image: (image index, boxes (n, 4) in units of the image's
+# larger side, (given, suggested) pairs (n, 2), each of its patches' runs)
 Linked = tuple[int, np.ndarray, np.ndarray, list[Run]]
+# A run begun in a linker's first images: (image index, box, pair, run,
+# the camera's motion since the previous image)
+Head = tuple[int, np.ndarray, np.ndarray, Run, float]
 
 # The boxes of a run's patches in consecutive frames overlap at least this
 # much: a moving object's box shifts by a fraction of its size per frame
-# (BENCHMARKS.md, "Repeated patches").
+# (BENCHMARKS.md, "Repeated patches"), a thin one's by a fraction of the
+# camera's motion (``_padded``; "Thin objects' runs").
 MIN_BOX_IOU = 0.3
 
 
@@ -92,7 +100,7 @@ class RepeatLinker:
         self._changed: dict[Run, float] = {}
         self._first: int | None = None  # the first image linked
         # runs begun in the first ``window`` images (see ``shard_runs``)
-        self._heads: list[tuple[int, np.ndarray, np.ndarray, Run]] = []
+        self._heads: list[Head] = []
         # their reported patches and repeats among them
         self._head_counts: dict[Run, list[int]] = {}
 
@@ -101,28 +109,36 @@ class RepeatLinker:
         image_index: int,
         patches: list[Patch],
         unreported: Sequence[PatchGeometry] = (),
+        *,
+        image_shape: tuple[int, int],
+        motion: float = 0.0,
     ) -> list[Patch]:
         """Returns the image's patches with their runs, repeats with
         ``repeat_of`` set to the image index where their run began.
         ``unreported`` disagreements (their boxes and classes) join runs,
-        and may begin one."""
+        and may begin one. ``image_shape`` is the image's ``(H, W)``;
+        ``motion`` how far the camera may have moved since the previous
+        image, in units of its larger side (``MAX_MOTION`` where that
+        image is a view of the same scene, else 0)."""
         if not self.window:
             return patches
         if self._first is None:
             self._first = image_index
         recent = [r for r in self._recent if r[0] >= image_index - self.window]
         both = [*patches, *unreported]
-        boxes = np.array([p.box for p in both], dtype=np.float64)
+        boxes = _scaled_boxes(both, image_shape)
         pairs = np.array([(p.given_label, p.suggested_label) for p in both])
         out, runs = [], []
         for j, (patch, run) in enumerate(
-            zip(both, _runs_of(boxes, pairs, recent), strict=True)
+            zip(both, _runs_of(boxes, pairs, recent, motion), strict=True)
         ):
             reported = j < len(patches)
             if run is None:
                 run = (image_index, j)
                 if self.begins(run):
-                    self._heads.append((image_index, boxes[j], pairs[j], run))
+                    self._heads.append(
+                        (image_index, boxes[j], pairs[j], run, motion)
+                    )
                     self._head_counts[run] = [0, 0]
                 if reported and patch_keeps_score(patch):
                     self._changed[run] = patch.error_probability
@@ -153,18 +169,23 @@ class RepeatLinker:
         return out
 
     def continue_changes(
-        self, image_index: int, shapes: Sequence[PatchGeometry]
+        self,
+        image_index: int,
+        shapes: Sequence[PatchGeometry],
+        image_shape: tuple[int, int],
+        motion: float = 0.0,
     ) -> list[bool]:
-        """Whether each of an image's shapes, linked now, would continue a
-        run that began with a change of the label: the neighbouring frames
-        of such a run repeat the label's mistake, they do not vouch for
-        it."""
+        """Whether each of an image's shapes, linked now (see
+        :meth:`link`), would continue a run that began with a change of the
+        label: the neighbouring frames of such a run repeat the label's
+        mistake, they do not vouch for it."""
         if not self._changed or not shapes:
             return [False] * len(shapes)
         recent = [r for r in self._recent if r[0] >= image_index - self.window]
-        boxes = np.array([s.box for s in shapes], dtype=np.float64)
+        boxes = _scaled_boxes(shapes, image_shape)
         pairs = np.array([(s.given_label, s.suggested_label) for s in shapes])
-        return [run in self._changed for run in _runs_of(boxes, pairs, recent)]
+        runs = _runs_of(boxes, pairs, recent, motion)
+        return [run in self._changed for run in runs]
 
     def begins(self, run: Run) -> bool:
         """Whether ``run`` began in the first ``window`` images this linker
@@ -192,8 +213,8 @@ class ShardRuns:
         window: the linker's window.
         heads: the runs begun in the shard's first ``window`` images, which
             may continue a run of the images before the shard: (image
-            index, box, (given, suggested), run, whether the patch is
-            reported).
+            index, box, (given, suggested), run, the camera's motion since
+            the previous image).
         tail: the shard's last ``window`` linked images, which runs of the
             next shard may continue.
         run_lengths: the images each run of more than one image spans
@@ -205,7 +226,7 @@ class ShardRuns:
     """
 
     window: int
-    heads: list[tuple[int, np.ndarray, np.ndarray, Run]]
+    heads: list[Head]
     tail: list[Linked]
     run_lengths: Counter[Run]
     changed: dict[Run, float]
@@ -253,9 +274,9 @@ def join_shards(shards: Sequence[ShardRuns]) -> JoinedRuns:
     changed: dict[Run, float] = {}  # the tail's runs begun with a change
     continued: dict[Run, float] = {}
     for shard in shards:
-        for index, box, pair, head in shard.heads:
+        for index, box, pair, head, motion in shard.heads:
             recent = [t for t in tail if t[0] >= index - shard.window]
-            run = _run_of(box, pair, recent)
+            run = _run_of(box, pair, recent, motion)
             if run is not None:
                 runs[head] = run
                 own = shard.run_lengths.get(head, 1)
@@ -468,20 +489,23 @@ def _run_of(
     box: np.ndarray,
     pair: np.ndarray,
     recent: Sequence[Linked],
+    motion: float,
 ) -> Run | None:
     """The run ``box`` continues, if any (the nearest previous image's
     overlapping patch wins)."""
-    return _runs_of(box[None], pair[None], recent)[0]
+    return _runs_of(box[None], pair[None], recent, motion)[0]
 
 
 def _runs_of(
     boxes: np.ndarray,
     pairs: np.ndarray,
     recent: Sequence[Linked],
+    motion: float,
 ) -> list[Run | None]:
     """The run each of ``boxes`` (with its ``pairs``) continues, if any
     (the nearest previous image's first overlapping patch wins), from one
-    overlap matrix per previous image."""
+    overlap matrix per previous image, the boxes' sides taken at least
+    ``motion`` long (``_padded``)."""
     found: list[Run | None] = [None] * len(boxes)
     left = np.arange(len(boxes))
     for _, old_boxes, old_pairs, runs in reversed(recent):
@@ -490,7 +514,8 @@ def _runs_of(
         if not len(old_boxes):
             continue
         same = (pairs[left, None] == old_pairs).all(axis=2)
-        match = same & (box_iou(boxes[left], old_boxes) >= MIN_BOX_IOU)
+        iou = box_iou(_padded(boxes[left], motion), _padded(old_boxes, motion))
+        match = same & (iou >= MIN_BOX_IOU)
         hit = match.any(axis=1)
         firsts = match[hit].argmax(axis=1)
         for j, first in zip(left[hit].tolist(), firsts.tolist(), strict=True):
@@ -509,4 +534,23 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     y1 = np.minimum(box[..., 1] + box[..., 3], boxes[:, 1] + boxes[:, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     union = box[..., 2] * box[..., 3] + boxes[:, 2] * boxes[:, 3] - inter
-    return inter / np.maximum(union, 1)
+    out = np.zeros(np.shape(inter))
+    return np.divide(inter, union, out=out, where=union > 0)
+
+
+def _scaled_boxes(
+    shapes: Sequence[PatchGeometry | Patch], image_shape: tuple[int, int]
+) -> np.ndarray:
+    """The shapes' boxes ``(n, 4)`` in units of the image's larger side."""
+    boxes = np.array([s.box for s in shapes], dtype=np.float64)
+    return boxes.reshape(-1, 4) / max(image_shape)
+
+
+def _padded(boxes: np.ndarray, motion: float) -> np.ndarray:
+    """``(n, 4)`` boxes with each side at least ``motion`` long, about its
+    centre: the camera's motion between frames moves a thin object's box
+    past its own width."""
+    sides = np.maximum(boxes[:, 2:], motion)
+    return np.concatenate(
+        [boxes[:, :2] - (sides - boxes[:, 2:]) / 2, sides], 1
+    )

@@ -29,22 +29,23 @@ from fixer_core.repeats import (
 )
 
 
-def _frames(squares, size=(64, 80)):
-    """Frames labelled 0 with a block of class 1 that the model sees as
-    class 2, at the given (y, x) corners (None: no such block), over a
-    ground of class 3 rising 6 px a frame: the frames' labels differ too
-    much to vouch for each other's (see ``fixer_core.neighbours``)."""
+def _frames(squares, size=(64, 80), block=(12, 12), rise=6):
+    """Frames labelled 0 with a ``block`` (height, width) of class 1 that
+    the model sees as class 2, at the given (y, x) corners (None: no such
+    block), over a ground of class 3 rising ``rise`` px a frame: the
+    frames' labels differ too much to vouch for each other's (see
+    ``fixer_core.neighbours``); 6 px keeps them views of one scene."""
     n = len(squares)
     labels = np.zeros((n,) + size, np.int64)
     for i in range(n):
-        labels[i, 60 - 6 * i :, :] = 3
+        labels[i, 60 - rise * i :, :] = 3
     probs = np.full((n, 4) + size, 0.02, np.float32)
     for i, corner in enumerate(squares):
         truth = labels[i].copy()
         if corner is not None:
             y, x = corner
-            labels[i, y : y + 12, x : x + 12] = 1
-            truth[y : y + 12, x : x + 12] = 2
+            labels[i, y : y + block[0], x : x + block[1]] = 1
+            truth[y : y + block[0], x : x + block[1]] = 2
         for c in range(4):
             probs[i, c][truth == c] = 0.94
     return labels, probs
@@ -108,6 +109,21 @@ def test_a_run_shares_its_score_and_the_window_can_be_off():
     )
 
 
+def test_a_thin_object_moving_past_its_width_stays_one_run():
+    # a pole 3 px wide moving 4 px a frame: its boxes never overlap; taken
+    # at least as wide as the camera's motion between views of one scene
+    # (10 px in a 320 px wide image), they do. 9 px a frame is more than
+    # the camera moves, and frames of other scenes are not moved views.
+    cases = [(4, 6, [None, 0, 0]), (9, 6, [None] * 3), (4, 20, [None] * 3)]
+    for step, rise, repeats in cases:
+        corners = [(5, 20 + i * step) for i in range(3)]
+        labels, probs = _frames(
+            corners, size=(64, 320), block=(40, 3), rise=rise
+        )
+        patches, _ = find_label_errors(labels, probs)
+        assert [p.repeat_of for p in patches] == repeats
+
+
 def test_a_long_run_ranks_under_a_one_off_disagreement():
     # frames 0-3: one object in every frame; frame 5: a one-off elsewhere
     labels, probs = _frames([(5, 5), (5, 5), (5, 5), (5, 5), None, (5, 50)])
@@ -146,7 +162,7 @@ def test_the_linker_compares_the_window_of_previous_images_only():
         labels, probs, config=FinderConfig(repeat_window=2)
     )
     assert [p.repeat_of for p in wide] == [None, 0]
-    assert RepeatLinker(0).link(3, wide) == wide
+    assert RepeatLinker(0).link(3, wide, image_shape=(8, 8)) == wide
 
 
 def test_box_iou():
@@ -247,7 +263,7 @@ def _linked(frames, indices, window: int):
     linker, count = RepeatLinker(window), ExpectedErrors()
     out = []
     for i in indices:
-        found = linker.link(i, *frames[i])
+        found = linker.link(i, *frames[i], image_shape=(64, 80))
         count.add(i, found, linker)
         out += found
     return out, linker, count
