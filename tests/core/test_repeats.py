@@ -192,13 +192,13 @@ def test_the_reason_of_a_repeat_says_so():
     assert "previous image shows the same disagreement" in repeat
 
 
-def _shape(x: int, pair: tuple[int, int]) -> PatchGeometry:
+def _shape(x: int, pair: tuple[int, int], width: int = 12) -> PatchGeometry:
     return PatchGeometry(
-        box=(x, 5, 12, 12),
-        mask=np.ones((12, 12), bool),
+        box=(x, 5, width, 12),
+        mask=np.ones((12, width), bool),
         given_label=pair[0],
         suggested_label=pair[1],
-        area=144,
+        area=12 * width,
         coverage=1.0,
         inside_share=1.0,
         suggested_share=0.0,
@@ -224,12 +224,17 @@ def _patch(index: int, shape: PatchGeometry) -> Patch:
 
 
 def _random_frames(rng, n: int) -> list[tuple[list[Patch], list]]:
-    """Each frame's reported patches and unreported shapes: 0-3 boxes
-    that drift by 2-6 px a frame or jump, two class pairs, gaps."""
+    """Each frame's reported patches and unreported shapes: 0-3 boxes,
+    12 or 2 px wide, that drift by 2-6 px a frame or jump, two class
+    pairs, gaps."""
     frames = []
     for i in range(n):
         shapes = [
-            _shape(int(rng.choice([5, 7, 9, 11, 40])), (1, int(suggested)))
+            _shape(
+                int(rng.choice([5, 7, 9, 11, 40])),
+                (1, int(suggested)),
+                int(rng.choice([12, 2])),
+            )
             for suggested in rng.choice([2, 3], size=rng.integers(0, 4))
         ]
         reported = rng.random(len(shapes)) < 0.6
@@ -257,13 +262,16 @@ def _random_frames(rng, n: int) -> list[tuple[list[Patch], list]]:
     return frames
 
 
-def _linked(frames, indices, window: int):
-    """The frames' patches linked by one linker, which, and the expected
-    count kept as they stream."""
+def _linked(frames, indices, window: int, motions):
+    """The frames' patches linked by one linker, each frame with the
+    camera's motion since the previous one, which linker, and the
+    expected count kept as they stream."""
     linker, count = RepeatLinker(window), ExpectedErrors()
     out = []
     for i in indices:
-        found = linker.link(i, *frames[i], image_shape=(64, 80))
+        found = linker.link(
+            i, *frames[i], image_shape=(64, 80), motion=motions[i]
+        )
         count.add(i, found, linker)
         out += found
     return out, linker, count
@@ -275,12 +283,14 @@ def test_shards_joined_link_as_one_linker_over_all_frames(window):
     for _ in range(40):
         n = int(rng.integers(2, 12))
         frames = _random_frames(rng, n)
-        whole, linker, _ = _linked(frames, range(n), window)
+        # 0, or more than a box's side: frames of one scene
+        motions = rng.choice([0.0, 0.25], size=n)
+        whole, linker, _ = _linked(frames, range(n), window, motions)
         # 1 to 4 shards, some shorter than the window, some empty
         edges = np.sort(rng.integers(0, n + 1, size=int(rng.integers(1, 4))))
         bounds = [0, *edges.tolist(), n]
         shards = [
-            _linked(frames, range(a, b), window)
+            _linked(frames, range(a, b), window, motions)
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         joined = join_shards([s.shard_runs() for _, s, _ in shards])
