@@ -32,9 +32,10 @@ from fixer_core.repeats import (
 def _frames(squares, size=(64, 80), block=(12, 12), rise=6):
     """Frames labelled 0 with a ``block`` (height, width) of class 1 that
     the model sees as class 2, at the given (y, x) corners (None: no such
-    block), over a ground of class 3 rising ``rise`` px a frame: the
-    frames' labels differ too much to vouch for each other's (see
-    ``fixer_core.neighbours``); 6 px keeps them views of one scene."""
+    block), over a ground of class 3 rising ``rise`` px a frame. At 6 px
+    the frames are views of one scene whose labels still differ too much
+    to vouch for each other's (see ``fixer_core.neighbours``); at 20 px
+    they are not views of one scene."""
     n = len(squares)
     labels = np.zeros((n,) + size, np.int64)
     for i in range(n):
