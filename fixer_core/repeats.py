@@ -508,13 +508,14 @@ def _runs_of(
     ``motion`` long (``_padded``)."""
     found: list[Run | None] = [None] * len(boxes)
     left = np.arange(len(boxes))
+    boxes = _padded(boxes, motion)
     for _, old_boxes, old_pairs, runs in reversed(recent):
         if not left.size:
             break
         if not len(old_boxes):
             continue
         same = (pairs[left, None] == old_pairs).all(axis=2)
-        iou = box_iou(_padded(boxes[left], motion), _padded(old_boxes, motion))
+        iou = box_iou(boxes[left], _padded(old_boxes, motion))
         match = same & (iou >= MIN_BOX_IOU)
         hit = match.any(axis=1)
         firsts = match[hit].argmax(axis=1)
@@ -550,6 +551,8 @@ def _padded(boxes: np.ndarray, motion: float) -> np.ndarray:
     """``(n, 4)`` boxes with each side at least ``motion`` long, about its
     centre: the camera's motion between frames moves a thin object's box
     past its own width."""
+    if motion <= 0:
+        return boxes
     sides = np.maximum(boxes[:, 2:], motion)
     return np.concatenate(
         [boxes[:, :2] - (sides - boxes[:, 2:]) / 2, sides], 1

@@ -370,7 +370,6 @@ def test_a_pole_the_camera_panned_past_is_vouched_for_where_it_moved():
     for none of it. Aligned on its surroundings, they label it pole."""
     previous, label, following = _panned(4)
     _, _, box, mask = _pole_scene(0)
-    x, y, w, h = box
     common = neighbour_labels(previous, label, following)
     assert not vouched_for(common, label, label == 2).any()
     assert vouched_where_moved(previous, label, following, box, mask) == 1.0
