@@ -40,10 +40,12 @@ class PatchEvidence:
             next images agree to label otherwise; ``None`` where the image
             has no such neighbours.
         relabelled: share of the patch's pixels that the previous image
-            labels with the suggested class; ``None`` where the previous
-            image is not a view of the same scene. Where a run of repeats
-            begins, a majority means its label changed there while the
-            model's view did not (see ``fixer_core.repeats``).
+            labels with the suggested class, as one region of about the
+            patch's extent (else 0, see ``neighbours.relabelled_share``);
+            ``None`` where the previous image is not a view of the same
+            scene. Where a run of repeats begins, a majority means an
+            object's label changed there while the model's view did not
+            (see ``fixer_core.repeats``).
     """
 
     top_labels: tuple[int, ...]

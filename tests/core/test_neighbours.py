@@ -350,12 +350,25 @@ def test_an_object_the_camera_moved_was_not_relabelled(pan):
     assert relabelled_share(previous, label, 1, box, mask) == 0.0
 
 
-def test_a_label_changed_in_place_was_relabelled():
-    """The same frames, but the pole labelled only in the second: the
-    previous frame labels its place facade wherever it is aligned."""
+def test_an_object_labelled_otherwise_in_place_was_relabelled():
+    """The same frames, but the previous one labels the pole where it
+    stands as a sign (4), the class the model names: the object was
+    there, labelled otherwise, as where an annotator's mistake begins."""
+    previous, label, box, mask = _pole_scene(pan=4)
+    previous[previous == 2] = 1
+    previous[30:70, 64:69] = 4
+    assert began_with_relabel(relabelled_share(previous, label, 4, box, mask))
+
+
+def test_an_object_outlined_first_inside_a_larger_region_was_not():
+    """The pole labelled only in the second frame: the previous frame
+    labels its place facade wherever it is aligned, as part of the whole
+    facade. The pole was outlined for the first time, not relabelled."""
     previous, label, box, mask = _pole_scene(pan=4)
     previous[30:70, 60:65] = 1
-    assert began_with_relabel(relabelled_share(previous, label, 1, box, mask))
+    x, y, w, h = box
+    assert (previous[y : y + h, x : x + w] == 1).all()
+    assert relabelled_share(previous, label, 1, box, mask) == 0.0
 
 
 def _panned(pan: int, steps: tuple[int, ...] = (-1, 0, 1)) -> np.ndarray:

@@ -458,6 +458,29 @@ def test_a_run_that_began_with_a_change_of_the_models_view_shares_its_score():
     assert "more likely the model's habit" in reason
 
 
+def test_an_object_outlined_first_inside_a_larger_region_is_a_habits_run():
+    # A large region of class 2 (a tree) in every frame; from frame 2 on a
+    # block inside it is labelled 1 (a sign come near enough to be
+    # outlined), which the model sees as the tree throughout. The previous
+    # frame labels the block's place 2 as part of the whole tree: the
+    # label did not relabel an object, and the run shares its score.
+    labels, probs = _frames([None, None, (5, 5), (5, 7), (6, 9), (6, 11)])
+    tree = np.zeros(labels.shape[1:], bool)
+    tree[:30, :50] = True
+    for i in range(len(labels)):
+        canopy = tree & (labels[i] == 0)
+        labels[i][canopy] = 2
+        probs[i, 0][canopy], probs[i, 2][canopy] = 0.02, 0.94
+    raw, final = _scored_runs(labels, probs)
+    (head,) = [p for p in final if p.repeat_of is None]
+    (before,) = [p for p in raw if p.image_index == head.image_index]
+    assert (head.image_index, head.run_length) == (2, 4)
+    assert (head.given_label, head.suggested_label) == (1, 2)
+    assert head.evidence.relabelled == 0
+    assert head.score == pytest.approx(before.score / 2)
+    assert [p.repeat_of for p in final if p is not head] == [2, 2, 2]
+
+
 def _moving_object(mistake: bool):
     """Ten frames of an object (class 1) moving 2 px a frame above a
     ground (class 2), near-identical labels (each frame the other's
