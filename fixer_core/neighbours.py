@@ -76,13 +76,13 @@ MAX_VOUCHED = 0.5
 # frames").
 RELABEL_SHARE = 0.5
 # ... as one region that overlaps the patch at least this much
-# (intersection over union), where the patch stands or where its
-# surroundings moved to: the object was there, labelled as the model sees
-# it. A patch far smaller than the region around it is an object outlined
-# for the first time inside it (a sign come near enough to be labelled);
-# its run is a habit of the model like any other (BENCHMARKS.md, "A change
-# of the label is a relabelled object"). The overlap is the linker's for
-# one object in consecutive frames (``repeats.MIN_BOX_IOU``).
+# (intersection over union, where the patch stands): the object was there,
+# labelled as the model sees it. A patch far smaller than the region
+# around it is an object outlined for the first time inside it (a sign
+# come near enough to be labelled); its run is a habit of the model like
+# any other (BENCHMARKS.md, "A change of the label is a relabelled
+# object"). The overlap is the linker's for one object in consecutive
+# frames (``repeats.MIN_BOX_IOU``).
 MIN_REGION_IOU = 0.3
 # The previous image's label is searched for a patch's surroundings up to
 # this share of the image's larger side away (``relabelled_share``): an
@@ -240,11 +240,11 @@ def relabelled_share(
     pole that the camera's motion moved with the facade behind it was not
     relabelled where it stood before.
 
-    A majority counts only where the previous image labels it as one
-    region of about the patch's extent (``MIN_REGION_IOU``, in place or
-    where the surroundings moved to); else the share is 0: the patch is an
-    object outlined for the first time inside a larger region, not an
-    object relabelled.
+    A majority counts only where the previous image labels it, where the
+    patch stands, as one region of about the patch's extent
+    (``MIN_REGION_IOU``); else the share is 0: the patch is an object
+    outlined for the first time inside a larger region, not an object
+    relabelled.
 
     Args:
         previous: ``(H, W)`` integer label of the previous image.
@@ -255,58 +255,47 @@ def relabelled_share(
         mask: its ``(h, w)`` bool mask in the box.
     """
     x, y, w, h = box
-    here = _share(previous[y : y + h, x : x + w], mask, suggested)
-    radius = _search_radius(label)
-    if here < RELABEL_SHARE or radius == 0:
-        return here
-    surroundings = _surroundings(label, box, mask, radius)
-    dx, dy, _ = _motion(previous, surroundings, radius)
-    moved = _crop(previous, x + dx, y + dy, w, h)
-    share = min(here, _share(moved, mask, suggested))
+    share = _share(previous[y : y + h, x : x + w], mask, suggested)
     if share < RELABEL_SHARE:
         return share
-    region = _region_iou(previous, suggested, x, y, mask)
-    if region < MIN_REGION_IOU and (dx or dy):
-        region = _region_iou(previous, suggested, x + dx, y + dy, mask)
-    return share if region >= MIN_REGION_IOU else 0.0
+    radius = _search_radius(label)
+    if radius:
+        surroundings = _surroundings(label, box, mask, radius)
+        dx, dy, _ = _motion(previous, surroundings, radius)
+        moved = _crop(previous, x + dx, y + dy, w, h)
+        share = min(share, _share(moved, mask, suggested))
+    if share < RELABEL_SHARE:
+        return share
+    if _region_iou(previous, suggested, box, mask) < MIN_REGION_IOU:
+        return 0.0
+    return share
 
 
 def _region_iou(
     previous: np.ndarray,
     suggested: int,
-    x: int,
-    y: int,
+    box: tuple[int, int, int, int],
     mask: np.ndarray,
 ) -> float:
-    """Intersection over union of a patch's ``mask``, its box's corner at
-    ``(x, y)``, with the 8-connected region of the ``suggested`` class in
-    the ``previous`` label that holds most of it, seen within the box grown
-    on each side by its longer side (a region reaching beyond that is
-    larger still)."""
-    h, w = mask.shape
-    margin = max(h, w)
+    """Intersection over union of a patch (its ``box`` and ``mask``) with
+    the 8-connected region of the ``suggested`` class in the ``previous``
+    label that holds most of it, seen within the box grown on each side by
+    its longer side (a region reaching beyond that is larger still)."""
+    x, y, w, h = box
+    margin = max(w, h)
     height, width = previous.shape
     x0, y0 = max(x - margin, 0), max(y - margin, 0)
     x1, y1 = min(x + w + margin, width), min(y + h + margin, height)
-    xa, ya = max(x, x0), max(y, y0)
-    xb, yb = min(x + w, x1), min(y + h, y1)
-    if xa >= xb or ya >= yb:
-        return 0.0
-    # the patch in the window (its box may stand partly outside the image)
     patch = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    patch[ya - y0 : yb - y0, xa - x0 : xb - x0] = mask[
-        ya - y : yb - y, xa - x : xb - x
-    ]
+    patch[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = mask
     flags = (previous[y0:y1, x0:x1] == suggested).view(np.uint8)
     _, ids, stats, _ = cv2.connectedComponentsWithStats(flags, connectivity=8)
     under = np.bincount(ids[patch], minlength=len(stats))
     under[0] = 0  # the other classes
     best = int(under.argmax())
     inter = int(under[best])
-    if not inter:
-        return 0.0
     area = int(stats[best, cv2.CC_STAT_AREA])
-    return inter / (area + int(np.count_nonzero(patch)) - inter)
+    return inter / (area + int(np.count_nonzero(mask)) - inter)
 
 
 def vouched_where_moved(
