@@ -256,19 +256,16 @@ def relabelled_share(
     """
     x, y, w, h = box
     share = _share(previous[y : y + h, x : x + w], mask, suggested)
-    if share < RELABEL_SHARE:
-        return share
     radius = _search_radius(label)
-    if radius:
+    if share >= RELABEL_SHARE and radius:
         surroundings = _surroundings(label, box, mask, radius)
         dx, dy, _ = _motion(previous, surroundings, radius)
         moved = _crop(previous, x + dx, y + dy, w, h)
         share = min(share, _share(moved, mask, suggested))
     if share < RELABEL_SHARE:
         return share
-    if _region_iou(previous, suggested, box, mask) < MIN_REGION_IOU:
-        return 0.0
-    return share
+    region = _region_iou(previous, suggested, box, mask)
+    return share if region >= MIN_REGION_IOU else 0.0
 
 
 def _region_iou(
