@@ -70,19 +70,6 @@ for seed in 0 1 2; do
             --grid min_score=0.05,0.075,0.1
     done
 done
-# the opt-in absorbed-object rule (section "Absorbed objects")
-for seed in 0 1 2 3; do
-    for labels in noisy clean; do
-        for split in train val; do
-            python bench/camvid/tune.py --factor 4 --epochs 12 --lr 5e-3 \
-                --seed "$seed" --train-labels "$labels" \
-                --out "$(seed_dir "$seed")" --split "$split" \
-                --grid absorbed_min_share=0,0.3,0.5,0.7
-        done
-    done
-done
-python bench/camvid/upsampled.py "${up[@]}" --train-labels clean --out "$out" \
-    --no-cleanlab --config absorbed_min_share=0.5
 for labels in clean noisy; do
     for score in 0.1 0.05; do
         python bench/camvid/upsampled.py "${up[@]}" --train-labels "$labels" \
@@ -120,6 +107,32 @@ python bench/bench_many_classes.py --accuracy 0.6 0.78 0.9 \
 python bench/bench_trained_demo.py --config min_score=0.1 \
     --config min_score=0.075
 python bench/bench_models.py --images 32 --size 240 320
+
+# native resolution (issue 23): the cells, the val table, every threshold
+R=bench/results
+python bench/camvid/inject.py --factor 1 --seed 0 --out $R/rw-a
+python bench/realuse/inject_b.py --out $R/rw-b
+python bench/realuse/inject_c.py --out $R/rw-c
+python bench/realuse/model_probs.py --out $R/realuse
+for labels in clean noisy; do
+    python bench/camvid/probabilities.py --factor 1 --seed 0 --out $R/rw-a \
+        --folds 2 --epochs 3 --lr 5e-3 --width 8 --train-labels "$labels"
+done
+runs=$R/rw-a/runs/n468-folds2-epochs3-lr0.005-bs8-w8-seed0
+ln -sfn "$(realpath "$runs-clean/probs")" $R/realuse/probs/unet-clean
+ln -sfn "$(realpath "$runs/probs")" $R/realuse/probs/unet-cv
+for model in espnet unet-clean unet-cv; do
+    for labels in rw-a rw-b rw-c; do
+        python bench/realuse/evaluate.py --labels $R/$labels \
+            --probs $R/realuse/probs/$model --split val
+    done
+    python bench/realuse/evaluate.py --labels $R/rw-a --clean \
+        --probs $R/realuse/probs/$model --split val
+done
+python bench/realuse/config_ablation.py --split val --jobs 2 \
+    --out $R/ablation
+python bench/realuse/config_ablation.py --split train --jobs 2 \
+    --out $R/ablation-train
 
 python bench/camvid/show_misses.py "${camvid[@]}" --save bench/plots/misses_val.png \
     --images val/0016E5_08137 val/0016E5_08103 val/0016E5_08085

@@ -55,12 +55,6 @@ class FinderConfig:
             classes, so that a long tail of classes the model does not
             assert does not shrink every margin and score as classes are
             added. With at most this many classes it is the full softmax.
-        absorbed_min_share: a patch of a class much rarer than its
-            suggested class (at most ``fn_max_frequency_ratio`` of its
-            pixels) is not reported when at least this share of the pixels
-            just outside it carry the suggested class: a small object, such
-            as a sign on a wall, that the model merges into its
-            surroundings (0 disables the rule).
         min_score: patches scoring below this are not reported.
         min_error_probability: ... nor patches whose ``error_probability``
             is below this: the data shows their confusion as the model's
@@ -78,10 +72,12 @@ class FinderConfig:
             class much rarer than the suggested one) bounds a patch's
             ``error_probability`` by the share of the model's misses of
             the given class that label errors can explain
-            (``ClassStatistics.miss_share``) and marks absorbed objects.
+            (``ClassStatistics.miss_share``).
         fn_min_inside_share: ... and at least this share of the pixels just
-            outside the patch carry the given class (the patch lies inside a
-            region of it).
+            outside the patch carry the given class (the patch lies in or
+            against a region of it; the model's blob of a missed object
+            often reaches past it). Chosen on the train cells, leaving one
+            model out (BENCHMARKS.md, "Every threshold's reason").
         ambiguous_min_rate: a class pair is confused in both directions when
             at least this fraction of the interior pixels of each class is
             confidently predicted as the other.
@@ -117,12 +113,11 @@ class FinderConfig:
     prior_edge_share: float = 0.2
     prior_max_background: float = 0.15
     margin_classes: int = 16
-    absorbed_min_share: float = 0.0
     min_score: float = 0.075
     min_error_probability: float = 0.02
     correct_min_probability: float = 0.7
     fn_max_frequency_ratio: float = 0.3
-    fn_min_inside_share: float = 0.5
+    fn_min_inside_share: float = 0.1
     ambiguous_min_rate: float = 0.015
     ambiguous_min_given_prob: float = 0.2
     min_issue_patches: int = 3
@@ -138,7 +133,6 @@ class FinderConfig:
             "correct_min_probability",
             "prior_edge_share",
             "prior_max_background",
-            "absorbed_min_share",
             "fn_min_inside_share",
             "ambiguous_min_rate",
             "ambiguous_min_given_prob",

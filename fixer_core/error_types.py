@@ -31,7 +31,7 @@ def classify_error(
       ``ambiguous_min_given_prob``).
     - ``"false_negative"``: the suggested class is much rarer than the given
       one (at most ``fn_max_frequency_ratio`` of its pixels) and the patch
-      lies inside a region of the given class (at least
+      lies in or against a region of the given class (at least
       ``fn_min_inside_share`` of its outline): a rare object missed in
       favour of a common one, such as a cushion labelled couch.
     - ``"general"``: everything else.

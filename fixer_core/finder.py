@@ -854,8 +854,6 @@ class LabelErrorFinder:
                 # Won by the prior correction alone next to a region of the
                 # suggested class: the model's blur at that region's edge.
                 continue
-            if _absorbed(shape, stats.pixel_counts, config):
-                continue
             size = shape.area / (shape.area + config.score_area_scale)
             # The label's doubt is the model's 1 - p_given made a
             # probability by the data, so it replaces it in the probability;
@@ -1095,21 +1093,6 @@ def _with_shift_cause(
             )
         out.append(p)
     return out
-
-
-def _absorbed(
-    shape: PatchGeometry, counts: np.ndarray, config: FinderConfig
-) -> bool:
-    """Whether the patch is an object of a rare class enclosed by the much
-    more frequent class suggested for it: the model merging a small object
-    into its surroundings (the mirror image of a false negative)."""
-    return (
-        config.absorbed_min_share > 0
-        and shape.suggested_share >= config.absorbed_min_share
-        and much_rarer(
-            shape.given_label, shape.suggested_label, counts, config
-        )
-    )
 
 
 # Classes rarer than this are weighted as if this frequent.

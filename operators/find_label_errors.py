@@ -54,9 +54,6 @@ _CONFIG_HELP = {
     "probability (its model noise) at most to this level",
     "margin_classes": "A whole region's margin is taken among its this "
     "many most likely classes",
-    "absorbed_min_share": "Patches of a rare class are dropped when this "
-    "share of their outline is the much more frequent suggested class: "
-    "small objects the model merges into their surroundings (0 = off)",
     "min_score": "Patches scoring lower are not reported",
     "min_error_probability": "Patches less likely than this to be label "
     "errors (rather than the model's mistakes) are not reported",

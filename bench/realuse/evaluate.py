@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "camvid"))
 from inject import CAMVID, NUM_CLASSES, VOID, Layout, read_png  # noqa: E402
 
-from fixer_core import FinderConfig, LabelErrorFinder  # noqa: E402
+from fixer_core import ERROR_TYPES, FinderConfig, LabelErrorFinder  # noqa: E402
 from fixer_core.corrections import apply_patches  # noqa: E402
 from fixer_core.neighbours import file_signature  # noqa: E402
 from fixer_core.repeats import discount_runs  # noqa: E402
@@ -358,6 +358,7 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         miou_corrected_at=corrected_at,
         hits_by_run_length=_hits_by_run_length(cell, patches, split),
         hits_by_cause=_hits_by_cause(cell, patches, split),
+        types=_types(cell, patches, split),
     )
     return out
 
@@ -376,6 +377,27 @@ def _hits_by_cause(cell: Cell, patches, split: str) -> dict:
         entry = out.setdefault(p.cause, [0, 0])
         entry[0] += int(on >= 0.5 * max(p.area, 1))
         entry[1] += 1
+    return out
+
+
+def _types(cell: Cell, patches, split: str) -> dict:
+    """``{injected type: {patch type: patches}}`` among the patches on an
+    injected error (the error they overlap most) whose type is one of
+    FIXER's (injector A's general, ambiguous and false negative errors)."""
+    keep = set(cell.images(split).tolist())
+    out: dict[str, dict[str, int]] = {}
+    for p in patches:
+        if p.image_index not in keep:
+            continue
+        x, y, w, h = p.box
+        on, best = _overlap(
+            cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
+        )
+        truth = cell.error_types.get(best)
+        if on < 0.5 * max(p.area, 1) or truth not in ERROR_TYPES:
+            continue
+        row = out.setdefault(truth, {})
+        row[p.error_type] = row.get(p.error_type, 0) + 1
     return out
 
 

@@ -85,10 +85,6 @@ def test_logits_are_accepted_when_declared():
         ({"min_area": -1}, "min_area must be a non-negative integer"),
         ({"min_area": 2.5}, "min_area must be a non-negative integer"),
         ({"score_area_scale": 0}, "score_area_scale must be positive"),
-        (
-            {"absorbed_min_share": 1.5},
-            r"absorbed_min_share must be in \[0, 1\]",
-        ),
         ({"margin_classes": 1}, "margin_classes must be an integer >= 2"),
         ({"margin_classes": 2.5}, "margin_classes must be an integer >= 2"),
         (
@@ -101,7 +97,6 @@ def test_logits_are_accepted_when_declared():
         "negative-area",
         "float-area",
         "area-scale",
-        "absorbed-share",
         "one-margin-class",
         "float-margin-classes",
         "negative-reference",
