@@ -43,8 +43,10 @@ CVAT_ENV = ("URL", "USERNAME", "PASSWORD", "EMAIL")
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "data" / "camvid"
 NUM_IMAGES = 8
 PLANTED = (0, 2, 4, 6)  # their small cars become Building
-# (the run's general issue view holds them, and may hold a real error of
-# CamVid's labels too)
+# The run's false-negative issue view holds them (cars missed in the
+# buildings they stand against), and may hold a real error of CamVid's
+# labels too.
+ISSUE_VIEW = "fixer-false-negative"
 SKY, BUILDING, ROAD, PAVEMENT, CAR, PEDESTRIAN = 0, 1, 3, 4, 8, 9
 
 
@@ -483,10 +485,10 @@ def _new_shape(frame, label_id, kind, points):
 
 
 def _send_issue_view(live, dataset, anno_key):
-    """Sends the view ``fixer-general`` with the run's patches; returns
+    """Sends the view ``ISSUE_VIEW`` with the run's patches; returns
     the task's labels by name, the samples by frame, and the job and its
     shapes."""
-    view = dataset.load_saved_view("fixer-general")
+    view = dataset.load_saved_view(ISSUE_VIEW)
     sent = foo.execute_operator(
         f"{PLUGIN}/send_to_cvat",
         dict(
@@ -519,7 +521,7 @@ def test_send_an_issue_view_puts_every_class_once_and_every_pixel_in_cvat(
     live, dataset
 ):
     labels, samples, _, shapes = _send_issue_view(live, dataset, "sent")
-    assert len(samples) == len(dataset.load_saved_view("fixer-general"))
+    assert len(samples) == len(dataset.load_saved_view(ISSUE_VIEW))
     assert len(samples) >= len(PLANTED)
     assert not dataset.has_sample_field("fixer_cvat_sent_patches")
     # Every class once (no "Car_fixer_cvat_sent"), and the patches' label
@@ -547,7 +549,7 @@ def test_send_an_issue_view_puts_every_class_once_and_every_pixel_in_cvat(
                 gt == targets[by_id[shape["label_id"]]],
             )
     # One reference shape per patch, tied to it by FiftyOne's label_id
-    patches = dataset.load_saved_view("fixer-general").values(
+    patches = dataset.load_saved_view(ISSUE_VIEW).values(
         "fixer_patches.detections.id", unwind=True
     )
     assert set(_references(shapes, labels)) == set(patches)
@@ -609,7 +611,7 @@ def test_edits_and_review_marks_made_in_cvat_load_back_exactly(
         dict(dataset=dataset, params=dict(anno_key="live", cleanup=True)),
     ).result
     assert counts == {
-        "samples": len(dataset.load_saved_view("fixer-general")),
+        "samples": len(dataset.load_saved_view(ISSUE_VIEW)),
         "confirmed": 1,
         "rejected": 1,
         "unmatched": 0,
@@ -714,7 +716,7 @@ def test_archive_round_trip_through_a_real_cvat_task(live, dataset, tmp_path):
     draw a polygon and a brush mask with a hole, review the polygons of a
     patch made of several regions, export as "CVAT for images 1.1" and
     import: pixel-exact, and every review mark kept."""
-    view = dataset.load_saved_view("fixer-general")
+    view = dataset.load_saved_view(ISSUE_VIEW)
     archive = tmp_path / "task.zip"
     foo.execute_operator(
         f"{PLUGIN}/export_cvat_archive",
@@ -746,7 +748,7 @@ def test_archive_round_trip_through_a_real_cvat_task(live, dataset, tmp_path):
     ).result
     assert counts == {
         "dest_field": f"{GT}_cvat",
-        "samples": len(dataset.load_saved_view("fixer-general")),
+        "samples": len(dataset.load_saved_view(ISSUE_VIEW)),
         "skipped_shapes": 0,
         "unmatched_images": 0,
         "confirmed": 1,
