@@ -28,12 +28,12 @@ def _statistics(confused: dict[tuple[int, int], float]) -> ClassStatistics:
     )
 
 
-def _type(stats, given, suggested, given_prob=0.05) -> str:
+def _type(stats, given, suggested, given_prob=0.05, inside_share=0.0) -> str:
     return classify_error(
         given,
         suggested,
         given_prob=given_prob,
-        inside_share=0.0,
+        inside_share=inside_share,
         statistics=stats,
         config=FinderConfig(),
     )
@@ -78,3 +78,16 @@ def test_a_model_split_on_a_pair_confused_both_ways_is_ambiguous():
     assert not stats.swapped_evenly[SKY, TREE]
     assert _type(stats, SKY, TREE, given_prob=0.4) == "ambiguous"
     assert _type(stats, SKY, TREE, given_prob=0.05) == "general"
+
+
+def test_a_rare_object_against_its_given_class_is_a_false_negative():
+    """A pole labelled building (the pole holds 2.5% of building's pixels)
+    is a missed object where its patch touches the building region, even
+    when the model's blob of it reaches past the pole onto other classes;
+    not where it lies wholly among other classes."""
+    stats = _statistics({})
+    assert _type(stats, BUILDING, POLE, inside_share=1.0) == "false_negative"
+    assert _type(stats, BUILDING, POLE, inside_share=0.3) == "false_negative"
+    assert _type(stats, BUILDING, POLE, inside_share=0.0) == "general"
+    # not a much rarer class: a swap, whatever surrounds it
+    assert _type(stats, SKY, BUILDING, inside_share=1.0) == "general"
