@@ -3,7 +3,7 @@ the frequent class around them, or hidden by the labels in it."""
 
 import numpy as np
 
-from fixer_core import FinderConfig, find_label_errors
+from fixer_core import find_label_errors
 
 SIZE = 64
 SURE = 0.95
@@ -29,11 +29,9 @@ def _scene():
     return labels, probs
 
 
-def _found(**config) -> dict:
+def _found() -> dict:
     labels, probs = _scene()
-    patches, _ = find_label_errors(
-        labels, probs, config=FinderConfig(**config)
-    )
+    patches, _ = find_label_errors(labels, probs)
     found = {}
     for name, (ys, xs) in {
         "enclosed": ENCLOSED,
