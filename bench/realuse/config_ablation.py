@@ -74,6 +74,8 @@ def runs(args: argparse.Namespace) -> list[list[str]]:
     """The ``evaluate.py`` command lines still to run."""
     todo = []
     for name, changes in {**VARIANTS, **TYPING}.items():
+        if name not in args.only:
+            continue
         cells = [(labels, False) for labels in NOISY] + [("rw-a", True)]
         if name in TYPING:
             cells = [("rw-a", False)]
@@ -123,7 +125,7 @@ def table(args: argparse.Namespace) -> None:
         + " --- |" * len(MODELS)
     )
     for name in VARIANTS:
-        if name == "base":
+        if name == "base" or name not in args.only:
             continue
         cells = []
         for model in MODELS:
@@ -156,6 +158,8 @@ def table(args: argparse.Namespace) -> None:
     print("\n| typing | " + " | ".join(MODELS) + " |")
     print("| --- |" + " --- |" * len(MODELS))
     for name in ("base", *TYPING):
+        if name not in args.only:
+            continue
         cells = [
             typed_right(
                 fixer(args.out, name, f"{m}-rw-a-noisy-{args.split}.json")
@@ -171,7 +175,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[*VARIANTS, *TYPING],
+        metavar="VARIANT",
+        help='variants to run, e.g. "min_area 8" (base always)',
+    )
     args = parser.parse_args()
+    args.only = {"base", *args.only}
     todo = runs(args)
     print(
         f"{len(todo)} runs of evaluate.py, {args.jobs} at a time",
