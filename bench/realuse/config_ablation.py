@@ -76,9 +76,11 @@ def runs(args: argparse.Namespace) -> list[list[str]]:
     for name, changes in {**VARIANTS, **TYPING}.items():
         if name not in args.only:
             continue
-        cells = [(labels, False) for labels in NOISY] + [("rw-a", True)]
-        if name in TYPING:
-            cells = [("rw-a", False)]
+        cells = (
+            [("rw-a", False)]
+            if name in TYPING
+            else [(labels, False) for labels in NOISY] + [("rw-a", True)]
+        )
         for model in MODELS:
             for labels, clean in cells:
                 kind = "clean" if clean else "noisy"

@@ -45,7 +45,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "camvid"))
 from inject import CAMVID, NUM_CLASSES, VOID, Layout, read_png  # noqa: E402
 
-from fixer_core import ERROR_TYPES, FinderConfig, LabelErrorFinder  # noqa: E402
+from fixer_core import (  # noqa: E402
+    ERROR_TYPES,
+    FinderConfig,
+    LabelErrorFinder,
+    Patch,
+)
 from fixer_core.corrections import apply_patches  # noqa: E402
 from fixer_core.neighbours import file_signature  # noqa: E402
 from fixer_core.repeats import discount_runs  # noqa: E402
@@ -227,19 +232,50 @@ def _overlap(error_ids: np.ndarray) -> tuple[int, int]:
     return int(ids.size), int(values[counts.argmax()])
 
 
-def rank_fixer(cell: Cell, patches, split: str) -> Ranked:
+@dataclasses.dataclass
+class Matched:
+    """A patch of the split, against the injected errors under it."""
+
+    patch: Patch
+    on_error: int  # its pixels on injected errors
+    error: int  # the error id it overlaps most, -1 if none
+
+    @property
+    def hit(self) -> bool:
+        """Whether at least half its pixels are injected errors."""
+        return self.on_error >= 0.5 * max(self.patch.area, 1)
+
+
+def match(cell: Cell, patches, split: str) -> list[Matched]:
+    """The split's patches, each with the injected errors under it."""
     keep = set(cell.images(split).tolist())
-    rows = []
+    out = []
     for p in patches:
-        if p.image_index not in keep:
-            continue
-        x, y, w, h = p.box
-        ids = cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
-        on, best = _overlap(ids)
-        # the reviewer's order, as in FIXER's views: each run's first
-        # patch by score, then the repeats (keys below 0)
-        rows.append((p.score - (p.repeat_of is not None), p.area, on, best))
-    return _rank(rows)
+        if p.image_index in keep:
+            x, y, w, h = p.box
+            ids = cell.error_ids[p.image_index, y : y + h, x : x + w]
+            out.append(Matched(p, *_overlap(ids[p.mask])))
+    return out
+
+
+def rank_fixer(cell: Cell, patches, split: str) -> Ranked:
+    return _rank_matched(match(cell, patches, split))
+
+
+def _rank_matched(matched: list[Matched]) -> Ranked:
+    # the reviewer's order, as in FIXER's views: each run's first patch by
+    # score, then the repeats (keys below 0)
+    return _rank(
+        [
+            (
+                m.patch.score - (m.patch.repeat_of is not None),
+                m.patch.area,
+                m.on_error,
+                m.error,
+            )
+            for m in matched
+        ]
+    )
 
 
 def rank_cleanlab(
@@ -314,7 +350,8 @@ def mean_iou(reference: np.ndarray, labels: np.ndarray) -> float:
 
 def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
     idx = cell.images(split)
-    ranked = rank_fixer(cell, patches, split)
+    matched = match(cell, patches, split)
+    ranked = _rank_matched(matched)
     by_image: dict[int, list] = {}
     for p in patches:
         by_image.setdefault(p.image_index, []).append(p)
@@ -356,69 +393,50 @@ def evaluate_fixer(cell: Cell, patches, finder, split: str) -> dict:
         miou_labels=mean_iou(cell.clean[idx], cell.labels[idx]),
         miou_corrected=corrected_at[str(threshold)],
         miou_corrected_at=corrected_at,
-        hits_by_run_length=_hits_by_run_length(cell, patches, split),
-        hits_by_cause=_hits_by_cause(cell, patches, split),
-        types=_types(cell, patches, split),
+        hits_by_run_length=_hits_by_run_length(matched),
+        hits_by_cause=_hits_by_cause(matched),
+        types=_types(cell, matched),
     )
     return out
 
 
-def _hits_by_cause(cell: Cell, patches, split: str) -> dict:
+def _hits_by_cause(matched: list[Matched]) -> dict:
     """``[injected errors, patches]`` among the patches of each cause."""
-    keep = set(cell.images(split).tolist())
     out: dict[str, list[int]] = {}
-    for p in patches:
-        if p.image_index not in keep or p.cause is None:
-            continue
-        x, y, w, h = p.box
-        on, _ = _overlap(
-            cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
-        )
-        entry = out.setdefault(p.cause, [0, 0])
-        entry[0] += int(on >= 0.5 * max(p.area, 1))
-        entry[1] += 1
+    for m in matched:
+        if m.patch.cause is not None:
+            entry = out.setdefault(m.patch.cause, [0, 0])
+            entry[0] += int(m.hit)
+            entry[1] += 1
     return out
 
 
-def _types(cell: Cell, patches, split: str) -> dict:
+def _types(cell: Cell, matched: list[Matched]) -> dict:
     """``{injected type: {patch type: patches}}`` among the patches on an
     injected error (the error they overlap most) whose type is one of
     FIXER's (injector A's general, ambiguous and false negative errors)."""
-    keep = set(cell.images(split).tolist())
     out: dict[str, dict[str, int]] = {}
-    for p in patches:
-        if p.image_index not in keep:
-            continue
-        x, y, w, h = p.box
-        on, best = _overlap(
-            cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
-        )
-        truth = cell.error_types.get(best)
-        if on < 0.5 * max(p.area, 1) or truth not in ERROR_TYPES:
-            continue
-        row = out.setdefault(truth, {})
-        row[p.error_type] = row.get(p.error_type, 0) + 1
+    for m in matched:
+        truth = cell.error_types.get(m.error)
+        if m.hit and truth in ERROR_TYPES:
+            row = out.setdefault(truth, {})
+            row[m.patch.error_type] = row.get(m.patch.error_type, 0) + 1
     return out
 
 
 RUN_LENGTHS = {"1": (1, 1), "2": (2, 2), "3-5": (3, 5), "6+": (6, 10**9)}
 
 
-def _hits_by_run_length(cell: Cell, patches, split: str) -> dict:
+def _hits_by_run_length(matched: list[Matched]) -> dict:
     """``[injected errors, patches]`` among the runs' first patches, by
     the length of their run of repeats."""
-    keep = set(cell.images(split).tolist())
     out = {name: [0, 0] for name in RUN_LENGTHS}
-    for p in patches:
-        if p.image_index not in keep or p.repeat_of is not None:
+    for m in matched:
+        if m.patch.repeat_of is not None:
             continue
-        x, y, w, h = p.box
-        on, _ = _overlap(
-            cell.error_ids[p.image_index, y : y + h, x : x + w][p.mask]
-        )
         for name, (lo, hi) in RUN_LENGTHS.items():
-            if lo <= p.run_length <= hi:
-                out[name][0] += int(on >= 0.5 * max(p.area, 1))
+            if lo <= m.patch.run_length <= hi:
+                out[name][0] += int(m.hit)
                 out[name][1] += 1
     return out
 
