@@ -129,10 +129,39 @@ for model in espnet unet-clean unet-cv; do
     python bench/realuse/evaluate.py --labels $R/rw-a --clean \
         --probs $R/realuse/probs/$model --split val
 done
+python bench/realuse/review_page.py --labels $R/rw-a --clean \
+    --probs $R/realuse/probs/espnet --split val --out $R/realuse/review-clean-16
 python bench/realuse/config_ablation.py --split val --jobs 2 \
     --out $R/ablation
 python bench/realuse/config_ablation.py --split train --jobs 2 \
     --out $R/ablation-train
+# the models at other temperatures, and at the fitted ones
+for model in espnet unet-clean; do
+    for t in 0.5 2; do
+        python bench/realuse/temperature.py --probs $R/realuse/probs/$model \
+            --temperature $t --out $R/realuse/probs/$model-t$t
+        for labels in rw-a rw-b rw-c; do
+            python bench/realuse/evaluate.py --labels $R/$labels \
+                --probs $R/realuse/probs/$model-t$t --split val
+        done
+        python bench/realuse/evaluate.py --labels $R/rw-a --clean \
+            --probs $R/realuse/probs/$model-t$t --split val
+    done
+done
+for model in espnet unet-clean unet-cv; do
+    for labels in rw-a/noisy rw-a/clean rw-b/noisy rw-c/noisy; do
+        fit=$R/realuse/probs/$model-fit-${labels%%/*}-${labels##*/}
+        python bench/realuse/temperature.py --probs $R/realuse/probs/$model \
+            --fit $R/$labels --out "$fit"
+        if [ "${labels##*/}" = clean ]; then
+            python bench/realuse/evaluate.py --labels $R/rw-a --clean \
+                --probs "$fit" --split val
+        else
+            python bench/realuse/evaluate.py --labels $R/${labels%%/*} \
+                --probs "$fit" --split val
+        fi
+    done
+done
 
 python bench/camvid/show_misses.py "${camvid[@]}" --save bench/plots/misses_val.png \
     --images val/0016E5_08137 val/0016E5_08103 val/0016E5_08085

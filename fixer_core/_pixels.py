@@ -15,12 +15,24 @@ def split_by_image(flat: Tensor, num_images: int, per_image: int) -> list:
     return torch.bincount(image, minlength=num_images).tolist()
 
 
+# The log of a zero probability, in ``pixel_means(..., log=True)``: float16
+# caches hold probabilities down to about 6e-8 (subnormal), and a pixel
+# the model rules a class out on weighs no more than this in a mean of logs.
+LOG_FLOOR = 1e-6
+
+
 def pixel_means(
-    pred_probs: Tensor, flat: Tensor, ids: Tensor, num_ids: int
+    pred_probs: Tensor,
+    flat: Tensor,
+    ids: Tensor,
+    num_ids: int,
+    *,
+    log: bool = False,
 ) -> Tensor:
     """``(num_ids, K)`` mean probabilities of the pixels at ``(P,)`` flat
     indices into the ``(N, H, W)`` pixels (sorted by image), by their
-    ``(P,)`` ids; ids without pixels get zeros."""
+    ``(P,)`` ids; ids without pixels get zeros. With ``log``, the means
+    of the probabilities' logs (floored at ``LOG_FLOOR``) instead."""
     n, k, height, width = pred_probs.shape
     per_image = height * width
     sums = pred_probs.new_zeros(k, num_ids)
@@ -33,6 +45,8 @@ def pixel_means(
         channels = probs.reshape(k, -1).index_select(
             1, image_flat - i * per_image
         )
+        if log:
+            channels = channels.clamp(min=LOG_FLOOR).log_()
         sums.index_add_(1, image_ids, channels)
     counts = torch.bincount(ids, minlength=num_ids)
     return (sums / counts.clamp(min=1)).T.contiguous()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._pixels import LOG_FLOOR
 from .neighbours import NEIGHBOURS_CAUSE, began_with_relabel
 
 # Which of the finder's rules flagged a patch
@@ -24,9 +25,10 @@ class PatchEvidence:
     """What the finder saw on a patch.
 
     Attributes:
-        top_labels: the model's most likely classes on the patch (by mean
-            probability over its pixels), most likely first.
-        top_probs: their mean probabilities.
+        top_labels: the model's most likely classes on the patch (by its
+            pixels' probabilities pooled in the logs, as
+            ``Patch.given_prob``), most likely first.
+        top_probs: their pooled probabilities.
         given_threshold: the given class's threshold ``t_g`` (the model's
             mean probability on the pixels labelled with it).
         rule: ``"region"`` when most of the patch was flagged as part of
@@ -86,10 +88,12 @@ def patch_evidence(
         ((1, 0, 2), 'pixel')
     """
     mask = mask.to(probs.device, torch.bool)
-    means = probs[:, mask].mean(dim=1).cpu().numpy()
+    # pooled in the logs, as the finder pools a patch (``Patch.given_prob``)
+    logs = probs[:, mask].clamp(min=LOG_FLOOR).log().mean(dim=1)
+    pooled = torch.softmax(logs, dim=0).cpu().numpy()
     flagged = int(region_flagged.to(probs.device)[mask].sum())
     return evidence_from_means(
-        means, flagged / int(mask.sum()), given_threshold, top=top
+        pooled, flagged / int(mask.sum()), given_threshold, top=top
     )
 
 
@@ -103,7 +107,7 @@ def evidence_from_means(
     contradicted: float | None = None,
     relabelled: float | None = None,
 ) -> PatchEvidence:
-    """The evidence of a patch from its ``(K,)`` mean probabilities and
+    """The evidence of a patch from its ``(K,)`` pooled probabilities and
     the share of its pixels flagged by the whole-region rule (see
     :func:`patch_evidence`)."""
     # K Python floats sort faster than NumPy's argsort of a short row
@@ -160,10 +164,10 @@ def reason_text(
     Args:
         given: the class in the labels.
         suggested: the suggested class.
-        top: the model's most likely classes on the patch with their mean
-            probabilities, most likely first.
+        top: the model's most likely classes on the patch with their
+            pooled probabilities, most likely first.
         rule: ``"region"`` or ``"pixel"`` (see :class:`PatchEvidence`).
-        given_prob: the model's mean probability of the given class.
+        given_prob: the patch's pooled probability of the given class.
         given_threshold: the given class's threshold.
         cause: what the finder found behind the patch beyond the model's
             disagreement (``Patch.cause``), e.g. a label shifted against

@@ -92,7 +92,8 @@ DOUBT_IN_SCORE = 0.25
 # given class is unconfident, the whole region is flagged with it, which is
 # far less noisy than single pixels. Flags become patches (see
 # ``find_patch_geometry``; its spatial thresholds grow with the model's
-# blur), each scored by the model's doubt in the label, mean 1 - p_g, times
+# blur), each scored by the model's doubt in the label, 1 - p_g of its
+# pixels' probabilities pooled in the logs (``_pooled_probs``), times
 # a size factor and the fourth root of the label's doubt and of its image's
 # excess over the model's habit (below). Its
 # error_probability is the size factor times the share
@@ -444,7 +445,7 @@ class LabelErrorFinder:
             )
             for i in range(n)
         ]
-        means = _mean_probs(pred_probs, [ids for ids, _ in geometry])
+        pooled = _pooled_probs(pred_probs, [ids for ids, _ in geometry])
         habits = None
         if stats.habits is not None and stats.habits.any():
             habits = image_disagreement(
@@ -464,7 +465,7 @@ class LabelErrorFinder:
         )
         out, offset = [], 0
         for i, (_, shapes) in enumerate(geometry):
-            image_means = means[offset : offset + len(shapes)]
+            image_pooled = pooled[offset : offset + len(shapes)]
             offset += len(shapes)
             before, after = neighbours[i], neighbours[i + 2]
             common = None
@@ -504,7 +505,7 @@ class LabelErrorFinder:
                 int(image_indices[i]),
                 tuple(labels_np.shape[1:]),
                 shapes,
-                image_means,
+                image_pooled,
                 region_flagged_np[i],
                 stats,
                 weights,
@@ -738,7 +739,7 @@ class LabelErrorFinder:
             image_index,
             label.shape,
             shapes,
-            _mean_probs(pred_probs, [ids]),
+            _pooled_probs(pred_probs, [ids]),
             odd >= 0,
             stats,
             weights,
@@ -796,7 +797,7 @@ class LabelErrorFinder:
         image_index: int,
         image_shape: tuple[int, int],
         shapes: list[PatchGeometry],
-        means: np.ndarray,
+        pooled: np.ndarray,
         region_flagged: np.ndarray,
         stats: ClassStatistics,
         weights: Tensor | None,
@@ -842,7 +843,7 @@ class LabelErrorFinder:
                 image_index, shapes, image_shape, _camera_motion(previous)
             )
         for shape, mean, repeats_change in zip(
-            shapes, means, repeating, strict=True
+            shapes, pooled, repeating, strict=True
         ):
             given_prob = float(mean[shape.given_label])
             suggested_prob = float(mean[shape.suggested_label])
@@ -1286,22 +1287,31 @@ def _doubtful_region_pixels(
     return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
-def _mean_probs(pred_probs: Tensor, patch_ids: list[np.ndarray]) -> np.ndarray:
-    """``(P, K)`` mean probabilities of every patch of a batch."""
+def _pooled_probs(
+    pred_probs: Tensor, patch_ids: list[np.ndarray]
+) -> np.ndarray:
+    """``(P, K)`` probabilities of every patch of a batch: its pixels'
+    normalised geometric mean (log-linear pooling).
+
+    Pooled in the logs, a patch's probabilities follow a change of the
+    model's temperature as a pixel's do, so they are read against the
+    pixel-level statistics (the label's doubt, the pair's error share) on
+    the same scale; and a patch whose pixels mostly rule its label out is
+    not kept in doubt by its few sure ones, as an arithmetic mean would
+    (an overconfident model's blurred edge). Measured: BENCHMARKS "A
+    patch's probabilities pooled in the logs"."""
     flat, ids, count = labelled_pixels(patch_ids)
     if count == 0:
         return np.zeros((0, pred_probs.shape[1]), dtype=np.float32)
     device = pred_probs.device
-    return (
-        pixel_means(
-            pred_probs,
-            torch.as_tensor(flat, device=device),
-            torch.as_tensor(ids, device=device),
-            count,
-        )
-        .cpu()
-        .numpy()
+    logs = pixel_means(
+        pred_probs,
+        torch.as_tensor(flat, device=device),
+        torch.as_tensor(ids, device=device),
+        count,
+        log=True,
     )
+    return torch.softmax(logs, dim=1).cpu().numpy()
 
 
 def find_label_errors(

@@ -43,8 +43,11 @@ class Patch:
             means a whole region is mislabelled).
         inside_share: share of the pixels just outside the patch that carry
             the given class (1 means the patch is enclosed by it).
-        given_prob: mean predicted probability of the given class.
-        suggested_prob: mean predicted probability of the suggested class.
+        given_prob: the patch's probability of the given class: its
+            pixels' probabilities pooled in the logs (their normalised
+            geometric mean).
+        suggested_prob: the patch's probability of the suggested class,
+            pooled alike.
         error_type: ``"general"``, ``"ambiguous"`` or ``"false_negative"``.
         error_probability: estimated probability that the patch is a
             label error rather than the model's mistake: the score's size

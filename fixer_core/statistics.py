@@ -582,7 +582,7 @@ def label_doubts(hist: np.ndarray) -> np.ndarray:
     probability makes the doubt near one; where it barely does, a label of
     ``g`` gets a low probability as often as one of ``s``, and its doubt
     stays near the share of wrong labels. Tails rather than bins: a
-    patch's mean probability sits above its most doubtful pixels'.
+    patch's pooled probability sits above its most doubtful pixels'.
     """
     k = hist.shape[0]
     diagonal = np.arange(k)

@@ -13,6 +13,7 @@ from fixer_core import (
     reason_text,
     same_confusion,
 )
+from fixer_core._pixels import LOG_FLOOR
 from fixer_core.evidence import PIXEL_RULE, REGION_RULE, patch_evidence
 from fixer_core.finder import SHIFTED_CAUSE
 from fixer_core.synthetic import IGNORE_VALUE, SIMULATED_MODEL, make_scenes
@@ -46,8 +47,11 @@ def test_every_patch_carries_evidence_consistent_with_it(found):
         assert e.rule in (PIXEL_RULE, REGION_RULE)
         x, y, w, h = p.box
         region = scenes.pred_probs[p.image_index][:, y : y + h, x : x + w]
-        means = region[:, p.mask].mean(axis=1)
-        assert np.argsort(-means)[:3].tolist() == list(e.top_labels)
+        # pooled in the logs: the normalised geometric mean of its pixels
+        logs = np.log(np.maximum(region[:, p.mask], LOG_FLOOR)).mean(axis=1)
+        pooled = np.exp(logs) / np.exp(logs).sum()
+        assert np.argsort(-pooled)[:3].tolist() == list(e.top_labels)
+        assert e.top_probs[0] == pytest.approx(pooled.max(), abs=1e-3)
 
 
 def test_the_given_threshold_is_the_classes_threshold():

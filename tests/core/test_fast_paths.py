@@ -12,6 +12,7 @@ from fixer_core._argmax import max_at_pixels, weighted_max
 from fixer_core._checks import PredProbsError, prepare_pred_probs
 from fixer_core._checks import prepare_labels as prepare
 from fixer_core._pixels import (
+    LOG_FLOOR,
     labelled_pixels,
     pixel_channels,
     pixel_means,
@@ -110,8 +111,10 @@ def test_pixel_channels_and_top_two():
     assert torch.equal(second, top[:, 1])
 
 
-def test_pixel_means_of_labelled_pixels():
+@pytest.mark.parametrize("log", [False, True], ids=["means", "log-means"])
+def test_pixel_means_of_labelled_pixels(log):
     probs = _probs()
+    probs[0, 0, 3:, 3:] = 0  # ruled out: the log's floor
     n, k, h, w = probs.shape
     rng = np.random.default_rng(2)
     ids = [rng.integers(-1, 4, size=(h, w)).astype(np.int32) for _ in range(n)]
@@ -119,10 +122,11 @@ def test_pixel_means_of_labelled_pixels():
     flat, numbered, count = labelled_pixels(ids)
     assert count == 8
     means = pixel_means(
-        probs, torch.as_tensor(flat), torch.as_tensor(numbered), count
+        probs, torch.as_tensor(flat), torch.as_tensor(numbered), count, log=log
     )
+    values = probs.clamp(min=LOG_FLOOR).log() if log else probs
     offset = 0
-    for image, image_ids in zip(probs, ids, strict=True):
+    for image, image_ids in zip(values, ids, strict=True):
         for i in range(int(image_ids.max()) + 1):
             mask = torch.as_tensor(image_ids == i)
             want = image[:, mask].mean(dim=1)
