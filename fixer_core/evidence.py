@@ -92,13 +92,13 @@ def patch_evidence(
     logs = probs[:, mask].clamp(min=LOG_FLOOR).log().mean(dim=1)
     pooled = torch.softmax(logs, dim=0).cpu().numpy()
     flagged = int(region_flagged.to(probs.device)[mask].sum())
-    return evidence_from_means(
+    return evidence_from_probs(
         pooled, flagged / int(mask.sum()), given_threshold, top=top
     )
 
 
-def evidence_from_means(
-    means: np.ndarray,
+def evidence_from_probs(
+    probs: np.ndarray,
     region_share: float,
     given_threshold: float,
     *,
@@ -111,8 +111,8 @@ def evidence_from_means(
     the share of its pixels flagged by the whole-region rule (see
     :func:`patch_evidence`)."""
     # K Python floats sort faster than NumPy's argsort of a short row
-    # (stable: equal means keep class order)
-    values = means.tolist()
+    # (stable: equal values keep class order)
+    values = probs.tolist()
     labels = sorted(range(len(values)), key=lambda k: -values[k])[:top]
     return PatchEvidence(
         top_labels=tuple(labels),

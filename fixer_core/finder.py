@@ -29,7 +29,7 @@ from ._checks import (
 from ._pixels import labelled_pixels, pixel_means
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
-from .evidence import evidence_from_means
+from .evidence import evidence_from_probs
 from .issues import (
     NEIGHBOURS,
     SHIFTED,
@@ -842,11 +842,11 @@ class LabelErrorFinder:
             repeating = self._repeats.continue_changes(
                 image_index, shapes, image_shape, _camera_motion(previous)
             )
-        for shape, mean, repeats_change in zip(
+        for shape, probs, repeats_change in zip(
             shapes, pooled, repeating, strict=True
         ):
-            given_prob = float(mean[shape.given_label])
-            suggested_prob = float(mean[shape.suggested_label])
+            given_prob = float(probs[shape.given_label])
+            suggested_prob = float(probs[shape.suggested_label])
             if (
                 weights is not None
                 and suggested_prob <= given_prob
@@ -986,8 +986,8 @@ class LabelErrorFinder:
                     error_type=error_type,
                     error_probability=probability,
                     cause=cause,
-                    evidence=evidence_from_means(
-                        mean,
+                    evidence=evidence_from_probs(
+                        probs,
                         _masked_share(region_flagged, shape),
                         stats.thresholds[shape.given_label],
                         vouched=share_vouched,
