@@ -121,13 +121,17 @@ done
 runs=$R/rw-a/runs/n468-folds2-epochs3-lr0.005-bs8-w8-seed0
 ln -sfn "$(realpath "$runs-clean/probs")" $R/realuse/probs/unet-clean
 ln -sfn "$(realpath "$runs/probs")" $R/realuse/probs/unet-cv
-for model in espnet unet-clean unet-cv; do
+# a model's four val cells: the three injectors and the clean labels
+cells() {
     for labels in rw-a rw-b rw-c; do
-        python bench/realuse/evaluate.py --labels $R/$labels \
-            --probs $R/realuse/probs/$model --split val
+        python bench/realuse/evaluate.py --labels $R/$labels --probs "$1" \
+            --split val
     done
-    python bench/realuse/evaluate.py --labels $R/rw-a --clean \
-        --probs $R/realuse/probs/$model --split val
+    python bench/realuse/evaluate.py --labels $R/rw-a --clean --probs "$1" \
+        --split val
+}
+for model in espnet unet-clean unet-cv; do
+    cells $R/realuse/probs/$model
 done
 python bench/realuse/review_page.py --labels $R/rw-a --clean \
     --probs $R/realuse/probs/espnet --split val --out $R/realuse/review-clean-16
@@ -140,26 +144,19 @@ for model in espnet unet-clean; do
     for t in 0.5 2; do
         python bench/realuse/temperature.py --probs $R/realuse/probs/$model \
             --temperature $t --out $R/realuse/probs/$model-t$t
-        for labels in rw-a rw-b rw-c; do
-            python bench/realuse/evaluate.py --labels $R/$labels \
-                --probs $R/realuse/probs/$model-t$t --split val
-        done
-        python bench/realuse/evaluate.py --labels $R/rw-a --clean \
-            --probs $R/realuse/probs/$model-t$t --split val
+        cells $R/realuse/probs/$model-t$t
     done
 done
 for model in espnet unet-clean unet-cv; do
     for labels in rw-a/noisy rw-a/clean rw-b/noisy rw-c/noisy; do
-        fit=$R/realuse/probs/$model-fit-${labels%%/*}-${labels##*/}
+        injector=${labels%%/*} kind=${labels##*/}
+        fit=$R/realuse/probs/$model-fit-$injector-$kind
         python bench/realuse/temperature.py --probs $R/realuse/probs/$model \
             --fit $R/$labels --out "$fit"
-        if [ "${labels##*/}" = clean ]; then
-            python bench/realuse/evaluate.py --labels $R/rw-a --clean \
-                --probs "$fit" --split val
-        else
-            python bench/realuse/evaluate.py --labels $R/${labels%%/*} \
-                --probs "$fit" --split val
-        fi
+        clean=()
+        [ "$kind" = clean ] && clean=(--clean)
+        python bench/realuse/evaluate.py --labels $R/$injector "${clean[@]}" \
+            --probs "$fit" --split val
     done
 done
 

@@ -52,6 +52,16 @@ def pixel_means(
     return (sums / counts.clamp(min=1)).T.contiguous()
 
 
+def pooled_means(
+    pred_probs: Tensor, flat: Tensor, ids: Tensor, num_ids: int
+) -> Tensor:
+    """``(num_ids, K)`` probabilities of the pixels of each id pooled in
+    the logs: their normalised geometric mean (``pixel_means`` of the
+    logs, softmaxed)."""
+    logs = pixel_means(pred_probs, flat, ids, num_ids, log=True)
+    return torch.softmax(logs, dim=1)
+
+
 def labelled_pixels(
     patch_ids: list[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, int]:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._pixels import LOG_FLOOR
+from ._pixels import pooled_means
 from .neighbours import NEIGHBOURS_CAUSE, began_with_relabel
 
 # Which of the finder's rules flagged a patch
@@ -89,8 +89,9 @@ def patch_evidence(
     """
     mask = mask.to(probs.device, torch.bool)
     # pooled in the logs, as the finder pools a patch (``Patch.given_prob``)
-    logs = probs[:, mask].clamp(min=LOG_FLOOR).log().mean(dim=1)
-    pooled = torch.softmax(logs, dim=0).cpu().numpy()
+    flat = mask.reshape(-1).nonzero()[:, 0]
+    pooled = pooled_means(probs[None], flat, torch.zeros_like(flat), 1)
+    pooled = pooled[0].cpu().numpy()
     flagged = int(region_flagged.to(probs.device)[mask].sum())
     return evidence_from_probs(
         pooled, flagged / int(mask.sum()), given_threshold, top=top

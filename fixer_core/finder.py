@@ -26,7 +26,7 @@ from ._checks import (
     prepare_labels,
     prepare_pred_probs,
 )
-from ._pixels import labelled_pixels, pixel_means
+from ._pixels import labelled_pixels, pixel_means, pooled_means
 from .config import ERROR_TYPES, FinderConfig
 from .error_types import classify_error, much_rarer
 from .evidence import evidence_from_probs
@@ -1304,14 +1304,16 @@ def _pooled_probs(
     if count == 0:
         return np.zeros((0, pred_probs.shape[1]), dtype=np.float32)
     device = pred_probs.device
-    logs = pixel_means(
-        pred_probs,
-        torch.as_tensor(flat, device=device),
-        torch.as_tensor(ids, device=device),
-        count,
-        log=True,
+    return (
+        pooled_means(
+            pred_probs,
+            torch.as_tensor(flat, device=device),
+            torch.as_tensor(ids, device=device),
+            count,
+        )
+        .cpu()
+        .numpy()
     )
-    return torch.softmax(logs, dim=1).cpu().numpy()
 
 
 def find_label_errors(

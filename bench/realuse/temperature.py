@@ -34,13 +34,25 @@ STRIDE = 4
 FLOOR = 1e-7  # log of a zero probability
 
 
+def log_probs_at(
+    logp: np.ndarray, temperature: float, axis: int
+) -> np.ndarray:
+    """Log-probabilities ``logp`` (classes along ``axis``) with their
+    logits divided by ``temperature``: ``log_softmax(logp / T)``."""
+    z = logp / temperature
+    top = z.max(axis=axis, keepdims=True)
+    return z - top - np.log(np.exp(z - top).sum(axis=axis, keepdims=True))
+
+
+def floored_log(probs: np.ndarray) -> np.ndarray:
+    """Logs of probabilities, a zero counted as ``FLOOR``."""
+    return np.log(np.maximum(probs.astype(np.float32), FLOOR))
+
+
 def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``(K, H, W)`` probabilities with their logits divided by
     ``temperature``."""
-    z = np.log(np.maximum(probs.astype(np.float32), FLOOR)) / temperature
-    z -= z.max(axis=0, keepdims=True)
-    q = np.exp(z)
-    return q / q.sum(axis=0, keepdims=True)
+    return np.exp(log_probs_at(floored_log(probs), temperature, axis=0))
 
 
 def fit_temperature(files: list[Path], labels: Path) -> float:
@@ -51,13 +63,10 @@ def fit_temperature(files: list[Path], labels: Path) -> float:
         y = read_png(labels / f"{f.stem}.png")[::STRIDE, ::STRIDE]
         p = np.load(f)[:, ::STRIDE, ::STRIDE]
         valid = y < NUM_CLASSES
-        logp = np.log(np.maximum(p[:, valid].astype(np.float32), FLOOR)).T
-        given = logp[np.arange(len(logp)), y[valid]]
+        logp = floored_log(p[:, valid]).T
+        rows = np.arange(len(logp)), y[valid]
         for i, t in enumerate(GRID):
-            z = logp / t
-            top = z.max(axis=1)
-            norm = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
-            nll[i] -= (given / t - norm).sum()
+            nll[i] -= log_probs_at(logp, t, axis=1)[rows].sum()
     return float(GRID[nll.argmin()])
 
 
