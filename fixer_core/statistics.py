@@ -575,22 +575,33 @@ def label_doubts(hist: np.ndarray) -> np.ndarray:
     mix its true pixels with a share ``w`` of such errors: at every ``x``
     the distribution functions satisfy ``F_own(x) >= w F_other(x)``, and
     the tightest of these bounds estimates ``w`` (mixture proportion
-    estimation; at most one half: a class is what most of its labels
-    say). The doubt is Bayes' rule with the likelihood ratio ``F_other(x)
-    / F_true(x)``. Where the model tells ``g`` from ``s`` (it gives ``g``
-    less on ``s``'s pixels than on nearly all of ``g``'s own), a low
-    probability makes the doubt near one; where it barely does, a label of
-    ``g`` gets a low probability as often as one of ``s``, and its doubt
-    stays near the share of wrong labels. Tails rather than bins: a
-    patch's pooled probability sits above its most doubtful pixels'.
+    estimation). Two bounds hold whatever the model: ``w`` is at most
+    one half (a class is what most of its labels say) and at most ``n_s
+    / n_g``, the ratio of the two labels' pixels (most of a class's
+    pixels carry its label, so fewer of them than its labels are
+    labelled ``g``; the same for all other labels together): a model
+    that cannot tell a rare class from a common one does not cast half
+    the common class's labels in doubt. The doubt
+    is Bayes' rule with the likelihood ratio ``F_other(x) / F_true(x)``.
+    Where the model tells ``g`` from ``s`` (it gives ``g`` less on ``s``'s
+    pixels than on nearly all of ``g``'s own), a low probability makes
+    the doubt near one; where it barely does, a label of ``g`` gets a low
+    probability as often as one of ``s``, and its doubt stays near the
+    share of wrong labels. Tails rather than bins: a patch's pooled
+    probability sits above its most doubtful pixels'.
     """
     k = hist.shape[0]
     diagonal = np.arange(k)
     own = hist[diagonal, diagonal][:, None]  # (g, 1, bins)
     by_label = hist.transpose(1, 0, 2)  # (g, s, bins): p_g on s's labels
     anywhere_else = by_label.sum(axis=1, keepdims=True) - own
+    pixels = hist[:, 0].sum(axis=-1)  # (K,) sampled pixels by label
+    own_pixels = np.maximum(pixels, 1)[:, None, None]
     doubts = np.maximum(
-        _mixture_doubts(own, by_label), _mixture_doubts(own, anywhere_else)
+        _mixture_doubts(own, by_label, pixels[None, :, None] / own_pixels),
+        _mixture_doubts(
+            own, anywhere_else, (pixels.sum() - own_pixels) / own_pixels
+        ),
     )
     # A class without labels shows nothing of how the model scores others
     # on it: the doubt stands.
@@ -598,14 +609,18 @@ def label_doubts(hist: np.ndarray) -> np.ndarray:
     return doubts.astype(np.float32)
 
 
-def _mixture_doubts(own: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Doubt of labels whose histogram is ``own``, mixed with wrong ones
-    whose histogram follows ``other`` (see ``label_doubts``)."""
+def _mixture_doubts(
+    own: np.ndarray, other: np.ndarray, most: np.ndarray | float = 0.5
+) -> np.ndarray:
+    """Doubt of labels whose histogram is ``own``, mixed with a share of
+    wrong ones, at most ``most`` (and one half), whose histogram follows
+    ``other`` (see ``label_doubts``)."""
     own = np.cumsum(own + 0.5, axis=-1)
     own /= own[..., -1:]
     other = np.cumsum(other + 0.5, axis=-1)
     other /= other[..., -1:]
-    wrong = np.clip((own / other).min(axis=-1, keepdims=True), 1e-6, 0.5)
+    bound = np.clip(np.minimum(most, 0.5), 1e-6, None)
+    wrong = np.clip((own / other).min(axis=-1, keepdims=True), 1e-6, bound)
     true = np.maximum(own - wrong * other, 1e-12) / (1 - wrong)
     odds = wrong * other / ((1 - wrong) * true)
     return odds / (1 + odds)

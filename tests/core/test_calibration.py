@@ -78,6 +78,18 @@ def test_a_class_the_model_barely_tells_apart_keeps_its_labels():
     assert doubts[0, 1, 10] < 0.1
 
 
+def test_a_rare_class_the_model_cannot_tell_apart_casts_little_doubt():
+    # class 1 has 2% of class 0's pixels, and the model gives class 0 the
+    # same probabilities on both: at most that share of class 0's labels
+    # can be class 1 (most of its pixels carry its label)
+    hist = np.zeros((2, 2, 100))
+    for label, n in enumerate((10_000, 200)):
+        hist[label] = n / 100  # every probability alike
+    doubts = label_doubts(hist)
+    assert doubts[0, 1].max() < 0.05
+    assert doubts[1, 0].max() > 0.3  # the rare class's own labels may be
+
+
 def _two_class_scene(n=4, size=64):
     """Left half class 0, right half class 1; a sharp model (0.95)."""
     labels = np.zeros((n, size, size), np.int64)
