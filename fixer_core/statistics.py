@@ -581,14 +581,14 @@ def label_doubts(hist: np.ndarray) -> np.ndarray:
     pixels carry its label, so fewer of them than its labels are
     labelled ``g``; the same for all other labels together): a model
     that cannot tell a rare class from a common one does not cast half
-    the common class's labels in doubt. The doubt
-    is Bayes' rule with the likelihood ratio ``F_other(x) / F_true(x)``.
-    Where the model tells ``g`` from ``s`` (it gives ``g`` less on ``s``'s
-    pixels than on nearly all of ``g``'s own), a low probability makes
-    the doubt near one; where it barely does, a label of ``g`` gets a low
-    probability as often as one of ``s``, and its doubt stays near the
-    share of wrong labels. Tails rather than bins: a patch's pooled
-    probability sits above its most doubtful pixels'.
+    the common class's labels in doubt. The doubt is Bayes' rule with
+    the likelihood ratio ``F_other(x) / F_true(x)``. Where the model
+    tells ``g`` from ``s`` (it gives ``g`` less on ``s``'s pixels than on
+    nearly all of ``g``'s own), a low probability makes the doubt near
+    one; where it barely does, a label of ``g`` gets a low probability
+    as often as one of ``s``, and its doubt stays near the share of wrong
+    labels. Tails rather than bins: a patch's pooled probability sits
+    above its most doubtful pixels'.
     """
     k = hist.shape[0]
     diagonal = np.arange(k)
