@@ -596,12 +596,11 @@ def label_doubts(hist: np.ndarray) -> np.ndarray:
     by_label = hist.transpose(1, 0, 2)  # (g, s, bins): p_g on s's labels
     anywhere_else = by_label.sum(axis=1, keepdims=True) - own
     pixels = hist[:, 0].sum(axis=-1)  # (K,) sampled pixels by label
-    own_pixels = np.maximum(pixels, 1)[:, None, None]
+    per_label = np.maximum(pixels, 1)[:, None, None]
+    others = (pixels.sum() - pixels)[:, None, None]
     doubts = np.maximum(
-        _mixture_doubts(own, by_label, pixels[None, :, None] / own_pixels),
-        _mixture_doubts(
-            own, anywhere_else, (pixels.sum() - own_pixels) / own_pixels
-        ),
+        _mixture_doubts(own, by_label, pixels[None, :, None] / per_label),
+        _mixture_doubts(own, anywhere_else, others / per_label),
     )
     # A class without labels shows nothing of how the model scores others
     # on it: the doubt stands.
@@ -610,11 +609,11 @@ def label_doubts(hist: np.ndarray) -> np.ndarray:
 
 
 def _mixture_doubts(
-    own: np.ndarray, other: np.ndarray, most: np.ndarray | float = 0.5
+    own: np.ndarray, other: np.ndarray, most: np.ndarray
 ) -> np.ndarray:
     """Doubt of labels whose histogram is ``own``, mixed with a share of
-    wrong ones, at most ``most`` (and one half), whose histogram follows
-    ``other`` (see ``label_doubts``)."""
+    wrong ones whose histogram follows ``other``: at most ``most`` (the
+    labels' counts) and one half (see ``label_doubts``)."""
     own = np.cumsum(own + 0.5, axis=-1)
     own /= own[..., -1:]
     other = np.cumsum(other + 0.5, axis=-1)
