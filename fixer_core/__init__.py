@@ -21,6 +21,7 @@ from .finder import (
     image_error_score,
 )
 from .issues import SpecificIssue
+from .ordering import view_order
 from .patches import Patch
 from .quality import (
     LabelQuality,
@@ -63,5 +64,6 @@ __all__ = [
     "reason_text",
     "same_confusion",
     "stratified_sample",
+    "view_order",
     "wilson_interval",
 ]

@@ -43,6 +43,7 @@ from .neighbours import (
     MAX_VOUCHED,
     NEIGHBOURS_CAUSE,
     doubt_with_testimony,
+    lies_between,
     likelihood_ratios,
     neighbour_labels,
     odd_one_out,
@@ -469,7 +470,11 @@ class LabelErrorFinder:
             offset += len(shapes)
             before, after = neighbours[i], neighbours[i + 2]
             common = None
-            if before is not None and after is not None:
+            if (
+                before is not None
+                and after is not None
+                and lies_between(*views[i : i + 3])
+            ):
                 common = neighbour_labels(
                     before,
                     labels_np[i],
@@ -1343,7 +1348,9 @@ def find_label_errors(
         device: where to compute (default: where the inputs live).
         signatures: ``(N, D)`` the images' signatures
             (``fixer_core.neighbours.image_signature``), if the images are
-            at hand: near-duplicate images are neighbouring frames.
+            at hand: near-duplicate images are neighbouring frames. A
+            video stored out of time order is best scored in the order
+            :func:`fixer_core.view_order` gives, as the operator does.
 
     Returns:
         All patches (with their specific issue set), sorted by image then

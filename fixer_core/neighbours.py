@@ -13,9 +13,13 @@ Neighbours count only where they are views of one scene: their labels
 agree on at least ``MIN_AGREEMENT`` of the pixels both label, or, where
 the images are known, the images are near-duplicates
 (:func:`image_signature`, ``MIN_VIEW_CORRELATION``): labels full of
-errors agree less, so the images, which hold none, decide then. Images
-that are not consecutive frames (a shuffled or photo dataset) never pass,
-so nothing is found there. The finder flags these regions with the
+errors agree less, so the images, which hold none, decide then. Where the
+images are known, the frame must also lie between its neighbours
+(:func:`lies_between`): three views of one scene out of time order (a
+shuffled video) would contradict or vouch for what moved between them.
+Photos of unrelated scenes never pass; a video stored out of time order
+is put back in the order of its views first
+(``fixer_core.ordering.view_order``). The finder flags these regions with the
 neighbours' class and scores them with the model like every other patch
 (see ``LabelErrorFinder.find``); it is the model's doubt in the label, not
 the neighbours alone, that ranks them.
@@ -125,6 +129,27 @@ def same_view(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return False
     return float(np.dot(a, b)) >= MIN_VIEW_CORRELATION
+
+
+def lies_between(
+    previous: np.ndarray | None,
+    image: np.ndarray | None,
+    following: np.ndarray | None,
+) -> bool:
+    """Whether an image, by the signatures (:func:`image_signature`) of it
+    and of the images before and after it, lies between them as a frame
+    lies between the frames around it: the two neighbours resemble each
+    other no more than each resembles it. Frames in time order do
+    (CamVid's val sequence: every one); three frames of one scene in any
+    other order, as a shuffled dataset puts them, mostly do not, and then
+    the odd one out is no slip (BENCHMARKS.md, "Frames out of time
+    order"). True where a signature is unknown: the order is trusted."""
+    if previous is None or image is None or following is None:
+        return True
+    apart = float(np.dot(previous, following))
+    return apart <= min(
+        float(np.dot(previous, image)), float(np.dot(image, following))
+    )
 
 
 def neighbour_labels(

@@ -32,6 +32,8 @@ from ..fixer_core import (
     image_error_score,
 )
 from ..fixer_core.neighbours import file_signature
+from ..fixer_core.ordering import MAX_IMAGES as MAX_ORDERED_IMAGES
+from ..fixer_core.ordering import view_order
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.repeats import (
     JoinedRuns,
@@ -99,6 +101,8 @@ METHOD = "fixer.find_label_errors"
 # Patches' colour in the App: bright, and outside its default colour pool
 PATCH_COLOR = "#ff00ff"
 DEVICES = ("auto", "cpu", "cuda")
+# Images read per progress update while their views are read
+_SIGNATURE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -385,12 +389,14 @@ def _find_label_errors(
     ignore = tuple(params.ignore_values)
     num_samples = len(view)
     start, stop = ranks.shard(num_samples)
-    shard = view
-    if ranks.world_size > 1:
-        shard = view.skip(start).limit(stop - start)
     stages = _Stages(
         stop - start, trains=params.probs_source == "cross_validation"
     )
+    # every rank orders all the samples alike, before taking its shard
+    view, views_ordered = yield from _in_view_order(view, stages)
+    shard = view
+    if ranks.world_size > 1:
+        shard = view.skip(start).limit(stop - start)
     with ranks.stage():
         source = yield from _build_source(
             view, params, class_names, device, stages, ranks
@@ -452,6 +458,7 @@ def _find_label_errors(
                         fields=list(fields.values()),
                         views=[],
                         corrected_dir=corrected_dir,
+                        views_ordered=views_ordered,
                         pending_for=params.run_key,
                     ),
                 )
@@ -591,6 +598,29 @@ def _find_label_errors(
         if ranks.is_lead:
             _finish(dataset, params, summary, statistics)
     yield Progress("Done", 1.0)
+
+
+def _in_view_order(view, stages: _Stages):
+    """The samples with near-duplicate views next to each other
+    (``fixer_core.ordering.view_order``), where that links more of them
+    than the view's own order does (a video's frames stored out of time
+    order), and whether they were reordered. Reads each image at a
+    quarter of its size; yields progress."""
+    if len(view) > MAX_ORDERED_IMAGES:
+        return view, False
+    ids, paths = view.values(["id", "filepath"])
+    signatures = []
+    for start in range(0, len(paths), _SIGNATURE_BATCH):
+        chunk = paths[start : start + _SIGNATURE_BATCH]
+        signatures += [file_signature(path) for path in chunk]
+        yield stages.advance(
+            "Reading the images' views", len(chunk), len(paths)
+        )
+    order = view_order(signatures)
+    if order is None:
+        return view, False
+    logger.info("Scoring the samples in the order of their views")
+    return view.select([ids[i] for i in order], ordered=True), True
 
 
 class _Frame(NamedTuple):
@@ -762,8 +792,9 @@ class _Stages:
         self.num_samples = num_samples
         weights = {"Training": 0.7} if trains else {}
         rest = 1.0 - sum(weights.values())
-        weights["Estimating class statistics"] = rest / 2
-        weights["Finding errors"] = rest / 2
+        weights["Reading the images' views"] = rest / 10
+        weights["Estimating class statistics"] = rest * 0.45
+        weights["Finding errors"] = rest * 0.45
         self._start, start = {}, 0.0
         for name, weight in weights.items():
             self._start[name] = (start, weight)
@@ -772,8 +803,12 @@ class _Stages:
         self._clock: dict[str, float] = {}
         self._last = time.monotonic()
 
-    def advance(self, stage: str, count: int) -> Progress:
-        """Records ``count`` more samples of a pass over the samples."""
+    def advance(
+        self, stage: str, count: int, total: int | None = None
+    ) -> Progress:
+        """Records ``count`` more samples of a pass over ``total`` samples
+        (default: this rank's)."""
+        total = self.num_samples if total is None else total
         now = time.monotonic()
         self._clock.setdefault(stage, self._last)  # a stage starts when
         self._last = now  # the previous update ended
@@ -781,9 +816,8 @@ class _Stages:
         start, weight = self._start[stage]
         rate = done / max(now - self._clock[stage], 1e-9)
         return Progress(
-            f"{stage}: {done} of {self.num_samples} samples, "
-            f"{rate:.1f} samples/s",
-            start + weight * done / max(self.num_samples, 1),
+            f"{stage}: {done} of {total} samples, {rate:.1f} samples/s",
+            start + weight * done / max(total, 1),
         )
 
     def training(self, update) -> Progress:

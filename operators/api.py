@@ -51,6 +51,7 @@ _TRAINING = re.compile(
     r"epoch (?P<epoch>\d+)/(?P<epochs>\d+)"
 )
 _TITLES = {
+    "Reading the images' views": "Reading the images (their order)",
     "Estimating class statistics": "Pass 1 of 2: estimating class statistics",
     "Finding errors": "Pass 2 of 2: finding label errors and writing them",
     "Applied": "Applying corrections",

@@ -53,6 +53,7 @@ from fixer_core import (  # noqa: E402
 )
 from fixer_core.corrections import apply_patches  # noqa: E402
 from fixer_core.neighbours import file_signature  # noqa: E402
+from fixer_core.ordering import view_order  # noqa: E402
 from fixer_core.repeats import discount_runs  # noqa: E402
 
 REVIEWED = (100, 500, 1000, 2000)
@@ -78,6 +79,21 @@ class Cell:
 
     def images(self, split: str) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.splits) == split)
+
+    def reordered(self, order: np.ndarray) -> Cell:
+        """The cell with its images in ``order``."""
+        return dataclasses.replace(
+            self,
+            splits=[self.splits[i] for i in order],
+            names=[self.names[i] for i in order],
+            labels=self.labels[order],
+            clean=self.clean[order],
+            error_ids=self.error_ids[order],
+            probs=self.probs[order],
+            signatures=None
+            if self.signatures is None
+            else self.signatures[order],
+        )
 
 
 def load_cell(
@@ -153,8 +169,14 @@ def signatures(paths: Sequence[Path]) -> np.ndarray:
     return np.stack([file_signature(p) for p in paths])
 
 
-def run_fixer(cell: Cell, config: FinderConfig | None = None):
-    """FIXER's patches (all images, streamed in batches) and summary."""
+def run_fixer(
+    cell: Cell, config: FinderConfig | None = None, alone: bool = False
+):
+    """FIXER's patches (all images, streamed in batches) and summary.
+    ``alone``: each image scored without the images around it, as in a
+    dataset of photos (no neighbouring frames, no runs of repeats)."""
+    if alone:
+        return _run_alone(cell, config)
     finder = LabelErrorFinder(
         [str(k) for k in range(NUM_CLASSES)],
         ignore_index=[VOID],
@@ -185,6 +207,33 @@ def run_fixer(cell: Cell, config: FinderConfig | None = None):
         ):
             patches += image
     return discount_runs(patches, finder.run_lengths), finder
+
+
+def _run_alone(cell: Cell, config: FinderConfig | None):
+    """``run_fixer`` with each image on its own: the finder meets the
+    images out of turn (even positions, then odd), so none follows its
+    neighbour, and links no repeats."""
+    config = dataclasses.replace(config or FinderConfig(), repeat_window=0)
+    finder = LabelErrorFinder(
+        [str(k) for k in range(NUM_CLASSES)],
+        ignore_index=[VOID],
+        config=config,
+    )
+    n = len(cell.labels)
+    for start in range(0, n, BATCH):
+        finder.update(
+            cell.labels[start : start + BATCH],
+            cell.probs[start : start + BATCH].astype(np.float32),
+        )
+    patches = []
+    for i in [*range(0, n, 2), *range(1, n, 2)]:
+        for image in finder.find(
+            cell.labels[i : i + 1],
+            cell.probs[i : i + 1].astype(np.float32),
+            image_indices=[i],
+        ):
+            patches += image
+    return patches, finder
 
 
 def run_cleanlab(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
@@ -501,6 +550,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--config", default="{}", help="FinderConfig JSON")
     parser.add_argument(
+        "--shuffle",
+        type=int,
+        metavar="SEED",
+        help="the images in a random order, as a dataset not in time order",
+    )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="each image scored on its own, as in a dataset of photos",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("bench/results/realuse/reports")
     )
     args = parser.parse_args(argv)
@@ -508,18 +568,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     cell = load_cell(
         args.labels, args.probs, args.clean, args.split, not args.no_images
     )
+    given = cell  # cleanlab's cache holds the given order
+    if args.shuffle is not None:
+        rng = np.random.default_rng(args.shuffle)
+        cell = cell.reordered(rng.permutation(len(cell.labels)))
+    # the operator's order: near-duplicate views next to each other
+    order = None if cell.signatures is None else view_order(cell.signatures)
+    if order is not None:
+        cell = cell.reordered(order)
     config = FinderConfig.from_dict(json.loads(args.config))
-    patches, finder = run_fixer(cell, config)
+    patches, finder = run_fixer(cell, config, alone=args.alone)
     t_fixer = time.perf_counter() - began
     fixer = evaluate_fixer(cell, patches, finder, args.split)
     cleanlab = (
-        None if args.no_cleanlab else evaluate_cleanlab(cell, args.split)
+        None if args.no_cleanlab else evaluate_cleanlab(given, args.split)
     )
     report = {
         "cell": cell.name,
         "split": args.split,
         "config": config.to_dict(),
         "images": cell.signatures is not None,
+        "order": "shuffled" if args.shuffle is not None else "given",
+        "views_ordered": order is not None,
+        "alone": args.alone,
         "fixer": fixer,
         "cleanlab": cleanlab,
         "fixer_seconds": t_fixer,

@@ -15,6 +15,7 @@ from fixer_core.neighbours import (
     doubt_with_testimony,
     file_signature,
     image_signature,
+    lies_between,
     likelihood_ratios,
     neighbour_labels,
     odd_one_out,
@@ -23,6 +24,7 @@ from fixer_core.neighbours import (
     vouched_for,
     vouched_where_moved,
 )
+from fixer_core.ordering import view_order
 
 SIZE = (60, 80)
 
@@ -313,6 +315,71 @@ def test_images_of_other_scenes_do_not_make_neighbours():
         labels, probs, batch_size=2, signatures=signatures
     )
     assert _neighbour_patches(found) == []
+
+
+def _stale_frame():
+    """Five frames of an object moving 3 px a frame, correct but for the
+    last, whose object is drawn where it stood three frames before (a
+    label made for another frame), the model right everywhere; and the
+    images' signatures."""
+    truth = _sequence(step=3)
+    labels = truth.copy()
+    labels[4, 10:24, :] = 0
+    labels[4, 10:24, 14:28] = 1
+    signatures = np.stack([image_signature(im) for im in _frames(step=3)])
+    return labels, _probs(truth), signatures
+
+
+def _slips(patches, order):
+    return sorted((order[p.image_index], p.given_label) for p in patches)
+
+
+def test_frames_out_of_time_order_vouch_for_nothing():
+    """Between frames 0 and 1, as a shuffled dataset may put it, the
+    stale frame agrees with both: they would vouch for its slip. It does
+    not lie between them, so it is scored alone, as in time order."""
+    labels, probs, signatures = _stale_frame()
+    in_time, _ = find_label_errors(
+        labels, probs, batch_size=2, signatures=signatures
+    )
+    assert _slips(in_time, range(5)) == [(4, 0), (4, 1)]
+    order = [0, 4, 1, 2, 3]
+    assert not lies_between(*signatures[order[:3]])
+    assert lies_between(*signatures[:3])
+    shuffled, _ = find_label_errors(
+        labels[order], probs[order], batch_size=2, signatures=signatures[order]
+    )
+    assert _slips(shuffled, order) == [(4, 0), (4, 1)]
+    # without the images, the order is trusted
+    trusted, _ = find_label_errors(labels[order], probs[order], batch_size=2)
+    assert trusted == []
+
+
+def test_a_shuffled_video_is_put_back_in_the_order_of_its_views():
+    labels, probs = _painted_over((0.3, 0.2, 0.5))
+    signatures = np.stack([image_signature(im) for im in _frames()])
+    assert view_order(signatures) is None  # in time order already
+    shuffled = [3, 0, 4, 2, 1]
+    order = view_order(signatures[shuffled])
+    frames = np.asarray(shuffled)[order]
+    assert np.abs(np.diff(frames)).tolist() == [1, 1, 1, 1]
+    # in that order the neighbours name frame 2's slip, as in time order
+    patches, _ = find_label_errors(
+        labels[frames],
+        probs[frames],
+        batch_size=2,
+        signatures=signatures[frames],
+    )
+    assert [
+        (frames[p.image_index], p.cause, p.suggested_label) for p in patches
+    ] == [(2, NEIGHBOURS_CAUSE, 1)]
+
+
+def test_images_of_no_shared_scene_keep_their_order():
+    unrelated = [image_signature(_texture(SIZE[1], seed)) for seed in range(6)]
+    assert view_order(unrelated) is None
+    assert view_order([None, *unrelated[:2], None]) is None
+    assert view_order([]) is None
 
 
 def test_an_image_file_signature(tmp_path):

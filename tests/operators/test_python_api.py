@@ -184,7 +184,9 @@ def test_progress_draws_a_bar_per_pass(api, dataset):
 
     _find(api, dataset, batch_size=4, progress=record)
 
+    # the images' views (their order), then the two passes
     assert [steps[-1] for _, steps in seen] == [
+        (NUM_SAMPLES, NUM_SAMPLES),
         (NUM_SAMPLES, NUM_SAMPLES),
         (NUM_SAMPLES, NUM_SAMPLES),
     ]
@@ -450,6 +452,40 @@ def test_frames_whose_images_are_near_duplicates_are_neighbours(
         sum(p.image_index == i for p in expected) for i in range(5)
     ]
     assert NEIGHBOURS_CAUSE in [d.cause for d in found[1]]
+    assert not results.config["views_ordered"]  # in time order already
+
+
+def test_frames_stored_out_of_time_order_are_scored_in_their_views_order(
+    api, dataset_factory, tmp_path
+):
+    # the painted-over frames of a panning camera, stored shuffled: the
+    # painted frame 2 is stored between frames 0 and 4
+    labels, truth, probs = painted_over_frames(5, painted=2)
+    stored = [3, 0, 2, 4, 1]
+    ds = _frames_dataset(
+        dataset_factory,
+        tmp_path / "shuffled",
+        labels[stored],
+        truth[stored],
+        probs[stored],
+        images=panning_images(5)[stored],
+    )
+
+    results = _find(api, ds, config=FinderConfig(), batch_size=2)
+
+    assert results.config["views_ordered"]
+    field = results.patches_field
+    found = [s[field].detections for s in ds.select_fields(field)]
+    # frames 1 and 3 name the slip, as in time order
+    assert [[d.cause for d in f] for f in found] == [
+        [],
+        [],
+        [NEIGHBOURS_CAUSE],
+        [],
+        [],
+    ]
+    # the samples keep their order
+    assert ds.values(GT + ".mask_path") == sorted(ds.values(GT + ".mask_path"))
 
 
 def test_a_label_its_neighbouring_frames_contradict_is_flagged(
