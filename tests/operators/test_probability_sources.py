@@ -913,7 +913,8 @@ def test_progress_reports_plausible_rates_and_ends_at_one(small, pipeline):
         for u in updates
         if (m := re.search(r"([0-9.]+) samples/s", u.label))
     ]
-    assert len(rates) == 4  # two batches in each of the two passes
+    # the images' views in one chunk, then two batches in each pass
+    assert len(rates) == 5
     # 4 masks of 48x64 pixels: nowhere near a million samples a second
     assert max(rates) < 1e5, [u.label for u in updates]
 
