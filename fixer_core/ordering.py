@@ -9,8 +9,10 @@ against correct labels (BENCHMARKS.md, "Frames out of time order").
 
 :func:`view_order` chains near-duplicate views (``same_view``) the way
 a video chains its frames: each image next to at most two others, the
-closest links first, no loops. A video in time order is a path of such
-links already, and is left as it is.
+closest links first, no loops. A video in time order whose consecutive
+frames are near-duplicates is a path of such links already, and is left
+as it is; in a sparser one (CamVid's train frames, 1 s apart) the frames
+where the camera stood still may be reordered among themselves.
 """
 
 from __future__ import annotations

@@ -392,8 +392,16 @@ def _find_label_errors(
     stages = _Stages(
         stop - start, trains=params.probs_source == "cross_validation"
     )
-    # every rank orders all the samples alike, before taking its shard
-    view, views_ordered = yield from _in_view_order(view, stages)
+    # rank 0 orders all the samples, before every rank takes its shard
+    with ranks.stage():
+        order = None
+        if ranks.is_lead:
+            order = yield from _view_order_ids(view, stages)
+        order = ranks.from_lead(order)
+    views_ordered = order is not None
+    if views_ordered:
+        logger.info("Scoring the samples in the order of their views")
+        view = view.select(order, ordered=True)
     shard = view
     if ranks.world_size > 1:
         shard = view.skip(start).limit(stop - start)
@@ -600,14 +608,14 @@ def _find_label_errors(
     yield Progress("Done", 1.0)
 
 
-def _in_view_order(view, stages: _Stages):
-    """The samples with near-duplicate views next to each other
+def _view_order_ids(view, stages: _Stages):
+    """The samples' ids with near-duplicate views next to each other
     (``fixer_core.ordering.view_order``), where that links more of them
     than the view's own order does (a video's frames stored out of time
-    order), and whether they were reordered. Reads each image at a
+    order); ``None`` to keep the view's order. Reads each image at a
     quarter of its size; yields progress."""
     if len(view) > MAX_ORDERED_IMAGES:
-        return view, False
+        return None
     ids, paths = view.values(["id", "filepath"])
     signatures = []
     for start in range(0, len(paths), _SIGNATURE_BATCH):
@@ -617,10 +625,7 @@ def _in_view_order(view, stages: _Stages):
             "Reading the images' views", len(chunk), len(paths)
         )
     order = view_order(signatures)
-    if order is None:
-        return view, False
-    logger.info("Scoring the samples in the order of their views")
-    return view.select([ids[i] for i in order], ordered=True), True
+    return None if order is None else [ids[i] for i in order]
 
 
 class _Frame(NamedTuple):

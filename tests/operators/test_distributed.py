@@ -167,6 +167,18 @@ def _assert_same_run(dataset, single: str, ranks: str) -> None:
     assert f"{ranks}_pending" not in dataset.list_runs()
 
 
+def _assert_same_scores(dataset, single: str, ranks: str) -> None:
+    """Run ``ranks`` scores each sample's patches as run ``single`` does."""
+    for a, b in zip(
+        dataset.values(f"{single}_patches.detections"),
+        dataset.values(f"{ranks}_patches.detections"),
+        strict=True,
+    ):
+        assert [p.confidence for p in a] == pytest.approx(
+            [p.confidence for p in b], abs=TOLERANCE
+        )
+
+
 # Started workers are forked with one thread per rank, else new interpreters
 STARTS = pytest.mark.parametrize(
     "num_threads", [1, 2], ids=["forked", "new-interpreters"]
@@ -262,14 +274,37 @@ def test_the_frames_around_a_ranks_shard_are_its_edges_neighbours(
         if told_by == "labels":
             assert found[5] == [], run
             assert dataset.load_run_results(run).summary["vouched"] == 1, run
-    for a, b in zip(
-        dataset.values("single_patches.detections"),
-        dataset.values("ranks_patches.detections"),
-        strict=True,
-    ):
-        assert [p.confidence for p in a] == pytest.approx(
-            [p.confidence for p in b], abs=TOLERANCE
-        )
+    _assert_same_scores(dataset, "single", "ranks")
+
+
+def test_two_workers_score_a_shuffled_video_in_the_order_of_its_views(
+    fixer_plugin, dataset_factory, tmp_path
+):
+    """Frames stored out of time order: rank 0 orders their views, and the
+    ranks' shards of that order find what one process finds, the painted
+    frame named by its neighbours."""
+    labels, truth, probs = painted_over_frames(NUM_IMAGES, painted=4)
+    stored = np.random.default_rng(0).permutation(NUM_IMAGES)
+    dataset = dataset_factory("shuffled")
+    write_frames_dataset(
+        dataset,
+        tmp_path / "shuffled",
+        labels[stored],
+        truth[stored],
+        probs[stored],
+        images=panning_images(NUM_IMAGES)[stored],
+    )
+
+    _find(dataset, "single", batch_size=2)
+    op = _find_delegated(dataset, "ranks", workers=2)
+    assert op.run_state == "completed", op.result.error
+
+    painted = int(np.flatnonzero(stored == 4)[0])
+    for run in ("single", "ranks"):
+        assert dataset.get_run_info(run).config.views_ordered, run
+        found = dataset.values(f"{run}_patches.detections")
+        assert [p.cause for p in found[painted]] == [NEIGHBOURS_CAUSE], run
+    _assert_same_scores(dataset, "single", "ranks")
 
 
 def _run_frames(
