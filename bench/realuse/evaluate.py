@@ -22,6 +22,11 @@ dataset, as in real use); metrics are taken on one split.
   corrected labels (FIXER: patches scoring at least ``correct_min_score``;
   cleanlab: its flagged pixels set to the argmax).
 
+FIXER meets the images as the operator does: in the order of their views
+where that differs (``fixer_core.view_order``; ``--shuffle SEED`` feeds
+them in a random order first, as a video stored out of time order), or
+each on its own with ``--alone``, as in a dataset of photos.
+
 cleanlab's results are cached beside the probabilities. Writes
 ``<out>/<cell>-<split>.json``::
 
