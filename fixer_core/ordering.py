@@ -26,10 +26,10 @@ from .neighbours import MIN_VIEW_CORRELATION
 # Each image is linked to one of its closest views: a frame's are the
 # frames just before and after it (two each way, for a skipped frame)
 CANDIDATES = 4
-# The search compares every pair of images, in blocks of this many rows;
-# beyond this many images (about a minute on two cores) the given order
-# is kept
-BLOCK = 1024
+# The search compares every pair of images, in blocks of this many rows
+# (50 MB of correlations at MAX_IMAGES); beyond this many images (about a
+# minute on two cores) the given order is kept
+BLOCK = 256
 MAX_IMAGES = 50_000
 
 
