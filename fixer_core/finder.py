@@ -173,6 +173,9 @@ class FinderSummary:
             (``fixer_core.neighbours``): the model's habits, or errors
             repeated frame after frame (those are met where their
             sequence starts, ends or changes).
+        framed: images scored between neighbouring frames of their
+            scene (``fixer_core.neighbours``): none in a dataset of
+            photos, where every flag rests on the model alone.
     """
 
     issues: list[SpecificIssue]
@@ -190,6 +193,7 @@ class FinderSummary:
     )
     repeats: int = 0
     vouched: int = 0
+    framed: int = 0
 
     def issue_of(self, patch: Patch) -> str | None:
         """Returns the name of the specific issue a patch belongs to."""
@@ -240,6 +244,7 @@ class FinderSummary:
             },
             "repeats": self.repeats,
             "vouched": self.vouched,
+            "framed": self.framed,
         }
 
 
@@ -297,6 +302,7 @@ class LabelErrorFinder:
         self._repeats = RepeatLinker(self.config.repeat_window)
         self._num_repeats = 0
         self._num_vouched = 0
+        self._num_framed = 0
         # (image index, labels, signature) of the last image scored, for
         # its next
         self._previous: tuple[int, np.ndarray, np.ndarray | None] | None = None
@@ -562,6 +568,7 @@ class LabelErrorFinder:
                 )
             self._num_repeats += sum(p.repeat_of is not None for p in patches)
             self._num_vouched += len(unreported)
+            self._num_framed += common is not None
             out.append(patches)
         self._num_scored += n
         self._num_pixels += int((labels >= 0).sum())
@@ -578,6 +585,7 @@ class LabelErrorFinder:
             "shifts": self._shifts,
             "repeats": self._num_repeats,
             "vouched": self._num_vouched,
+            "framed": self._num_framed,
             "runs": self._repeats.shard_runs(),
         }
 
@@ -604,6 +612,7 @@ class LabelErrorFinder:
             self._shifts.update(other["shifts"])
             self._num_repeats += other["repeats"]
             self._num_vouched += other["vouched"]
+            self._num_framed += other["framed"]
         self._num_repeats += joined.repeats
         self._repeats.run_lengths = joined.run_lengths
 
@@ -630,6 +639,7 @@ class LabelErrorFinder:
             shifted_labels=dict(sorted(self._shifts.items())),
             repeats=self._num_repeats,
             vouched=self._num_vouched,
+            framed=self._num_framed,
         )
 
     @property

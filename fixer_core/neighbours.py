@@ -51,6 +51,12 @@ import numpy as np
 
 # Why a patch was flagged, beyond the model's disagreement
 NEIGHBOURS_CAUSE = "the previous and next images label it otherwise"
+# What a run's summary says where no image had neighbouring frames
+ALONE_NOTE = (
+    "no image lies between neighbouring frames of its scene, so every flag "
+    "rests on the model alone: review the patches before applying the "
+    "corrected masks"
+)
 # The neighbours are views of one scene when their labels agree on at
 # least this share of the pixels both label: frames 2 apart in CamVid's val
 # sequence agree on 0.80-0.93 (5th percentile to median, with injected

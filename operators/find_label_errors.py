@@ -7,6 +7,7 @@ import fiftyone.operators.types as types
 
 from ..fixer_core import FinderConfig
 from ..fixer_core.models import Preprocess
+from ..fixer_core.neighbours import ALONE_NOTE
 from ..fixer_core.quality import weakly_predicted_note
 from ..fixer_core.training import TrainConfig
 from ._entry_points import (
@@ -459,5 +460,7 @@ def _summary_message(results: LabelErrorResults) -> str:
             f"; {vouched} disagreements not reported: the neighbouring "
             "frames label them the same way"
         )
+    if not summary.get("framed", 0):
+        message += f"; {ALONE_NOTE}"
     note = weakly_predicted_note(summary["weakly_predicted"])
     return f"{message}. {note}" if note else message

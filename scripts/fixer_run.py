@@ -505,6 +505,7 @@ def _clean(fo) -> int:
 
 
 def _print_summary(results, demo: Demo | None) -> None:
+    from fixer_core.neighbours import ALONE_NOTE
     from fixer_core.quality import weakly_predicted_note
 
     dataset, run_key = results.dataset, results.run_key
@@ -553,6 +554,11 @@ def _print_summary(results, demo: Demo | None) -> None:
             f"  disagreements not reported, their labels repeated by the "
             f"previous and next images: {vouched}"
         )
+    framed = summary.get("framed", 0)
+    if framed:
+        print(f"  images between neighbouring frames of their scene: {framed}")
+    else:
+        print(f"  {ALONE_NOTE}")
     note = weakly_predicted_note(summary["weakly_predicted"])
     if note:
         print(f"  {note}")

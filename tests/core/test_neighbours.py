@@ -364,7 +364,7 @@ def test_a_shuffled_video_is_put_back_in_the_order_of_its_views():
     frames = np.asarray(shuffled)[order]
     assert np.abs(np.diff(frames)).tolist() == [1, 1, 1, 1]
     # in that order the neighbours name frame 2's slip, as in time order
-    patches, _ = find_label_errors(
+    patches, summary = find_label_errors(
         labels[frames],
         probs[frames],
         batch_size=2,
@@ -373,6 +373,15 @@ def test_a_shuffled_video_is_put_back_in_the_order_of_its_views():
     assert [
         (frames[p.image_index], p.cause, p.suggested_label) for p in patches
     ] == [(2, NEIGHBOURS_CAUSE, 1)]
+    assert summary.framed == 3  # the frames between two others
+    # as stored, only frame 2 lies between its neighbours (frames 4, 1)
+    _, stored = find_label_errors(
+        labels[shuffled],
+        probs[shuffled],
+        batch_size=2,
+        signatures=signatures[shuffled],
+    )
+    assert stored.framed == 1
 
 
 def test_images_of_no_shared_scene_keep_their_order():

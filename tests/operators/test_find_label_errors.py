@@ -396,6 +396,7 @@ def test_run_record_describes_the_run(found):
     assert summary["flagged_pixels"] == sum(pixels.values())
     assert 0.0 <= summary["issue_share"] <= 1.0
     assert summary["weakly_predicted"] == {}  # the model sees every class
+    assert summary["framed"] == 0  # generated scenes, not a video
 
 
 def test_classes_the_model_barely_predicts_are_named(
