@@ -4,9 +4,12 @@
 Reads the signatures of CamVid's 468 images (a quarter-size decode each,
 as the operator does) and orders them; then orders shuffled synthetic
 videos of ``--sizes`` frames (a random walk of signatures) and checks
-that consecutive frames end up next to each other::
+that consecutive frames end up next to each other; with ``--fiftyone
+N``, what iterating N samples in that order costs FiftyOne (an ordered
+``select``, as the operator scores them; a temporary dataset in the
+default database)::
 
-    python bench/bench_view_order.py --sizes 5000 20000 50000
+    python bench/bench_view_order.py --sizes 5000 20000 50000 --fiftyone 20000
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def shuffled_video(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000])
+    parser.add_argument("--fiftyone", type=int, metavar="N")
     args = parser.parse_args()
     paths = sorted(CAMVID.glob("images/*/*.jpg"))
     began = time.perf_counter()
@@ -64,6 +68,37 @@ def main() -> None:
             f"shuffled video, {n} frames: order {seconds:.1f} s, "
             f"consecutive frames next to each other: {share:.3f}"
         )
+
+    if args.fiftyone:
+        ordered_select(args.fiftyone)
+
+
+def ordered_select(n: int) -> None:
+    """Iterates ``n`` samples in the dataset's order and in a shuffled
+    ordered ``select``; prints both times."""
+    import fiftyone as fo
+
+    dataset = fo.Dataset()
+    try:
+        dataset.add_samples(
+            [fo.Sample(filepath=f"/tmp/frame-{i}.jpg") for i in range(n)],
+            progress=False,
+        )
+        ids = dataset.values("id")
+        order = np.random.default_rng(0).permutation(n)
+        view = dataset.select([ids[i] for i in order], ordered=True)
+        for name, samples in (
+            ("the dataset's", dataset),
+            ("the views'", view),
+        ):
+            began = time.perf_counter()
+            count = sum(1 for _ in samples.select_fields().iter_samples())
+            seconds = time.perf_counter() - began
+            print(
+                f"FiftyOne, {count} samples in {name} order: {seconds:.2f} s"
+            )
+    finally:
+        dataset.delete()
 
 
 if __name__ == "__main__":

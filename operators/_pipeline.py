@@ -610,10 +610,10 @@ def _find_label_errors(
 
 def _view_order_ids(view, stages: _Stages):
     """The samples' ids with near-duplicate views next to each other
-    (``fixer_core.ordering.view_order``), where that links more of them
-    than the view's own order does (a video's frames stored out of time
-    order); ``None`` to keep the view's order. Reads each image at a
-    quarter of its size; yields progress."""
+    (``fixer_core.ordering.view_order``), where more images then lie
+    between near-duplicate neighbours than in the view's own order (a
+    video's frames stored out of time order); ``None`` to keep the view's
+    order. Reads each image at a quarter of its size; yields progress."""
     if len(view) > MAX_ORDERED_IMAGES:
         return None
     ids, paths = view.values(["id", "filepath"])
