@@ -319,7 +319,7 @@ def test_images_of_other_scenes_do_not_make_neighbours():
 
 def _stale_frame():
     """Five frames of an object moving 3 px a frame, correct but for the
-    last, whose object is drawn where it stood three frames before (a
+    last, whose object is drawn about where it stood three frames before (a
     label made for another frame), the model right everywhere; and the
     images' signatures."""
     truth = _sequence(step=3)
