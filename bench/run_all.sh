@@ -122,17 +122,27 @@ runs=$R/rw-a/runs/n468-folds2-epochs3-lr0.005-bs8-w8-seed0
 ln -sfn "$(realpath "$runs-clean/probs")" $R/realuse/probs/unet-clean
 ln -sfn "$(realpath "$runs/probs")" $R/realuse/probs/unet-cv
 # a model's four val cells: the three injectors and the clean labels
+# (further arguments go to evaluate.py)
 cells() {
+    local probs=$1
+    shift
     for labels in rw-a rw-b rw-c; do
-        python bench/realuse/evaluate.py --labels $R/$labels --probs "$1" \
-            --split val
+        python bench/realuse/evaluate.py --labels $R/$labels --probs "$probs" \
+            --split val "$@"
     done
-    python bench/realuse/evaluate.py --labels $R/rw-a --clean --probs "$1" \
-        --split val
+    python bench/realuse/evaluate.py --labels $R/rw-a --clean --probs "$probs" \
+        --split val "$@"
 }
 for model in espnet unet-clean unet-cv; do
     cells $R/realuse/probs/$model
+    # out of time order, and each image alone (BENCHMARKS "Frames out of
+    # time order")
+    cells $R/realuse/probs/$model --no-cleanlab --shuffle 0 \
+        --out $R/realuse/reports-shuffled
+    cells $R/realuse/probs/$model --no-cleanlab --alone \
+        --out $R/realuse/reports-alone
 done
+python bench/bench_view_order.py --sizes 5000 20000 50000 --fiftyone 20000
 python bench/realuse/review_page.py --labels $R/rw-a --clean \
     --probs $R/realuse/probs/espnet --split val --out $R/realuse/review-clean-16
 python bench/realuse/config_ablation.py --split val --jobs 2 \
