@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .neighbours import MIN_VIEW_CORRELATION
+from .neighbours import MIN_VIEW_CORRELATION, lies_between, same_view
 
 # Each image is linked to one of its closest views: a frame's are the
 # frames just before and after it (two each way, for a skipped frame)
@@ -82,16 +82,12 @@ def _stacked(signatures) -> np.ndarray:
 
 def _framed(views: np.ndarray) -> int:
     """How many images lie between near-duplicate neighbours, as frames
-    in time order do (``neighbours.lies_between``): the images whose
-    neighbouring frames' evidence the finder reads."""
-    before, image, after = views[:-2], views[1:-1], views[2:]
-    apart = np.einsum("ij,ij->i", before, after)
-    near = np.minimum(
-        np.einsum("ij,ij->i", before, image),
-        np.einsum("ij,ij->i", image, after),
-    )
-    return int(
-        np.count_nonzero((apart >= MIN_VIEW_CORRELATION) & (apart <= near))
+    in time order do: the images whose neighbouring frames' evidence the
+    finder reads (``same_view``, ``lies_between``)."""
+    triples = zip(views[:-2], views[1:-1], views[2:], strict=True)
+    return sum(
+        same_view(before, after) and lies_between(before, image, after)
+        for before, image, after in triples
     )
 
 

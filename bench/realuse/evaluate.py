@@ -179,9 +179,11 @@ def run_fixer(
 ):
     """FIXER's patches (all images, streamed in batches) and summary.
     ``alone``: each image scored without the images around it, as in a
-    dataset of photos (no neighbouring frames, no runs of repeats)."""
+    dataset of photos (no neighbouring frames, no runs of repeats): the
+    finder meets the images out of turn (even positions, then odd), so
+    none follows its neighbour, and links no repeats."""
     if alone:
-        return _run_alone(cell, config)
+        config = dataclasses.replace(config or FinderConfig(), repeat_window=0)
     finder = LabelErrorFinder(
         [str(k) for k in range(NUM_CLASSES)],
         ignore_index=[VOID],
@@ -198,6 +200,13 @@ def run_fixer(
     for b in batches:
         finder.update(*batch(b))
     patches = []
+    if alone:
+        for i in [*range(0, n, 2), *range(1, n, 2)]:
+            for image in finder.find(
+                *batch(range(i, i + 1)), image_indices=[i]
+            ):
+                patches += image
+        return patches, finder
     sig = cell.signatures
     for b in batches:
         more = b.stop < n
@@ -212,33 +221,6 @@ def run_fixer(
         ):
             patches += image
     return discount_runs(patches, finder.run_lengths), finder
-
-
-def _run_alone(cell: Cell, config: FinderConfig | None):
-    """``run_fixer`` with each image on its own: the finder meets the
-    images out of turn (even positions, then odd), so none follows its
-    neighbour, and links no repeats."""
-    config = dataclasses.replace(config or FinderConfig(), repeat_window=0)
-    finder = LabelErrorFinder(
-        [str(k) for k in range(NUM_CLASSES)],
-        ignore_index=[VOID],
-        config=config,
-    )
-    n = len(cell.labels)
-    for start in range(0, n, BATCH):
-        finder.update(
-            cell.labels[start : start + BATCH],
-            cell.probs[start : start + BATCH].astype(np.float32),
-        )
-    patches = []
-    for i in [*range(0, n, 2), *range(1, n, 2)]:
-        for image in finder.find(
-            cell.labels[i : i + 1],
-            cell.probs[i : i + 1].astype(np.float32),
-            image_indices=[i],
-        ):
-            patches += image
-    return patches, finder
 
 
 def run_cleanlab(cell: Cell) -> tuple[np.ndarray, np.ndarray]:
