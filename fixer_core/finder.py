@@ -113,7 +113,12 @@ DOUBT_IN_SCORE = 0.25
 # class is much more frequent than the given one, the share of the
 # model's misses of the given class that label errors can explain
 # (``ClassStatistics.miss_share``: a model blind to a thin, rare class
-# calls its correct labels the class around them). In a sequence of frames,
+# calls its correct labels the class around them). In an image without
+# both neighbouring frames, that doubt is the geometric mean of the 1% one
+# and the same read on a log scale below 1% (``ClassStatistics.fine_doubts``:
+# an overconfident model's confident mistakes sit apart from the other
+# class's pixels there, and nothing else checks them). In a sequence of
+# frames,
 # the pixels whose label both neighbouring frames repeat, in place or
 # where the camera's steady motion moved the patch's surroundings, are
 # vouched for: score and probability are scaled by the share of a patch
@@ -974,7 +979,18 @@ class LabelErrorFinder:
                     excess = stats.excess_share(
                         g, s, float(habits[1][g, s]), float(habits[0][g])
                     )
-                probability *= _calibrated(pair_share, doubt, excess, blind)
+                # Without neighbouring frames to check the model, the
+                # doubt at 1% resolution takes its confident mistakes for
+                # label errors, and read finer it takes label errors next
+                # to the other class for its mistakes: the probability
+                # keeps the geometric mean of the two (``fine_doubts``).
+                held = doubt
+                if vouched is None:
+                    fine = stats.label_doubt(g, s, given_prob, fine=True)
+                    held = (doubt * fine) ** 0.5
+                probability *= _calibrated(
+                    pair_share, doubt, excess, blind, held
+                )
                 score *= excess**DOUBT_IN_SCORE
             error_type = classify_error(
                 shape.given_label,
@@ -1022,11 +1038,16 @@ class LabelErrorFinder:
 
 
 def _calibrated(
-    rate: float, doubt: float, excess: float, misses: float = 1.0
+    rate: float,
+    doubt: float,
+    excess: float,
+    misses: float = 1.0,
+    held: float | None = None,
 ) -> float:
     """The factor that takes a patch's probability from ``size x rate x
-    doubt`` to ``size x min(rate, doubt, excess, misses)`` (its vouched
-    share and run kept): the pair's error rate and the label's doubt both
+    doubt`` to ``size x min(rate, held, excess, misses)`` (its vouched
+    share and run kept; ``held`` the label's doubt it keeps, ``doubt``
+    unless given): the pair's error rate and the label's doubt both
     estimate whether the label is wrong from the same pixels, so their
     product counts it twice; ``excess`` (``ClassStatistics.excess_share``)
     is the share of the pair's disagreement in the image beyond the
@@ -1037,7 +1058,8 @@ def _calibrated(
     to a thin, rare class calls its correct labels the class around them,
     and cannot testify against them."""
     both = rate * doubt
-    return min(rate, doubt, excess, misses) / both if both > 0 else 1.0
+    held = doubt if held is None else held
+    return min(rate, held, excess, misses) / both if both > 0 else 1.0
 
 
 def _testified(

@@ -17,6 +17,12 @@ from ._pixels import pixel_channels, top_two
 from .config import WEAKLY_PREDICTED_BELOW
 
 _CONFIDENCE_BINS = 100
+# The label's doubt also reads probabilities below 1% on a log scale, two
+# octaves per bin (``ClassStatistics.fine_doubts``): fine bins [0, 2^-27),
+# [2^-27, 2^-25) ... [2^-9, 2^-7), [2^-7, 0.01), then the 1% bins from
+# 0.01 (``_fine_bins``).
+_LOG_BINS = 11
+_FINE_BINS = _CONFIDENCE_BINS + _LOG_BINS
 # Pixels this far (or farther) from a label boundary are the interior that
 # the model's blur is measured against
 _BLUR_REACH = 32
@@ -64,6 +70,16 @@ class ClassStatistics:
         error_rates: ``(K, K, ERROR_RATE_BINS)``, see
             ``label_error_rates``.
         label_doubts: ``(K, K, 100)``, see ``label_doubts``.
+        fine_doubts: ``(K, K, 111)`` the same read with probabilities
+            below 1% on a log scale (two octaves per bin from 2^-27). An
+            overconfident model gives some of a class's true pixels less
+            than 1% (its confident mistakes); at 1% resolution they fall in
+            one bin with the pixels of the class it mistakes them for, and
+            ``label_doubts`` counts them all as label errors (its bound is
+            tightest there). Finer, its confident mistakes, less extreme
+            than its pixels of the other class, sit apart; so do label
+            errors near the other class, so these doubts err low where
+            ``label_doubts`` errs high (BENCHMARKS.md, "Photos").
         habits: ``(K, K)`` the share ``h`` of a label's interior pixels
             that the model calls another class in a typical image (see
             ``image_habits``).
@@ -79,6 +95,7 @@ class ClassStatistics:
     error_rates: np.ndarray | None = None
     label_doubts: np.ndarray | None = None
     habits: np.ndarray | None = None
+    fine_doubts: np.ndarray | None = None
 
     def error_rate(self, given: int, suggested: int, prob: float) -> float:
         """The share of the pixels labelled ``given`` that the model calls
@@ -89,17 +106,27 @@ class ClassStatistics:
         b = min(int(prob * ERROR_RATE_BINS), ERROR_RATE_BINS - 1)
         return float(self.error_rates[given, suggested, b])
 
-    def label_doubt(self, given: int, suggested: int, prob: float) -> float:
+    def label_doubt(
+        self, given: int, suggested: int, prob: float, fine: bool = False
+    ) -> float:
         """The probability that a label ``given`` is wrong for
         ``suggested`` where the model gives ``given`` probability ``prob``,
         from how the model scores ``given`` on its own labels and on those
-        of ``suggested`` (see ``label_doubts``)."""
-        if self.label_doubts is None:
+        of ``suggested`` (see ``label_doubts``; ``fine``: read in
+        ``fine_doubts``)."""
+        doubts = self.fine_doubts if fine else self.label_doubts
+        if doubts is None:
             return 1.0
         # The nearest bin edge: a patch's mean of pixels that all sit at
         # one value may round below that value's bin.
         b = min(int(prob * _CONFIDENCE_BINS + 0.5), _CONFIDENCE_BINS - 1)
-        return float(self.label_doubts[given, suggested, b])
+        if fine:
+            b = (
+                b + _LOG_BINS
+                if prob >= 1 / _CONFIDENCE_BINS
+                else int(_fine_bins(torch.tensor([prob])))
+            )
+        return float(doubts[given, suggested, b])
 
     def excess_share(
         self, given: int, suggested: int, disagreement: float, pixels: float
@@ -224,10 +251,10 @@ class ClassStatisticsAccumulator:
             _BLUR_REACH + 1, dtype=torch.float64, device=device
         )
         self._unsure_by_distance = torch.zeros_like(self._by_distance)
-        # (label, class, bin): each class's probability on the sampled
-        # pixels of each label
+        # (label, class, fine bin): each class's probability on the
+        # sampled pixels of each label
         self._prob_hist = torch.zeros(
-            k * k * _CONFIDENCE_BINS, dtype=torch.float64, device=device
+            k * k * _FINE_BINS, dtype=torch.float64, device=device
         )
         # images with interior pixels of each label, and (images, their
         # disagreement d, their label's interior pixels n_g) by (label,
@@ -324,11 +351,9 @@ class ClassStatisticsAccumulator:
         classes = torch.arange(k, device=labels.device, dtype=torch.int32)
         # The index of _hist_index, built in place on the bins: ignored
         # pixels start at ``size``, in the overflow bins that are dropped.
-        index = _bins(pred_probs[:, :, ::2, ::2])
-        index += (classes * _CONFIDENCE_BINS).view(1, k, 1, 1)
-        index += torch.where(
-            labels >= 0, labels * (k * _CONFIDENCE_BINS), size
-        )
+        index = _fine_bins(pred_probs[:, :, ::2, ::2])
+        index += (classes * _FINE_BINS).view(1, k, 1, 1)
+        index += torch.where(labels >= 0, labels * (k * _FINE_BINS), size)
         self._prob_hist += _bincount(index, size)
 
     def _count_shares(self, pixels: Tensor, pairs: Tensor) -> None:
@@ -386,6 +411,7 @@ class ClassStatisticsAccumulator:
         cutoff = np.minimum(thresholds, self.min_confidence)
         first_bin = np.floor(cutoff * _CONFIDENCE_BINS).astype(int)
         hist = self._argmax_hist.cpu().numpy().reshape(k, k, -1)
+        prob_hist = self._prob_hist.cpu().numpy().reshape(k, k, -1)
         cumulative = hist[:, :, ::-1].cumsum(axis=2)[:, :, ::-1]
         joint = cumulative[:, np.arange(k), first_bin]
         others = np.maximum(counts.sum() - counts, 1)
@@ -402,14 +428,13 @@ class ClassStatisticsAccumulator:
                 self._unsure_by_distance.cpu().numpy(),
             ),
             error_rates=label_error_rates(hist),
-            label_doubts=label_doubts(
-                self._prob_hist.cpu().numpy().reshape(k, k, -1)
-            ),
+            label_doubts=label_doubts(percent_bins(prob_hist)),
             habits=image_habits(
                 self._share_hist.cpu().numpy().reshape(3, k, k, -1),
                 self._label_images.cpu().numpy(),
                 label_error_counts(hist),
             ),
+            fine_doubts=label_doubts(prob_hist),
         )
 
 
@@ -699,6 +724,25 @@ def image_disagreement(
     _, argmax = max_at_pixels(pred_probs, flat)
     pairs = _pairs_by_image(flat, labels.take(flat), argmax, labels.shape, k)
     return pixels.cpu().numpy(), pairs.cpu().numpy()
+
+
+def _fine_bins(p: Tensor) -> Tensor:
+    """Fine bins of probabilities ``p`` (see ``_LOG_BINS``): the 1% bins,
+    after the log bins read from the float32 exponents."""
+    p = p.to(torch.float32)
+    bins = _bins(p).add_(_LOG_BINS)  # [2^-7, 0.01) lands in the last log bin
+    # the exponent halved (shifted out with the 23 bits of the mantissa and
+    # one more): [2^-9, 2^-7) in bin 10 ... [2^-27, 2^-25) in bin 1, below
+    # in bin 0
+    octaves = (p.view(torch.int32) >> 24).sub_(49).clamp_(0, _LOG_BINS - 1)
+    return torch.where(p < 2.0**-7, octaves, bins, out=bins)
+
+
+def percent_bins(hist: np.ndarray) -> np.ndarray:
+    """A histogram over fine bins (``_fine_bins``) at 1% resolution."""
+    out = hist[..., _LOG_BINS:].copy()
+    out[..., 0] = hist[..., : _LOG_BINS + 1].sum(axis=-1)
+    return out
 
 
 def _bins(p: Tensor) -> Tensor:

@@ -51,7 +51,7 @@ from evaluate import (  # noqa: E402
 from fixer_core import FinderConfig  # noqa: E402
 from fixer_core.neighbours import NEIGHBOURS_CAUSE  # noqa: E402
 from fixer_core.regions import label_regions  # noqa: E402
-from fixer_core.statistics import interior_mask  # noqa: E402
+from fixer_core.statistics import interior_mask, percent_bins  # noqa: E402
 
 BINS = 100
 
@@ -194,7 +194,7 @@ def main() -> None:
     counts, region_ids = pixel_counts(cell, finder.config.boundary_width)
     tables = {
         "argmax_hist": acc._argmax_hist.numpy().reshape(k, k, -1),
-        "prob_hist": acc._prob_hist.numpy().reshape(k, k, -1),
+        "prob_hist": percent_bins(acc._prob_hist.numpy().reshape(k, k, -1)),
         "correct_min_probability": config.correct_min_probability,
         "min_error_probability": config.min_error_probability,
         **counts,

@@ -4,7 +4,7 @@ model's blur, and the cases a fixed size rule got wrong."""
 import numpy as np
 import pytest
 
-from fixer_core import FinderConfig, find_label_errors
+from fixer_core import FinderConfig, LabelErrorFinder, find_label_errors
 from fixer_core.statistics import (
     ERROR_RATE_BINS,
     label_doubts,
@@ -157,3 +157,61 @@ def test_spatial_thresholds_stay_for_a_sharp_model():
         labels, _probs(truth), config=FinderConfig(min_area=16)
     )
     assert [p.area for p in patches] == [36] * 4
+
+
+def _overconfident(with_mistakes=3, n=8, size=64):
+    """Images of class 0 with a class-1 object (labelled 1); an
+    overconfident model that calls a 16x16 block of class 0 class 1 in
+    the first ``with_mistakes`` images, giving class 0 1e-3 there, and gives
+    class 0 1e-6 on class 1's pixels. Image 0 also labels a class-1
+    object 0: a label error."""
+    labels = np.zeros((n, size, size), np.int64)
+    labels[:, 40:56, 40:56] = 1
+    truth = labels.copy()
+    truth[0, 8:24, 40:56] = 1  # labelled 0: the error
+    p0 = np.where(truth == 0, 0.98, 1e-6)
+    p0[:with_mistakes, 8:24, 8:24] = 1e-3  # class 0, called 1
+    probs = np.stack([p0, 1 - p0], axis=1).astype(np.float32)
+    return labels, probs
+
+
+def test_an_overconfident_models_confident_mistakes_sit_apart_finer():
+    # At 1% resolution the model's confident mistakes (class 0 given 1e-3)
+    # share a bin with class 1's pixels (1e-6): the label's doubt reads 1
+    # for both. On the log scale only the label error looks like class 1:
+    # at 1e-3 or below, a quarter of the labels are errors.
+    labels, probs = _overconfident()
+    finder = LabelErrorFinder(["a", "b"])
+    finder.update(labels, probs)
+    stats = finder.statistics
+    assert stats.label_doubt(0, 1, 1e-3) > 0.9
+    assert stats.label_doubt(0, 1, 1e-3, fine=True) == pytest.approx(
+        0.25, abs=0.02
+    )
+    assert stats.label_doubt(0, 1, 1e-6, fine=True) > 0.9
+
+
+def test_a_photo_keeps_its_labels_where_the_model_is_confidently_wrong():
+    # Each image scored alone, as in a dataset of photos: the label error
+    # is still applied to the corrected labels, the model's confident
+    # mistakes are reported but not applied.
+    labels, probs = _overconfident()
+    finder = LabelErrorFinder(["a", "b"])
+    finder.update(labels, probs)
+    patches = [
+        p
+        for i in range(len(labels))
+        for p in finder.find(
+            labels[i : i + 1], probs[i : i + 1], image_indices=[i]
+        )[0]
+    ]
+    threshold = finder.config.correct_min_probability
+    error = [
+        p
+        for p in patches
+        if p.image_index == 0 and p.box[1] == 8 and p.box[0] == 40
+    ]
+    mistakes = [p for p in patches if p.box[:2] == (8, 8)]
+    assert len(error) == 1 and error[0].error_probability >= threshold
+    assert len(mistakes) == 3
+    assert all(p.error_probability < threshold for p in mistakes)
