@@ -115,10 +115,10 @@ DOUBT_IN_SCORE = 0.25
 # (``ClassStatistics.miss_share``: a model blind to a thin, rare class
 # calls its correct labels the class around them). In an image without
 # both neighbouring frames, that doubt is the geometric mean of the 1% one
-# and the same read on a log scale below 1% (``ClassStatistics.fine_doubts``:
-# an overconfident model's confident mistakes sit apart from the other
-# class's pixels there, and nothing else checks them). In a sequence of
-# frames,
+# and the same read on a log scale below 1%
+# (``ClassStatistics.fine_doubts``: an overconfident model's confident
+# mistakes sit apart from the other class's pixels there, and nothing else
+# checks them). In a sequence of frames,
 # the pixels whose label both neighbouring frames repeat, in place or
 # where the camera's steady motion moved the patch's surroundings, are
 # vouched for: score and probability are scaled by the share of a patch
