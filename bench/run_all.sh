@@ -121,17 +121,17 @@ done
 runs=$R/rw-a/runs/n468-folds2-epochs3-lr0.005-bs8-w8-seed0
 ln -sfn "$(realpath "$runs-clean/probs")" $R/realuse/probs/unet-clean
 ln -sfn "$(realpath "$runs/probs")" $R/realuse/probs/unet-cv
-# a model's four val cells: the three injectors and the clean labels
-# (further arguments go to evaluate.py)
+# a model's four cells of a split ($split, val by default): the three
+# injectors and the clean labels (further arguments go to evaluate.py)
 cells() {
     local probs=$1
     shift
     for labels in rw-a rw-b rw-c; do
         python bench/realuse/evaluate.py --labels $R/$labels --probs "$probs" \
-            --split val "$@"
+            --split "${split:-val}" "$@"
     done
     python bench/realuse/evaluate.py --labels $R/rw-a --clean --probs "$probs" \
-        --split val "$@"
+        --split "${split:-val}" "$@"
 }
 for model in espnet unet-clean unet-cv; do
     cells $R/realuse/probs/$model
@@ -141,6 +141,12 @@ for model in espnet unet-clean unet-cv; do
         --out $R/realuse/reports-shuffled
     cells $R/realuse/probs/$model --no-cleanlab --alone \
         --out $R/realuse/reports-alone
+    # train too, alone and in time order (BENCHMARKS "Photos: the label's
+    # doubt read finer where no frame checks the model")
+    split=train cells $R/realuse/probs/$model --no-cleanlab --alone \
+        --out $R/realuse/reports-alone-train
+    split=train cells $R/realuse/probs/$model --no-cleanlab \
+        --out $R/realuse/reports-train
 done
 python bench/bench_view_order.py --sizes 5000 20000 50000 --fiftyone 20000
 python bench/realuse/review_page.py --labels $R/rw-a --clean \
@@ -155,6 +161,8 @@ for model in espnet unet-clean; do
         python bench/realuse/temperature.py --probs $R/realuse/probs/$model \
             --temperature $t --out $R/realuse/probs/$model-t$t
         cells $R/realuse/probs/$model-t$t
+        cells $R/realuse/probs/$model-t$t --no-cleanlab --alone \
+            --out $R/realuse/reports-alone
     done
 done
 for model in espnet unet-clean unet-cv; do
