@@ -989,7 +989,7 @@ class LabelErrorFinder:
                     fine = stats.label_doubt(g, s, given_prob, fine=True)
                     held = (doubt * fine) ** 0.5
                 probability *= _calibrated(
-                    pair_share, doubt, excess, blind, held
+                    pair_share, doubt, held, excess, blind
                 )
                 score *= excess**DOUBT_IN_SCORE
             error_type = classify_error(
@@ -1038,18 +1038,14 @@ class LabelErrorFinder:
 
 
 def _calibrated(
-    rate: float,
-    doubt: float,
-    excess: float,
-    misses: float = 1.0,
-    held: float | None = None,
+    rate: float, doubt: float, held: float, excess: float, misses: float
 ) -> float:
     """The factor that takes a patch's probability from ``size x rate x
     doubt`` to ``size x min(rate, held, excess, misses)`` (its vouched
-    share and run kept; ``held`` the label's doubt it keeps, ``doubt``
-    unless given): the pair's error rate and the label's doubt both
-    estimate whether the label is wrong from the same pixels, so their
-    product counts it twice; ``excess`` (``ClassStatistics.excess_share``)
+    share and run kept; ``held`` the label's doubt it keeps): the pair's
+    error rate and the label's doubt both estimate whether the label is
+    wrong from the same pixels, so their product counts it twice;
+    ``excess`` (``ClassStatistics.excess_share``)
     is the share of the pair's disagreement in the image beyond the
     model's habit (BENCHMARKS.md, "Where the expected count goes wrong");
     ``misses`` (``ClassStatistics.miss_share``, where the suggested class
@@ -1058,7 +1054,6 @@ def _calibrated(
     to a thin, rare class calls its correct labels the class around them,
     and cannot testify against them."""
     both = rate * doubt
-    held = doubt if held is None else held
     return min(rate, held, excess, misses) / both if both > 0 else 1.0
 
 
