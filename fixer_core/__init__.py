@@ -34,6 +34,7 @@ from .quality import (
     wilson_interval,
 )
 from .repeats import discount_runs
+from .review_order import pair_weights, verdict_order
 from .statistics import ClassStatistics
 
 __version__ = "0.1.0"
@@ -61,9 +62,11 @@ __all__ = [
     "flag_shares",
     "image_error_score",
     "label_quality",
+    "pair_weights",
     "reason_text",
     "same_confusion",
     "stratified_sample",
+    "verdict_order",
     "view_order",
     "wilson_interval",
 ]

@@ -12,6 +12,8 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
+from fixer_core import verdict_order
+
 from ._evidence import EVIDENCE_ATTRIBUTES, RUN_ATTRIBUTES
 from ._pipeline import (
     list_fixer_runs,
@@ -25,6 +27,10 @@ from ._review_tags import CONFIRMED_TAG, REJECTED_TAG, SAMPLED_TAG
 from ._samples import LabelErrorInputError
 
 VERDICTS = {"confirmed": CONFIRMED_TAG, "rejected": REJECTED_TAG}
+# What a verdict tells the queue's order (a conflict tells nothing)
+_VERDICT_VALUES = {"confirmed": True, "rejected": False}
+# What the order learns a patch's pair and promise from
+_PAIR_ATTRIBUTES = ("given_label", "suggested_label", "error_probability")
 # Outline points kept per patch (the contour is simplified to about this)
 MAX_OUTLINE_POINTS = 200
 _ATTRIBUTES = (
@@ -54,11 +60,16 @@ def review_runs(dataset: fo.Dataset) -> list[str]:
     return out
 
 
+def review_samples(dataset: fo.Dataset) -> list[str]:
+    """Saved views of the runs' review samples."""
+    return [review_view(key) for key in review_runs(dataset)]
+
+
 def review_sources(dataset: fo.Dataset) -> list[str]:
     """Saved views of FIXER runs' patches the panel offers (the review
     samples first); any other view is reviewed by opening it."""
     names = set(dataset.list_saved_views())
-    out = [review_view(key) for key in review_runs(dataset)]
+    out = review_samples(dataset)
     for key in list_fixer_runs(dataset):
         out += [v for v in output_views(key).values() if v in names]
     return list(dict.fromkeys(v for v in out if v in names))
@@ -79,14 +90,18 @@ def review_queue(
     view: fo.core.collections.SampleCollection,
     *,
     page_size: int = PAGE_SIZE,
+    learn: bool = True,
 ) -> dict:
-    """The queue of FIXER patches of ``view``, in the view's order: every
-    patch's id (the order, fixed when the queue opens) and the first page
-    of rows (see :func:`review_rows`).
+    """The queue of FIXER patches of ``view``: every patch's id (the
+    order, fixed when the queue opens) and the first page of rows (see
+    :func:`review_rows`).
 
     ``view`` is a patches view of a run's ``<run_key>_patches`` field (such
     as the saved review sample) or any view of samples with that field
-    (filtered or sorted as the user likes).
+    (filtered or sorted as the user likes). The queue keeps the view's
+    order; with ``learn``, the patches still to review come first and
+    those of a (given, suggested) pair the verdicts so far reject move
+    down (:func:`fixer_core.verdict_order`).
 
     Returns:
         ``{"run_key", "ids", "done", "rows", "estimate"}``: ``done``
@@ -107,6 +122,8 @@ def review_queue(
     # (a saved patches view may hold stale tags: read the run's own)
     verdicts = _verdicts(dataset, field)
     done = sum(verdicts.get(i) in VERDICTS for i in ids)
+    if learn and done:
+        ids = _learned_order(view, path, ids, verdicts)
     return {
         "run_key": run_key,
         "ids": ids,
@@ -138,6 +155,20 @@ def review_rows(
         for det in sample[field].detections:
             rows[det.id] = _patch_row(sample, det, width, height)
     return [rows[i] for i in label_ids if i in rows]
+
+
+def _learned_order(view, path: str, ids: list[str], verdicts: dict) -> list:
+    """``ids`` in :func:`fixer_core.verdict_order`'s order."""
+    values = view.values(
+        [f"{path}.{a}" for a in _PAIR_ATTRIBUTES], unwind=True
+    )
+    given, suggested, probability = values
+    order = verdict_order(
+        list(zip(given, suggested, strict=True)),
+        [1.0 if p is None else p for p in probability],
+        [_VERDICT_VALUES.get(verdicts.get(i)) for i in ids],
+    )
+    return [ids[i] for i in order]
 
 
 def _verdicts(dataset: fo.Dataset, field: str) -> dict[str, str]:

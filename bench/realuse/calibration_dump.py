@@ -4,6 +4,8 @@ issue 23 reads (``calibration_study.py``)::
     python bench/realuse/calibration_dump.py --labels bench/results/rw-a \\
         --probs bench/results/realuse/probs/espnet --split val --out DIR
 
+(``--alone``: each image scored on its own, as in a dataset of photos.)
+
 ``DIR/<cell>.json`` is ``evaluate.py --no-cleanlab``'s report of FIXER
 (with ``--variant NAME``, of FIXER with the probabilities of that variant
 of ``calibration_study.py``; nothing else is written).
@@ -184,11 +186,16 @@ def main() -> None:
         action="store_true",
         help="the variant drops no reported patch",
     )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="each image scored on its own, as in a dataset of photos",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     cell = load_cell(args.labels, args.probs, args.clean, args.split)
     config = FinderConfig.from_dict(json.loads(args.config))
-    patches, finder = run_fixer(cell, config)
+    patches, finder = run_fixer(cell, config, alone=args.alone)
     acc = finder._accumulator
     k = finder.num_classes
     counts, region_ids = pixel_counts(cell, finder.config.boundary_width)

@@ -363,6 +363,44 @@ def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     assert stored["overall"]["reviewed"] == 1
 
 
+def test_the_queue_sinks_the_pairs_the_reviewer_rejects(reviewed):
+    before = _queue(reviewed, source="fixer-patches")
+    rows = before["rows"]
+    pair = {r["id"]: (r["given_label"], r["suggested_label"]) for r in rows}
+    counts = Counter(pair.values())
+    habit = max(counts, key=counts.get)  # the pair with most patches
+    of_habit = [r["id"] for r in rows if pair[r["id"]] == habit]
+    assert len(of_habit) > 3
+    rejected = of_habit[:3]
+    for label_id in rejected:
+        _execute(
+            "set_review_verdict",
+            reviewed,
+            run_key="fixer",
+            label_id=label_id,
+            verdict="rejected",
+        )
+    after = _queue(reviewed, source="fixer-patches")
+    ids = after["ids"]
+    assert sorted(ids) == sorted(before["ids"]) and after["done"] == 3
+    # what is left to review comes first; the reviewed patches last
+    assert ids[-3:] == rejected
+    left = [i for i in before["ids"] if i not in rejected]
+    place = {i: k for k, i in enumerate(ids)}
+    rest = [i for i in left if i not in of_habit]
+    # the habit's other patches move down, the rest keep their order
+    assert [i for i in ids if i in rest] == rest
+    assert all(place[i] > left.index(i) for i in of_habit[3:]), (
+        "the rejected pair's patches should move down the queue"
+    )
+    # the review sample keeps its order (it is drawn to be reviewed whole)
+    sample = _queue(reviewed)
+    assert sample["ids"] == _queue(reviewed)["ids"]
+    assert sample["ids"] == reviewed.load_saved_view("fixer-review").values(
+        "fixer_patches.id"
+    )
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -1,0 +1,76 @@
+"""A reviewer's gain from a queue that learns from the verdicts (issue
+23), on the patch tables of ``calibration_dump.py``::
+
+    python bench/realuse/review_learning.py DIR/*.npz
+
+A simulated reviewer takes the run's patches a page at a time (50, the
+panel's page) and judges each by the injected errors (a patch is an
+error when at least half its pixels are, as ``evaluate.py`` counts it).
+The fixed queue is the run's own view: score order, repeats of the
+previous image last. The learned queue is reopened after each page in
+``fixer_core.verdict_order``'s order. Printed per table: errors found
+among the first 100, 500 and 1000 reviewed, fixed -> learned, and the
+same with ``PRIOR`` at 1 and 4.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fixer_core.review_order import PRIOR, verdict_order
+
+PAGE = 50
+REVIEWED = (100, 500, 1000)
+
+
+def fixed_order(table) -> np.ndarray:
+    """The run's view: score order, the repeats after the others."""
+    repeat = table["repeat"].astype(bool)
+    score = table["score"]
+    first = np.flatnonzero(~repeat)
+    later = np.flatnonzero(repeat)
+    return np.concatenate(
+        [
+            first[np.argsort(-score[first], kind="stable")],
+            later[np.argsort(-score[later], kind="stable")],
+        ]
+    )
+
+
+def found(table, prior: float | None) -> list[int]:
+    """Errors among the first ``REVIEWED`` patches; ``prior`` None: the
+    fixed queue."""
+    hit = table["on_error"] >= 0.5
+    queue = fixed_order(table)
+    if prior is None:
+        return [int(hit[queue[:n]].sum()) for n in REVIEWED]
+    pairs = list(
+        zip(table["given"][queue], table["suggested"][queue], strict=True)
+    )
+    probability = table["probability"][queue]
+    verdicts: list[bool | None] = [None] * len(queue)
+    seen: list[int] = []
+    while len(seen) < min(max(REVIEWED), len(queue)):
+        order = verdict_order(pairs, probability, verdicts, prior)
+        # the patches still to review come first
+        for k in order[:PAGE]:
+            verdicts[k] = bool(hit[queue[k]])
+            seen.append(k)
+    seen_hits = hit[queue[np.asarray(seen)]]
+    return [int(seen_hits[:n].sum()) for n in REVIEWED]
+
+
+def main(paths: list[str]) -> None:
+    print("table | fixed | learned | PRIOR 1 | PRIOR 4")
+    for path in paths:
+        table = np.load(path)
+        runs = [found(table, p) for p in (None, PRIOR, 1.0, 4.0)]
+        cells = " | ".join("/".join(map(str, r)) for r in runs)
+        print(f"{Path(path).parent.name}/{Path(path).stem} | {cells}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
