@@ -60,16 +60,11 @@ def review_runs(dataset: fo.Dataset) -> list[str]:
     return out
 
 
-def review_samples(dataset: fo.Dataset) -> list[str]:
-    """Saved views of the runs' review samples."""
-    return [review_view(key) for key in review_runs(dataset)]
-
-
 def review_sources(dataset: fo.Dataset) -> list[str]:
     """Saved views of FIXER runs' patches the panel offers (the review
     samples first); any other view is reviewed by opening it."""
     names = set(dataset.list_saved_views())
-    out = review_samples(dataset)
+    out = [review_view(key) for key in review_runs(dataset)]
     for key in list_fixer_runs(dataset):
         out += [v for v in output_views(key).values() if v in names]
     return list(dict.fromkeys(v for v in out if v in names))
@@ -90,7 +85,6 @@ def review_queue(
     view: fo.core.collections.SampleCollection,
     *,
     page_size: int = PAGE_SIZE,
-    learn: bool = True,
 ) -> dict:
     """The queue of FIXER patches of ``view``: every patch's id (the
     order, fixed when the queue opens) and the first page of rows (see
@@ -99,9 +93,10 @@ def review_queue(
     ``view`` is a patches view of a run's ``<run_key>_patches`` field (such
     as the saved review sample) or any view of samples with that field
     (filtered or sorted as the user likes). The queue keeps the view's
-    order; with ``learn``, the patches still to review come first and
-    those of a (given, suggested) pair the verdicts so far reject move
-    down (:func:`fixer_core.verdict_order`).
+    order, but once patches have verdicts, those still to review come
+    first and those of a (given, suggested) pair the verdicts reject move
+    down (:func:`fixer_core.verdict_order`); a run's review sample, drawn
+    to be reviewed whole, keeps its order.
 
     Returns:
         ``{"run_key", "ids", "done", "rows", "estimate"}``: ``done``
@@ -122,7 +117,7 @@ def review_queue(
     # (a saved patches view may hold stale tags: read the run's own)
     verdicts = _verdicts(dataset, field)
     done = sum(verdicts.get(i) in VERDICTS for i in ids)
-    if learn and done:
+    if done and view.name != review_view(run_key):
         ids = _learned_order(view, path, ids, verdicts)
     return {
         "run_key": run_key,

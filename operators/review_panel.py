@@ -21,7 +21,6 @@ from ._review_queue import (
     default_source,
     review_queue,
     review_rows,
-    review_samples,
     review_sources,
     set_verdict,
 )
@@ -68,13 +67,8 @@ class GetReviewQueue(foo.Operator):
         )
         page_size = int(ctx.params.get("page_size") or PAGE_SIZE)
         out = {"sources": [CURRENT_VIEW, *sources], "source": source}
-        # a review sample is drawn to be reviewed whole, in its order
-        learn = source not in review_samples(ctx.dataset)
         try:
-            return {
-                **out,
-                **review_queue(view, page_size=page_size, learn=learn),
-            }
+            return {**out, **review_queue(view, page_size=page_size)}
         except LabelErrorInputError as e:
             return {**out, "run_key": None, "ids": [], "message": str(e)}
 
