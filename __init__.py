@@ -15,6 +15,7 @@ from .operators import (
     FixerPanel,
     GetLabelErrorRunInfo,
     GetReviewExamples,
+    GetReviewOrder,
     GetReviewPage,
     GetReviewQueue,
     ImportCvatArchive,
@@ -74,5 +75,6 @@ def register(p):
     p.register(LoadFromCvat)
     p.register(GetReviewQueue)
     p.register(GetReviewPage)
+    p.register(GetReviewOrder)
     p.register(GetReviewExamples)
     p.register(SetReviewVerdict)

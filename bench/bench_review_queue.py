@@ -7,8 +7,13 @@ run holds ``--patches``. Times, per ``--repeats``: opening the review
 sample and the whole view (``get_review_queue``, first page included), a
 later page (``get_review_page``) and a page's examples
 (``get_review_examples``: the first call describes the run's example
-regions, later calls reuse them). FiftyOne runs on a private mongod (the
-tests' isolation). Prints one JSON line per repeat, then the medians.
+regions, later calls reuse them). Then ``--verdicts`` patches of the
+view are tagged (every third confirmed, the others rejected) and, per
+repeat, the whole view is opened again (its order learned from them) and
+its tail after the first two pages reordered (``get_review_order``, as
+the panel asks on entering a page). FiftyOne runs on a private mongod
+(the tests' isolation). Prints one JSON line per repeat, then the
+medians.
 
     python bench/bench_review_queue.py --patches 10000 --repeats 3
 """
@@ -87,8 +92,41 @@ def main() -> None:
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
-        keys = ("open_review_s", "open_view_s", "page_s")
+        reviewed = whole["ids"][: args.verdicts]
+        for tag, ids in (
+            ("fixer:confirmed", reviewed[::3]),
+            (
+                "fixer:rejected",
+                [i for i in reviewed if i not in reviewed[::3]],
+            ),
+        ):
+            dataset.select_labels(ids=ids).tag_labels(tag)
+        for row in rows:
+            learned, t_learned = run(
+                "get_review_queue", view=dataset.view(), source="current view"
+            )
+            tail = slice(100, None)
+            _, t_reorder = run(
+                "get_review_order",
+                dataset,
+                run_key="fixer",
+                ids=learned["ids"][tail],
+                places=learned["places"][tail],
+            )
+            row.update(
+                open_view_learned_s=round(t_learned, 3),
+                reorder_s=round(t_reorder, 3),
+            )
+            print(json.dumps(row), flush=True)
+        keys = (
+            "open_review_s",
+            "open_view_s",
+            "page_s",
+            "open_view_learned_s",
+            "reorder_s",
+        )
         medians = {k: statistics.median(r[k] for r in rows) for k in keys}
+        medians["verdicts"] = len(reviewed)
         medians["examples_s_first"] = rows[0]["examples_s"]
         medians["examples_s_later"] = statistics.median(
             r["examples_s"] for r in rows[1:] or rows
@@ -115,6 +153,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--patches", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--verdicts", type=int, default=500)
     return parser.parse_args()
 
 

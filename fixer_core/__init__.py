@@ -34,7 +34,7 @@ from .quality import (
     wilson_interval,
 )
 from .repeats import discount_runs
-from .review_order import pair_weights, verdict_order
+from .review_order import learned_order, pair_weights, verdict_order
 from .statistics import ClassStatistics
 
 __version__ = "0.1.0"
@@ -62,6 +62,7 @@ __all__ = [
     "flag_shares",
     "image_error_score",
     "label_quality",
+    "learned_order",
     "pair_weights",
     "reason_text",
     "same_confusion",

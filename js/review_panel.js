@@ -15,7 +15,10 @@
  * next images are prefetched, so moving on never waits on the server and a
  * queue of thousands opens as fast as one of ten. Verdicts go to
  * set_review_verdict in order, in the background; each answer carries the
- * updated precision estimate.
+ * updated precision estimate. The order learns from them: before a page is
+ * fetched, what follows it is reordered by the verdicts so far
+ * (get_review_order), so the pairs the reviewer rejects sink while the
+ * review goes on (not in a run's review sample, which keeps its order).
  *
  * Each patch also shows the nearest correctly labelled examples of its
  * suggested class, outlined in green, and says what "nearest" was measured
@@ -521,6 +524,15 @@
     var setPending = _p[1];
     var chain = React.useRef(Promise.resolve());
     var requested = React.useRef(new Set()); // pages asked for
+    // The queue's order as last learned, each patch's place in its view
+    // (null: the order does not learn), the verdicts given since, and the
+    // pages' fetches, one after the other
+    var order = React.useRef({ ids: [], places: null });
+    var decided = React.useRef(0);
+    var fetching = React.useRef(Promise.resolve());
+    var _l = React.useState(0);
+    var relearned = _l[0]; // times this queue's tail was reordered
+    var setRelearned = _l[1];
     var generation = React.useRef(0); // answers of older queues are dropped
     var viewRef = React.useRef(viewContext);
     viewRef.current = viewContext;
@@ -582,6 +594,10 @@
           function (result) {
             if (gen !== generation.current) return;
             requested.current = new Set([0]);
+            order.current = { ids: result.ids || [], places: result.places || null };
+            decided.current = 0;
+            fetching.current = Promise.resolve();
+            setRelearned(0);
             result.generation = gen;
             setRows({});
             setExamples({});
@@ -617,6 +633,56 @@
     var total = ids.length;
     var runKey = queue && queue.run_key;
 
+    /* The order of the queue from ``start`` on, learned from the verdicts
+     * given since it was last learned (saved first), or as it is. */
+    var learnTail = React.useCallback(
+      function (gen, start) {
+        var places = order.current.places;
+        if (!places || !decided.current || start >= total) {
+          return Promise.resolve(order.current.ids);
+        }
+        decided.current = 0;
+        var tailIds = order.current.ids.slice(start);
+        var tailPlaces = places.slice(start);
+        return chain.current
+          .then(function () {
+            return execute(datasetName, "get_review_order", {
+              run_key: runKey,
+              ids: tailIds,
+              places: tailPlaces,
+            });
+          })
+          .then(
+            function (result) {
+              if (gen !== generation.current) return order.current.ids;
+              var ids = order.current.ids.slice(0, start);
+              var at = places.slice(0, start);
+              result.order.forEach(function (k) {
+                ids.push(tailIds[k]);
+                at.push(tailPlaces[k]);
+              });
+              order.current = { ids: ids, places: at };
+              setQueue(function (q) {
+                return q && q.generation === gen ? Object.assign({}, q, { ids: ids }) : q;
+              });
+              setRelearned(function (n) {
+                return n + 1;
+              });
+              return ids;
+            },
+            function (e) {
+              // the order stays as it was, to be learned again at the next page
+              if (gen === generation.current) {
+                decided.current += 1;
+                setError("Order not updated: " + e.message);
+              }
+              return order.current.ids;
+            }
+          );
+      },
+      [datasetName, runKey, total]
+    );
+
     var ensurePage = React.useCallback(
       function (page) {
         // (not while another queue is loading: these ids are the old one's)
@@ -624,19 +690,30 @@
         if (gen !== generation.current) return;
         if (!runKey || page * PAGE >= total || requested.current.has(page)) return;
         requested.current.add(page);
-        var pageIds = ids.slice(page * PAGE, (page + 1) * PAGE);
-        execute(datasetName, "get_review_page", { run_key: runKey, ids: pageIds }).then(
-          function (result) {
-            addPage(gen, runKey, page, result.rows || []);
-          },
-          function (e) {
+        // Pages come one after the other, each in the order the verdicts
+        // so far teach (what is fetched keeps its place)
+        fetching.current = fetching.current
+          .then(function () {
+            if (gen !== generation.current) return null;
+            return learnTail(gen, page * PAGE);
+          })
+          .then(function (ids) {
+            if (!ids || gen !== generation.current) return null;
+            var pageIds = ids.slice(page * PAGE, (page + 1) * PAGE);
+            return execute(datasetName, "get_review_page", {
+              run_key: runKey,
+              ids: pageIds,
+            }).then(function (result) {
+              addPage(gen, runKey, page, result.rows || []);
+            });
+          })
+          .catch(function (e) {
             if (gen !== generation.current) return;
             requested.current.delete(page);
             setError("Page not loaded: " + e.message);
-          }
-        );
+          });
       },
-      [datasetName, queue, runKey, ids, total, addPage]
+      [datasetName, queue, runKey, total, addPage, learnTail]
     );
 
     function rowAt(i) {
@@ -694,6 +771,7 @@
           return out;
         });
         if (verdict !== "skipped") {
+          decided.current += 1;
           // In order, in the background: the reviewer moves on at once
           setPending(function (n) {
             return n + 1;
@@ -941,6 +1019,7 @@
         "data-cy": "fixer-review-panel",
         "data-pending": String(pending),
         "data-pages": String(Object.keys(rows).length),
+        "data-relearned": String(relearned),
         "data-source": queue.source,
       },
       h(

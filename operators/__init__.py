@@ -15,6 +15,7 @@ from .load_from_cvat import LoadFromCvat
 from .load_label_error_view import LoadLabelErrorView
 from .review_panel import (
     GetReviewExamples,
+    GetReviewOrder,
     GetReviewPage,
     GetReviewQueue,
     SetReviewVerdict,
@@ -33,6 +34,7 @@ __all__ = [
     "FixerPanel",
     "GetLabelErrorRunInfo",
     "GetReviewExamples",
+    "GetReviewOrder",
     "GetReviewPage",
     "GetReviewQueue",
     "ImportCvatArchive",

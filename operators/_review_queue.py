@@ -12,7 +12,7 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
-from fixer_core import verdict_order
+from fixer_core import learned_order, pair_weights
 
 from ._evidence import EVIDENCE_ATTRIBUTES, RUN_ATTRIBUTES
 from ._pipeline import (
@@ -87,21 +87,24 @@ def review_queue(
     page_size: int = PAGE_SIZE,
 ) -> dict:
     """The queue of FIXER patches of ``view``: every patch's id (the
-    order, fixed when the queue opens) and the first page of rows (see
-    :func:`review_rows`).
+    order) and the first page of rows (see :func:`review_rows`).
 
     ``view`` is a patches view of a run's ``<run_key>_patches`` field (such
     as the saved review sample) or any view of samples with that field
     (filtered or sorted as the user likes). The queue keeps the view's
-    order, but once patches have verdicts, those still to review come
-    first and those of a (given, suggested) pair the verdicts reject move
-    down (:func:`fixer_core.verdict_order`); a run's review sample, drawn
-    to be reviewed whole, keeps its order.
+    order, but once the run has verdicts, the patches still to review
+    come first and those of a (given, suggested) pair the verdicts reject
+    move down (:func:`fixer_core.learned_order`, with the weights of all
+    the run's verdicts); a run's review sample, drawn to be reviewed
+    whole, keeps its order.
 
     Returns:
-        ``{"run_key", "ids", "done", "rows", "estimate"}``: ``done``
-        counts the patches with a verdict, ``estimate`` is the run's
-        precision estimate (None without a review sample).
+        ``{"run_key", "ids", "done", "rows", "estimate", "places"}``:
+        ``done`` counts the patches with a verdict, ``estimate`` is the
+        run's precision estimate (None without a review sample), and
+        ``places`` each patch's place in the view (1, 2, ...), for
+        :func:`reorder_queue` as the review goes, or None where the order
+        does not learn.
     """
     run_key, field = _patches_field(view) or (None, None)
     if run_key is None:
@@ -117,15 +120,42 @@ def review_queue(
     # (a saved patches view may hold stale tags: read the run's own)
     verdicts = _verdicts(dataset, field)
     done = sum(verdicts.get(i) in VERDICTS for i in ids)
-    if done and view.name != review_view(run_key):
-        ids = _learned_order(view, path, ids, verdicts)
+    places = None
+    if view.name != review_view(run_key):
+        places = list(range(1, len(ids) + 1))
+        if verdicts:
+            order = _ordered(dataset, field, ids, places, verdicts)
+            ids, places = [ids[i] for i in order], [places[i] for i in order]
     return {
         "run_key": run_key,
         "ids": ids,
         "done": done,
         "rows": review_rows(dataset, run_key, ids[:page_size]),
         "estimate": _estimate_summary(dataset, run_key),
+        "places": places,
     }
+
+
+def reorder_queue(
+    dataset: fo.Dataset,
+    run_key: str,
+    label_ids: list[str],
+    places: list[float],
+) -> list[int]:
+    """The order of a queue's tail (``label_ids``, with their ``places``
+    in the view the queue was opened on) learned from the run's verdicts
+    so far, as indices into ``label_ids`` (see :func:`review_queue`): the
+    panel reorders what it has not fetched yet as the reviewer goes."""
+    if len(places) != len(label_ids):
+        raise LabelErrorInputError(
+            f"{len(label_ids)} patch ids but {len(places)} places"
+        )
+    field = output_fields(run_key)["patches"]
+    verdicts = _verdicts(dataset, field)
+    if not verdicts:
+        return list(range(len(label_ids)))
+    order = _ordered(dataset, field, label_ids, places, verdicts)
+    return [int(i) for i in order]
 
 
 def review_rows(
@@ -152,18 +182,44 @@ def review_rows(
     return [rows[i] for i in label_ids if i in rows]
 
 
-def _learned_order(view, path: str, ids: list[str], verdicts: dict) -> list:
-    """``ids`` in :func:`fixer_core.verdict_order`'s order."""
-    values = view.values(
-        [f"{path}.{a}" for a in _PAIR_ATTRIBUTES], unwind=True
+def _ordered(
+    dataset: fo.Dataset,
+    field: str,
+    ids: list[str],
+    places: list[float],
+    verdicts: dict[str, str],
+) -> np.ndarray:
+    """Indices of ``ids`` in :func:`fixer_core.learned_order`'s order,
+    with the weights of the run's verdicts."""
+    patches = _run_pairs(dataset, field)
+    reviewed = [
+        i for i, v in verdicts.items() if v in _VERDICT_VALUES and i in patches
+    ]
+    weights = pair_weights(
+        [patches[i][:2] for i in reviewed],
+        [patches[i][2] for i in reviewed],
+        [_VERDICT_VALUES[verdicts[i]] for i in reviewed],
     )
-    given, suggested, probability = values
-    order = verdict_order(
-        list(zip(given, suggested, strict=True)),
-        [1.0 if p is None else p for p in probability],
+    return learned_order(
+        [patches.get(i, (None, None))[:2] for i in ids],
         [_VERDICT_VALUES.get(verdicts.get(i)) for i in ids],
+        weights,
+        places,
     )
-    return [ids[i] for i in order]
+
+
+def _run_pairs(dataset: fo.Dataset, field: str) -> dict[str, tuple]:
+    """``{patch id: (given, suggested, error_probability)}`` of a run's
+    patches (a missing probability reads 1): one pass over the field,
+    many times faster than selecting the patches by id."""
+    prefix = f"{field}.detections"
+    ids, given, suggested, probability = dataset.values(
+        [f"{prefix}.{a}" for a in ("id", *_PAIR_ATTRIBUTES)], unwind=True
+    )
+    return {
+        i: (g, s, 1.0 if p is None else p)
+        for i, g, s, p in zip(ids, given, suggested, probability, strict=True)
+    }
 
 
 def _verdicts(dataset: fo.Dataset, field: str) -> dict[str, str]:

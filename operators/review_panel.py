@@ -19,6 +19,7 @@ from ._review_queue import (
     PAGE_SIZE,
     VERDICTS,
     default_source,
+    reorder_queue,
     review_queue,
     review_rows,
     review_sources,
@@ -139,6 +140,38 @@ def _run_and_ids(ctx) -> tuple[str, list[str]]:
     if not run_key or ids is None:
         raise LabelErrorInputError("run_key and ids are needed")
     return run_key, [str(i) for i in ids]
+
+
+class GetReviewOrder(foo.Operator):
+    """Returns the order of a queue's tail learned from the verdicts so
+    far (the panel reorders what it has not fetched yet)."""
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="get_review_order",
+            label="Get review order",
+            description="The order of some FIXER patches of a review queue "
+            "learned from the run's verdicts, for the review panel",
+            unlisted=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = _run_and_ids_input().type
+        inputs.list(
+            "places",
+            types.Number(),
+            required=True,
+            label="The patches' places in the view",
+        )
+        return types.Property(inputs)
+
+    def execute(self, ctx):
+        run_key, ids = _run_and_ids(ctx)
+        places = ctx.params.get("places")
+        if places is None:
+            raise LabelErrorInputError("places are needed")
+        return {"order": reorder_queue(ctx.dataset, run_key, ids, places)}
 
 
 class SetReviewVerdict(foo.Operator):

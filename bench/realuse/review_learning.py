@@ -8,9 +8,13 @@ panel's page) and judges each by the injected errors (a patch is an
 error when at least half its pixels are, as ``evaluate.py`` counts it).
 The fixed queue is the run's own view: score order, repeats of the
 previous image last. The learned queue is reopened after each page in
-``fixer_core.verdict_order``'s order. Printed per table: errors found
-among the first 100, 500 and 1000 reviewed, fixed -> learned, and the
-same with ``PRIOR`` at 1 and 4.
+``fixer_core.verdict_order``'s order. The panel's queue is the one the
+review panel keeps open: on entering a page it reorders what follows the
+next page (fetched a page ahead) with the verdicts so far
+(``fixer_core.learned_order`` from the patches' places in the view), so
+a page's verdicts first move the page after next. Printed per table:
+errors found among the first 100, 500 and 1000 reviewed, fixed ->
+learned -> panel, and the learned queue with ``PRIOR`` at 1 and 4.
 """
 
 from __future__ import annotations
@@ -20,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fixer_core.review_order import PRIOR, verdict_order
+from fixer_core.review_order import (
+    PRIOR,
+    learned_order,
+    pair_weights,
+    verdict_order,
+)
 
 PAGE = 50
 REVIEWED = (100, 500, 1000)
@@ -56,11 +65,47 @@ def found(table, prior: float | None) -> list[int]:
     return [int(seen_hits[:n].sum()) for n in REVIEWED]
 
 
+def found_in_panel(table) -> list[int]:
+    """Errors among the first ``REVIEWED`` patches of the panel's queue
+    (see the module)."""
+    hit = table["on_error"] >= 0.5
+    queue = fixed_order(table)
+    pairs = list(
+        zip(table["given"][queue], table["suggested"][queue], strict=True)
+    )
+    probability = table["probability"][queue]
+    verdicts: list[bool | None] = [None] * len(queue)
+    order = np.arange(len(queue))  # the panel's order, places in the view
+    for page in range(min(max(REVIEWED), len(queue)) // PAGE):
+        start = (page + 1) * PAGE  # the next page is fetched already
+        done = [k for k, v in enumerate(verdicts) if v is not None]
+        if done and start < len(order):
+            weights = pair_weights(
+                [pairs[k] for k in done],
+                probability[done],
+                [verdicts[k] for k in done],
+            )
+            tail = order[start:]
+            moved = learned_order(
+                [pairs[k] for k in tail],
+                [verdicts[k] for k in tail],
+                weights,
+                tail + 1,
+            )
+            order[start:] = tail[moved]
+        for k in order[page * PAGE : start]:
+            verdicts[k] = bool(hit[queue[k]])
+    seen_hits = hit[queue[order]]
+    return [int(seen_hits[:n].sum()) for n in REVIEWED]
+
+
 def main(paths: list[str]) -> None:
-    print("table | fixed | learned | PRIOR 1 | PRIOR 4")
+    print("table | fixed | learned | panel | PRIOR 1 | PRIOR 4")
     for path in paths:
         table = np.load(path)
-        runs = [found(table, p) for p in (None, PRIOR, 1.0, 4.0)]
+        runs = [found(table, p) for p in (None, PRIOR)]
+        runs += [found_in_panel(table)]
+        runs += [found(table, p) for p in (1.0, 4.0)]
         cells = " | ".join("/".join(map(str, r)) for r in runs)
         print(f"{Path(path).parent.name}/{Path(path).stem} | {cells}")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fixer_core import pair_weights, verdict_order
+from fixer_core import learned_order, pair_weights, verdict_order
 
 WALL = ("Building", "Fence")
 CAR = ("Road", "Car")
@@ -41,3 +41,25 @@ def test_the_weight_falls_with_each_rejection_and_follows_the_promise():
     # a pair whose patches are errors as often as promised keeps weight 1
     kept = pair_weights([CAR] * 4, [0.5] * 4, [True, False, True, False])
     assert kept[CAR] == 1.0
+
+
+def test_a_tail_reordered_as_the_review_goes_moves_from_the_views_places():
+    # a queue already reordered once: reordering its tail again from the
+    # view's places gives the order of the whole queue learned at once,
+    # and weights learned elsewhere (a run's verdicts) apply the same
+    pairs = [WALL] * 8 + [CAR] * 8
+    verdicts = [False, False, False, False] + [None] * 12
+    weights = pair_weights(pairs, [0.9] * 16, verdicts)
+    whole = verdict_order(pairs, [0.9] * 16, verdicts)
+    head, tail = whole[:4], whole[4:12]  # the tail: still to review
+    order = learned_order(
+        [pairs[i] for i in tail],
+        [None] * len(tail),
+        weights,
+        places=[i + 1 for i in tail],
+    )
+    assert [int(tail[k]) for k in order] == tail.tolist()
+    # from the tail's own places the walls would sink a second time
+    again = learned_order([pairs[i] for i in tail], [None] * 8, weights)
+    assert [int(tail[k]) for k in again] != tail.tolist()
+    assert head.tolist() == [8, 9, 10, 11]

@@ -216,6 +216,7 @@ def test_the_panel_reviews_the_view_open_in_the_app(app, review_sample):
 
 
 BIG = 10_000  # patches in the big queue
+REJECTED_ON_PAGE = 10  # verdicts that reorder the big queue's tail
 
 
 @pytest.fixture(scope="module")
@@ -258,11 +259,9 @@ def _open_seconds(app, panel, crop, source: str) -> float:
     return time.perf_counter() - start
 
 
-def _queue_order(dataset) -> list[str]:
-    """The whole dataset's patches in the queue's order: what is left to
-    review first, the pairs the verdicts reject moved down."""
-    from fixer_core import verdict_order
-
+def _patches(dataset):
+    """Every patch of the run, in the dataset's order: ids, (given,
+    suggested) pairs, probabilities and verdicts."""
     names = ("id", "given_label", "suggested_label", "error_probability")
     ids, given, suggested, probability, tags = (
         [v for sample in values for v in sample or ()]
@@ -274,8 +273,40 @@ def _queue_order(dataset) -> list[str]:
         True if CONFIRMED in t else False if REJECTED in t else None
         for t in tags
     ]
-    pairs = list(zip(given, suggested, strict=True))
+    return ids, list(zip(given, suggested, strict=True)), probability, verdicts
+
+
+def _queue_order(dataset) -> list[str]:
+    """The whole dataset's patches in the queue's order: what is left to
+    review first, the pairs the verdicts reject moved down."""
+    from fixer_core import verdict_order
+
+    ids, pairs, probability, verdicts = _patches(dataset)
     return [ids[i] for i in verdict_order(pairs, probability, verdicts)]
+
+
+def _relearned(dataset, order: list[str], start: int) -> list[str]:
+    """``order`` with its tail from ``start`` in the order the run's
+    verdicts now teach, from each patch's place in the dataset's order
+    (what the panel asks the server before it fetches a page)."""
+    from fixer_core import learned_order, pair_weights
+
+    ids, pairs, probability, verdicts = _patches(dataset)
+    done = [k for k, v in enumerate(verdicts) if v is not None]
+    weights = pair_weights(
+        [pairs[k] for k in done],
+        [probability[k] for k in done],
+        [verdicts[k] for k in done],
+    )
+    at = {i: k for k, i in enumerate(ids)}
+    tail = [at[i] for i in order[start:]]
+    moved = learned_order(
+        [pairs[k] for k in tail],
+        [verdicts[k] for k in tail],
+        weights,
+        [k + 1 for k in tail],
+    )
+    return order[:start] + [order[start + k] for k in moved]
 
 
 def test_a_big_queue_comes_a_page_at_a_time(app, big_queue, record_property):
@@ -322,6 +353,26 @@ def test_a_big_queue_comes_a_page_at_a_time(app, big_queue, record_property):
         .detections[0]
         .tags
     )
+
+    # The pages not fetched yet come in the order the verdicts so far
+    # teach: the next page's order is learned on entering a page
+    expect(panel).to_have_attribute("data-relearned", "1", timeout=LOADED_MS)
+    learned = _relearned(dataset, order, 2 * PAGE)
+    for _ in range(REJECTED_ON_PAGE):  # auto-advance moves on
+        app.page.keyboard.press("r")
+    for _ in range(PAGE - REJECTED_ON_PAGE):
+        app.page.keyboard.press("ArrowRight")
+    expect(position).to_have_text(f"Patch {2 * PAGE + 1} of {total}")
+    expect(crop).to_have_attribute("data-patch-id", learned[2 * PAGE])
+    expect(panel).to_have_attribute("data-relearned", "2", timeout=LOADED_MS)
+    expect(panel).to_have_attribute("data-pending", "0")
+    relearned = _relearned(dataset, learned, 3 * PAGE)
+    assert relearned[3 * PAGE :] != learned[3 * PAGE :], (
+        "the rejections should move patches of the queue's tail"
+    )
+    for _ in range(PAGE):
+        app.page.keyboard.press("ArrowRight")
+    expect(crop).to_have_attribute("data-patch-id", relearned[3 * PAGE])
 
     small = _open_seconds(app, panel, crop, "fixer-review")
     expect(position).to_have_text(f"Patch 1 of {sampled}")

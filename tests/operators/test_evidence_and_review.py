@@ -363,23 +363,33 @@ def test_verdicts_tag_the_patch_and_update_the_estimate(reviewed):
     assert stored["overall"]["reviewed"] == 1
 
 
-def test_the_queue_sinks_the_pairs_the_reviewer_rejects(reviewed):
-    before = _queue(reviewed, source="fixer-patches")
-    rows = before["rows"]
-    pair = {r["id"]: (r["given_label"], r["suggested_label"]) for r in rows}
+def _reject_a_habit(dataset, queue, rejected: int = 3) -> list[str]:
+    """Rejects the first patches of the (given, suggested) pair with the
+    most patches in ``queue`` (a model's habit); returns that pair's
+    patches in the queue's order."""
+    pair = {
+        r["id"]: (r["given_label"], r["suggested_label"])
+        for r in queue["rows"]
+    }
     counts = Counter(pair.values())
-    habit = max(counts, key=counts.get)  # the pair with most patches
-    of_habit = [r["id"] for r in rows if pair[r["id"]] == habit]
-    assert len(of_habit) > 3
-    rejected = of_habit[:3]
-    for label_id in rejected:
+    habit = max(counts, key=counts.get)
+    of_habit = [i for i in queue["ids"] if pair[i] == habit]
+    assert len(of_habit) > rejected
+    for label_id in of_habit[:rejected]:
         _execute(
             "set_review_verdict",
-            reviewed,
+            dataset,
             run_key="fixer",
             label_id=label_id,
             verdict="rejected",
         )
+    return of_habit
+
+
+def test_the_queue_sinks_the_pairs_the_reviewer_rejects(reviewed):
+    before = _queue(reviewed, source="fixer-patches")
+    of_habit = _reject_a_habit(reviewed, before)
+    rejected = of_habit[:3]
     after = _queue(reviewed, source="fixer-patches")
     ids = after["ids"]
     assert sorted(ids) == sorted(before["ids"]) and after["done"] == 3
@@ -399,6 +409,46 @@ def test_the_queue_sinks_the_pairs_the_reviewer_rejects(reviewed):
     assert sample["ids"] == reviewed.load_saved_view("fixer-review").values(
         "fixer_patches.id"
     )
+
+
+def test_the_panel_reorders_what_it_has_not_fetched_as_verdicts_come(
+    reviewed,
+):
+    before = _queue(reviewed, source="fixer-patches")
+    ids, places = before["ids"], before["places"]
+    assert places == list(range(1, len(ids) + 1))
+    # the reviewer rejects the habit's first patches, then the panel
+    # asks for the order of what it has not fetched
+    of_habit = _reject_a_habit(reviewed, before)
+    start = ids.index(of_habit[2]) + 1
+    tail = ids[start:]
+    assert any(i in of_habit for i in tail)
+    order = _execute(
+        "get_review_order",
+        reviewed,
+        run_key="fixer",
+        ids=tail,
+        places=places[start:],
+    )["order"]
+    reordered = [tail[k] for k in order]
+    assert sorted(reordered) == sorted(tail)
+    # as the queue opened now orders them, from the view's places
+    opened = _queue(reviewed, source="fixer-patches")["ids"]
+    assert reordered == [i for i in opened if i in set(tail)]
+    assert reordered != tail
+    assert all(
+        reordered.index(i) >= tail.index(i) for i in tail if i in of_habit
+    )
+    # the review sample keeps its order: nothing to reorder
+    assert _queue(reviewed)["places"] is None
+    with pytest.raises(ExecutionError, match="2 patch ids but 1 places"):
+        _execute(
+            "get_review_order",
+            reviewed,
+            run_key="fixer",
+            ids=tail[:2],
+            places=[1],
+        )
 
 
 @pytest.mark.parametrize(
