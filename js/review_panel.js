@@ -11,12 +11,13 @@
  * sample (draw_review_sample); any run's saved view can be picked. The
  * get_review_queue operator answers with the order (every patch id) and
  * the first page of rows; further pages (get_review_page) and each page's
- * nearest examples (get_review_examples) are fetched a page ahead, and the
+ * nearest examples (get_review_examples) are fetched ahead, and the
  * next images are prefetched, so moving on never waits on the server and a
  * queue of thousands opens as fast as one of ten. Verdicts go to
  * set_review_verdict in order, in the background; each answer carries the
- * updated precision estimate. The order learns from them: before a page is
- * fetched, what follows it is reordered by the verdicts so far
+ * updated precision estimate. The order learns from them: a page is
+ * fetched AHEAD patches before the reviewer reaches it, and first what
+ * follows the pages fetched is reordered by the verdicts so far
  * (get_review_order), so the pairs the reviewer rejects sink while the
  * review goes on (not in a run's review sample, which keeps its order).
  *
@@ -35,6 +36,10 @@
   var PLUGIN = "@fixer/fixer";
   var PREFETCH = 3; // images loaded ahead of the current patch
   var PAGE = 50; // patches per page of the queue
+  // The next page is fetched this many patches before it: time enough for
+  // it and its images to arrive, late enough for most of this page's
+  // verdicts to order it
+  var AHEAD = 10;
   var CURRENT_VIEW = "current view"; // the App's view, as a queue source
   var CANVAS_W = 480;
   var CANVAS_H = 360;
@@ -722,12 +727,12 @@
     }
     var patch = rowAt(index);
 
-    // The current page and the next one
+    // The current page, and the next one near this one's end
     React.useEffect(
       function () {
         var page = Math.floor(index / PAGE);
         ensurePage(page);
-        ensurePage(page + 1);
+        if (index % PAGE >= PAGE - AHEAD) ensurePage(page + 1);
       },
       [index, ensurePage]
     );

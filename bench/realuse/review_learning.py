@@ -9,10 +9,11 @@ error when at least half its pixels are, as ``evaluate.py`` counts it).
 The fixed queue is the run's own view: score order, repeats of the
 previous image last. The learned queue is reopened after each page in
 ``fixer_core.verdict_order``'s order. The panel's queue is the one the
-review panel keeps open: on entering a page it reorders what follows the
-next page (fetched a page ahead) with the verdicts so far
-(``fixer_core.learned_order`` from the patches' places in the view), so
-a page's verdicts first move the page after next. Printed per table:
+review panel keeps open: it fetches each page ``AHEAD`` patches before
+the reviewer reaches it, first reordering what follows the pages fetched
+with the verdicts so far (``fixer_core.learned_order`` from the
+patches' places in the view), so a page's last verdicts first move the
+page after next. Printed per table:
 errors found among the first 100, 500 and 1000 reviewed, fixed ->
 learned -> panel, and the learned queue with ``PRIOR`` at 1 and 4.
 """
@@ -32,6 +33,7 @@ from fixer_core.review_order import (
 )
 
 PAGE = 50
+AHEAD = 10  # the panel fetches a page this many patches before it
 REVIEWED = (100, 500, 1000)
 
 
@@ -65,7 +67,7 @@ def found(table, prior: float | None) -> list[int]:
     return [int(seen_hits[:n].sum()) for n in REVIEWED]
 
 
-def found_in_panel(table) -> list[int]:
+def found_in_panel(table, ahead: int = AHEAD) -> list[int]:
     """Errors among the first ``REVIEWED`` patches of the panel's queue
     (see the module)."""
     hit = table["on_error"] >= 0.5
@@ -76,9 +78,15 @@ def found_in_panel(table) -> list[int]:
     probability = table["probability"][queue]
     verdicts: list[bool | None] = [None] * len(queue)
     order = np.arange(len(queue))  # the panel's order, places in the view
-    for page in range(min(max(REVIEWED), len(queue)) // PAGE):
-        start = (page + 1) * PAGE  # the next page is fetched already
+    reviewed = 0
+    for page in range(1, min(max(REVIEWED), len(queue)) // PAGE + 1):
+        # the reviewer is ``ahead`` patches before the page when it is
+        # fetched, and what follows the pages fetched is reordered
+        for k in order[reviewed : page * PAGE - ahead]:
+            verdicts[k] = bool(hit[queue[k]])
+        reviewed = max(reviewed, page * PAGE - ahead)
         done = [k for k, v in enumerate(verdicts) if v is not None]
+        start = page * PAGE
         if done and start < len(order):
             weights = pair_weights(
                 [pairs[k] for k in done],
@@ -93,8 +101,6 @@ def found_in_panel(table) -> list[int]:
                 tail + 1,
             )
             order[start:] = tail[moved]
-        for k in order[page * PAGE : start]:
-            verdicts[k] = bool(hit[queue[k]])
     seen_hits = hit[queue[order]]
     return [int(seen_hits[:n].sum()) for n in REVIEWED]
 
