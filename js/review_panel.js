@@ -538,6 +538,9 @@
     var _l = React.useState(0);
     var relearned = _l[0]; // times this queue's tail was reordered
     var setRelearned = _l[1];
+    var _s = React.useState([]);
+    var sinking = _s[0]; // the pairs the verdicts move down
+    var setSinking = _s[1];
     var generation = React.useRef(0); // answers of older queues are dropped
     var viewRef = React.useRef(viewContext);
     viewRef.current = viewContext;
@@ -603,6 +606,7 @@
             decided.current = 0;
             fetching.current = Promise.resolve();
             setRelearned(0);
+            setSinking(result.sinking || []);
             result.generation = gen;
             setRows({});
             setExamples({});
@@ -673,6 +677,7 @@
               setRelearned(function (n) {
                 return n + 1;
               });
+              setSinking(result.sinking || []);
               return ids;
             },
             function (e) {
@@ -1045,6 +1050,22 @@
         h("span", { "data-cy": "fixer-review-estimate" }, estimateText),
         pending ? h("span", { style: styles.muted }, "saving...") : null
       ),
+      sinking.length
+        ? h(
+            "div",
+            {
+              style: Object.assign({ marginTop: 8 }, styles.muted),
+              "data-cy": "fixer-review-sinking",
+            },
+            "Moved down after your verdicts: " +
+              sinking
+                .map(function (p) {
+                  var further = p.weight > 0 ? num(1 / p.weight, 1) + "x" : "far";
+                  return p.given + " \u2192 " + p.suggested + " (" + further + " further down)";
+                })
+                .join(", ")
+          )
+        : null,
       error ? h("div", { style: styles.error }, error) : null,
       body
     );

@@ -44,6 +44,8 @@ _ATTRIBUTES = (
     *EVIDENCE_ATTRIBUTES,
     *RUN_ATTRIBUTES,
 )
+# The pairs the verdicts move down that the panel names, the most first
+SINKING_SHOWN = 3
 # Patches per page of the queue (the panel asks for the same)
 PAGE_SIZE = 50
 # The queue source that is the view open in the App
@@ -99,12 +101,13 @@ def review_queue(
     whole, keeps its order.
 
     Returns:
-        ``{"run_key", "ids", "done", "rows", "estimate", "places"}``:
-        ``done`` counts the patches with a verdict, ``estimate`` is the
-        run's precision estimate (None without a review sample), and
-        ``places`` each patch's place in the view (1, 2, ...), for
-        :func:`reorder_queue` as the review goes, or None where the order
-        does not learn.
+        ``{"run_key", "ids", "done", "rows", "estimate", "places",
+        "sinking"}``: ``done`` counts the patches with a verdict,
+        ``estimate`` is the run's precision estimate (None without a
+        review sample), ``places`` each patch's place in the view (1, 2,
+        ...), for :func:`reorder_queue` as the review goes, or None where
+        the order does not learn, and ``sinking`` the pairs the verdicts
+        move down (see :func:`reorder_queue`).
     """
     run_key, field = _patches_field(view) or (None, None)
     if run_key is None:
@@ -120,11 +123,11 @@ def review_queue(
     # (a saved patches view may hold stale tags: read the run's own)
     verdicts = _verdicts(dataset, field)
     done = sum(verdicts.get(i) in VERDICTS for i in ids)
-    places = None
+    places, sinking = None, []
     if view.name != review_view(run_key):
         places = list(range(1, len(ids) + 1))
         if verdicts:
-            order = _ordered(dataset, field, ids, places, verdicts)
+            order, sinking = _ordered(dataset, field, ids, places, verdicts)
             ids, places = [ids[i] for i in order], [places[i] for i in order]
     return {
         "run_key": run_key,
@@ -133,6 +136,7 @@ def review_queue(
         "rows": review_rows(dataset, run_key, ids[:page_size]),
         "estimate": _estimate_summary(dataset, run_key),
         "places": places,
+        "sinking": sinking,
     }
 
 
@@ -141,11 +145,18 @@ def reorder_queue(
     run_key: str,
     label_ids: list[str],
     places: list[float],
-) -> list[int]:
+) -> dict:
     """The order of a queue's tail (``label_ids``, with their ``places``
     in the view the queue was opened on) learned from the run's verdicts
-    so far, as indices into ``label_ids`` (see :func:`review_queue`): the
-    panel reorders what it has not fetched yet as the reviewer goes."""
+    so far (see :func:`review_queue`): the panel reorders what it has not
+    fetched yet as the reviewer goes.
+
+    Returns:
+        ``{"order", "sinking"}``: indices into ``label_ids``, and the
+        (given, suggested) pairs the verdicts move down, the most moved
+        first (at most ``SINKING_SHOWN``), each ``{"given", "suggested",
+        "weight"}`` (see :func:`fixer_core.pair_weights`).
+    """
     if len(places) != len(label_ids):
         raise LabelErrorInputError(
             f"{len(label_ids)} patch ids but {len(places)} places"
@@ -153,9 +164,9 @@ def reorder_queue(
     field = output_fields(run_key)["patches"]
     verdicts = _verdicts(dataset, field)
     if not verdicts:
-        return list(range(len(label_ids)))
-    order = _ordered(dataset, field, label_ids, places, verdicts)
-    return [int(i) for i in order]
+        return {"order": list(range(len(label_ids))), "sinking": []}
+    order, sinking = _ordered(dataset, field, label_ids, places, verdicts)
+    return {"order": [int(i) for i in order], "sinking": sinking}
 
 
 def review_rows(
@@ -188,9 +199,10 @@ def _ordered(
     ids: list[str],
     places: list[float],
     verdicts: dict[str, str],
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[dict]]:
     """Indices of ``ids`` in :func:`fixer_core.learned_order`'s order,
-    with the weights of the run's verdicts."""
+    with the weights of the run's verdicts, and the pairs they move down
+    (see :func:`reorder_queue`)."""
     patches = _run_pairs(dataset, field)
     reviewed = [
         i for i, v in verdicts.items() if v in _VERDICT_VALUES and i in patches
@@ -200,12 +212,19 @@ def _ordered(
         [patches[i][2] for i in reviewed],
         [_VERDICT_VALUES[verdicts[i]] for i in reviewed],
     )
-    return learned_order(
+    order = learned_order(
         [patches.get(i, (None, None))[:2] for i in ids],
         [_VERDICT_VALUES.get(verdicts.get(i)) for i in ids],
         weights,
         places,
     )
+    sinking = sorted(
+        (pair for pair, w in weights.items() if w < 1), key=weights.get
+    )
+    return order, [
+        {"given": g, "suggested": s, "weight": round(weights[g, s], 3)}
+        for g, s in sinking[:SINKING_SHOWN]
+    ]
 
 
 def _run_pairs(dataset: fo.Dataset, field: str) -> dict[str, tuple]:

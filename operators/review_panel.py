@@ -171,7 +171,7 @@ class GetReviewOrder(foo.Operator):
         places = ctx.params.get("places")
         if places is None:
             raise LabelErrorInputError("places are needed")
-        return {"order": reorder_queue(ctx.dataset, run_key, ids, places)}
+        return reorder_queue(ctx.dataset, run_key, ids, places)
 
 
 class SetReviewVerdict(foo.Operator):

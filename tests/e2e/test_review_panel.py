@@ -371,6 +371,10 @@ def test_a_big_queue_comes_a_page_at_a_time(app, big_queue, record_property):
     expect(crop).to_have_attribute("data-patch-id", relearned[2 * PAGE])
     expect(panel).to_have_attribute("data-relearned", "2")
     expect(panel).to_have_attribute("data-pages", "3")
+    # and the panel names the pairs it moved down
+    expect(panel.get_by_test_id("fixer-review-sinking")).to_contain_text(
+        "Moved down after your verdicts: "
+    )
 
     small = _open_seconds(app, panel, crop, "fixer-review")
     expect(position).to_have_text(f"Patch 1 of {sampled}")

@@ -423,14 +423,21 @@ def test_the_panel_reorders_what_it_has_not_fetched_as_verdicts_come(
     start = ids.index(of_habit[2]) + 1
     tail = ids[start:]
     assert any(i in of_habit for i in tail)
-    order = _execute(
+    answer = _execute(
         "get_review_order",
         reviewed,
         run_key="fixer",
         ids=tail,
         places=places[start:],
-    )["order"]
-    reordered = [tail[k] for k in order]
+    )
+    reordered = [tail[k] for k in answer["order"]]
+    # the panel names the pair it moves down
+    habit = next(r for r in before["rows"] if r["id"] == of_habit[0])
+    sinking = answer["sinking"][0]
+    assert sinking["given"] == habit["given_label"]
+    assert sinking["suggested"] == habit["suggested_label"]
+    assert 0 < sinking["weight"] < 1
+    assert _queue(reviewed, source="fixer-patches")["sinking"] == [sinking]
     assert sorted(reordered) == sorted(tail)
     # as the queue opened now orders them, from the view's places
     opened = _queue(reviewed, source="fixer-patches")["ids"]
