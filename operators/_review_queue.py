@@ -212,14 +212,14 @@ def _ordered(
         [patches[i][2] for i in reviewed],
         [_VERDICT_VALUES[verdicts[i]] for i in reviewed],
     )
-    order = learned_order(
-        [patches.get(i, (None, None))[:2] for i in ids],
-        [_VERDICT_VALUES.get(verdicts.get(i)) for i in ids],
-        weights,
-        places,
-    )
+    pairs = [patches.get(i, (None, None))[:2] for i in ids]
+    verdict = [_VERDICT_VALUES.get(verdicts.get(i)) for i in ids]
+    order = learned_order(pairs, verdict, weights, places)
+    # (the pairs still to review here only: what the reviewer will meet)
+    present = {p for p, v in zip(pairs, verdict, strict=True) if v is None}
     sinking = sorted(
-        (pair for pair, w in weights.items() if w < 1), key=weights.get
+        (pair for pair, w in weights.items() if w < 1 and pair in present),
+        key=weights.get,
     )
     return order, [
         {"given": g, "suggested": s, "weight": round(weights[g, s], 3)}

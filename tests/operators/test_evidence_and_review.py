@@ -438,6 +438,15 @@ def test_the_panel_reorders_what_it_has_not_fetched_as_verdicts_come(
     assert sinking["suggested"] == habit["suggested_label"]
     assert 0 < sinking["weight"] < 1
     assert _queue(reviewed, source="fixer-patches")["sinking"] == [sinking]
+    # a pair is named only where some of its patches are left
+    others = [k for k, i in enumerate(tail) if i not in of_habit]
+    assert not _execute(
+        "get_review_order",
+        reviewed,
+        run_key="fixer",
+        ids=[tail[k] for k in others],
+        places=[places[start + k] for k in others],
+    )["sinking"]
     assert sorted(reordered) == sorted(tail)
     # as the queue opened now orders them, from the view's places
     opened = _queue(reviewed, source="fixer-patches")["ids"]
